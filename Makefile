@@ -1,0 +1,37 @@
+# recoup-runs: the front door. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8787
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint format emulator sync models report demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install the pinned dependencies
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+test: $(STAMP) ## run the test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check and format check
+	$(PY) -m ruff check pipelines tests
+	$(PY) -m ruff format --check pipelines tests
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(PY) -m ruff check --fix pipelines tests
+	$(PY) -m ruff format pipelines tests
+
+emulator: $(STAMP) ## serve the Recoup API emulator on 127.0.0.1:$(PORT)
+	$(PY) -m pipelines.emulator --port $(PORT)
+
+clean: ## remove the venv, local data and reports
+	rm -rf $(VENV) data reports bench-data .pytest_cache

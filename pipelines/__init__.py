@@ -1,0 +1,1 @@
+"""recoup-runs: copies every Recoup task run into a DuckDB warehouse."""
