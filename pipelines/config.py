@@ -1,0 +1,105 @@
+"""Settings of a sync: RECOUP_* variables first, then dlt's own names and `.dlt/` files."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from pipelines.recoup.errors import ConfigError
+from pipelines.recoup.fetch import DETAIL_MODES
+from pipelines.recoup.settings import DEFAULT_BASE_URL
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+DEFAULT_DB = "data/recoup.duckdb"
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: str
+    base_url: str
+    accounts: list[str]  # empty: the key's own account
+    db: Path
+    max_concurrency: int
+    max_rpm: int
+    details: str
+    keep_private: bool
+    lock_wait: float
+
+    def __repr__(self) -> str:  # never show the key, even in a traceback
+        return f"Settings(base_url={self.base_url!r}, accounts={len(self.accounts)}, db={str(self.db)!r})"
+
+
+def _lookup(name: str, env: Mapping[str, str], secret: bool = False) -> Any:
+    value = env.get(f"RECOUP_{name.upper()}")
+    if value is not None:
+        return value
+    provider = dlt.secrets if secret else dlt.config
+    try:
+        return provider.get(f"sources.recoup.{name}")
+    except Exception:  # a malformed .dlt file must not leak its contents in a traceback
+        raise ConfigError(f"cannot read sources.recoup.{name} from .dlt/ configuration") from None
+
+
+def _integer(name: str, value: Any, default: int, minimum: int) -> int:
+    if value is None or str(value).strip() == "":
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"RECOUP_{name.upper()} must be a whole number, got {str(value)[:40]!r}") from None
+    if number < minimum:
+        raise ConfigError(f"RECOUP_{name.upper()} must be at least {minimum}, got {number}")
+    return number
+
+
+def parse_accounts(value: Any) -> list[str]:
+    """Comma-separated account ids (or a list), each a UUID; duplicates dropped, order kept."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    accounts = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        if not _UUID.match(item):
+            raise ConfigError(f"RECOUP_ACCOUNTS: {item[:60]!r} is not an account id (a UUID)")
+        accounts.append(item.lower())
+    return list(dict.fromkeys(accounts))
+
+
+def database_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    raw = _lookup("db", env) or DEFAULT_DB
+    return Path(str(raw)).expanduser()
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Reads and checks every setting; raises ConfigError with a one-line message."""
+    env = os.environ if env is None else env
+    api_key = str(_lookup("api_key", env, secret=True) or "").strip()
+    if not api_key:
+        raise ConfigError("RECOUP_API_KEY is not set (or set it as sources.recoup.api_key in .dlt/secrets.toml)")
+    details = str(_lookup("details", env) or "all").strip().lower()
+    if details not in DETAIL_MODES:
+        raise ConfigError(f"RECOUP_DETAILS must be one of {', '.join(DETAIL_MODES)}, got {details[:20]!r}")
+    keep = str(_lookup("store_payloads", env) or "false").strip().lower()
+    if keep not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"RECOUP_STORE_PAYLOADS must be true or false, got {keep[:20]!r}")
+    lock_wait = _integer("lock_wait", _lookup("lock_wait", env), 0, 0)
+    return Settings(
+        api_key=api_key,
+        base_url=str(_lookup("base_url", env) or DEFAULT_BASE_URL).strip(),
+        accounts=parse_accounts(_lookup("accounts", env)),
+        db=database_path(env),
+        max_concurrency=_integer("max_concurrency", _lookup("max_concurrency", env), 8, 1),
+        max_rpm=_integer("max_rpm", _lookup("max_rpm", env), 300, 0),
+        details=details,
+        keep_private=keep in ("true", "1", "yes"),
+        lock_wait=float(lock_wait),
+    )

@@ -1,0 +1,103 @@
+"""Applies the SQL models in `sql/` to a warehouse, in dependency order, all or nothing.
+
+Each file is one model named after the file: `sql/staging/*.sql` become views in schema
+`staging` (rename and cast only), `sql/intermediate/*.sql` views in `intermediate`, and
+`sql/marts/*.sql` tables in `analytics`. A model's dependencies are the other models its SQL
+names. Everything runs in one transaction: a broken model changes nothing and is reported with
+its file name and DuckDB's message.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import duckdb
+
+from pipelines.recoup.errors import RecoupError
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+LAYERS = {"staging": ("staging", "view"), "intermediate": ("intermediate", "view"), "marts": ("analytics", "table")}
+
+
+class ModelError(RecoupError):
+    """A model could not be built; the previous models are still in place."""
+
+
+@dataclass(frozen=True)
+class Model:
+    path: Path
+    schema: str
+    kind: str  # view or table
+    sql: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.schema}.{self.path.stem}"
+
+
+def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+    """Every model under `sql_dir`, sorted so that each comes after what it reads."""
+    models = {}
+    for folder, (schema, kind) in LAYERS.items():
+        for path in sorted((sql_dir / folder).glob("*.sql")):
+            model = Model(path, schema, kind, path.read_text().strip().rstrip(";"))
+            models[model.name] = model
+    graph = {}
+    for name, model in models.items():
+        code = re.sub(r"--[^\n]*", "", model.sql.lower())  # a name in a comment is no dependency
+        named = set(re.findall(r"\b(staging|intermediate|analytics)\.(\w+)", code))
+        graph[name] = {f"{s}.{t}" for s, t in named if f"{s}.{t}" in models and f"{s}.{t}" != name}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise ModelError(f"models depend on each other in a cycle: {' -> '.join(exc.args[1])}") from None
+    return [models[name] for name in order]
+
+
+def apply_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Builds every model in one transaction; returns their names in build order."""
+    models = load_models(sql_dir)
+    con.execute("begin transaction")
+    try:
+        for schema in {m.schema for m in models}:
+            con.execute(f"create schema if not exists {schema}")
+        for model in models:
+            try:
+                con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
+            except duckdb.Error as exc:
+                message = str(exc).splitlines()[0]
+                raise ModelError(f"{model.path.relative_to(sql_dir.parent)}: {message}") from None
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+    return [m.name for m in models]
+
+
+def main() -> int:
+    """`make models`: rebuild the models of RECOUP_DB in place."""
+    from pipelines.config import database_path
+
+    db = database_path()
+    if not db.exists():
+        print(f"models: no warehouse at {db}; run `make sync` (or `make demo`) first", file=sys.stderr)
+        return 2
+    try:
+        from pipelines.warehouse import Paths, add_placeholders, sync_lock
+
+        with sync_lock(Paths(db), wait_seconds=60), duckdb.connect(str(db)) as con:
+            add_placeholders(con)
+            names = apply_models(con)
+    except (RecoupError, duckdb.Error) as exc:
+        print(f"models: {exc}", file=sys.stderr)
+        return 1
+    print(f"models: built {len(names)} models in {db}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

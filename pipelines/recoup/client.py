@@ -1,0 +1,215 @@
+"""The HTTP client of the Recoup API: httpx for transport, tenacity for narrow, capped retries."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
+
+from pipelines.recoup.errors import AccessDenied, ApiError, AuthError, ConfigError, RunNotFound
+from pipelines.recoup.settings import ACCOUNT_PATH, LIST_LIMIT, RUNS_PATH
+
+
+class _Retryable(Exception):
+    """A failure worth another try: 5xx, 429, a broken transport or an unreadable body."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
+@dataclass
+class RetryPolicy:
+    """How hard to try. `backoff` is the first wait in seconds; tests set it near zero."""
+
+    attempts: int = 6
+    max_seconds: float = 120.0
+    backoff: float = 0.5
+    max_wait: float = 30.0
+
+
+class RateLimiter:
+    """Spaces requests evenly so that no minute holds more than `per_minute` of them."""
+
+    def __init__(self, per_minute: int) -> None:
+        self._interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and any 127.0.0.0/8 or ::1 address."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+class RecoupClient:
+    """Talks to one Recoup API base URL with one key.
+
+    Args:
+        base_url: e.g. `https://recoup-api.vercel.app`; plain http only to loopback.
+        api_key: sent as `x-api-key`; never logged, never part of an error.
+        transport: an httpx transport, for tests or custom networking.
+        max_concurrency: requests in flight at once, across all threads.
+        max_rpm: requests per minute across the whole client; 0 means no cap.
+        retry: the retry policy.
+        timeout: seconds for connect, read and write.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        max_concurrency: int = 8,
+        max_rpm: int = 300,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        url = urlsplit(base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"RECOUP_BASE_URL must be an http(s) URL, got {base_url[:80]!r}")
+        if url.scheme == "http" and not is_loopback(url.hostname):
+            raise ConfigError(f"refusing to send the API key over plain http to {url.hostname}; use https")
+        if not api_key or not api_key.strip():
+            raise ConfigError("RECOUP_API_KEY is empty")
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self._slots = threading.BoundedSemaphore(max(1, max_concurrency))
+        self._limiter = RateLimiter(max_rpm)
+        self._stats_lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"x-api-key": api_key.strip(), "User-Agent": "recoup-runs/0.1"},
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=max(1, max_concurrency), max_keepalive_connections=max(1, max_concurrency)),
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RecoupClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public calls ----------------------------------------------------------------------
+
+    def fetch_own_account(self) -> str:
+        """The account id of the key itself (`GET /api/accounts/id`)."""
+        body = self._get(ACCOUNT_PATH, {}, what="own account")
+        account = body.get("accountId")
+        if not isinstance(account, str) or not account:
+            raise ApiError("own account: the answer has no accountId")
+        return account
+
+    def fetch_runs(self, account: str | None) -> list[Any]:
+        """The newest runs of `account` (None: the key's own), at most LIST_LIMIT."""
+        params: dict[str, Any] = {"limit": LIST_LIMIT}
+        if account is not None:
+            params["account_id"] = account  # httpx URL-encodes it
+        body = self._get(RUNS_PATH, params, what=f"account {account or 'own'}: list")
+        return body["runs"]
+
+    def fetch_run(self, run_id: str) -> dict[str, Any]:
+        """One run by id (retrieve mode). Raises RunNotFound when the API no longer knows it."""
+        body = self._get(RUNS_PATH, {"runId": run_id}, what=f"run {run_id[:64]}: retrieve")
+        if not body["runs"] or not isinstance(body["runs"][0], dict):
+            raise RunNotFound(f"run {run_id[:64]}: retrieve: empty answer", 200)
+        return body["runs"][0]
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, _Retryable) and error.retry_after is not None:
+            return min(error.retry_after, self.retry.max_wait)
+        ceiling = min(self.retry.max_wait, self.retry.backoff * 2 ** (state.attempt_number - 1))
+        return random.uniform(ceiling / 2, ceiling)  # jitter keeps many clients apart
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        with self._stats_lock:
+            self.retries += 1
+
+    def _get(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
+            stop=stop_after_attempt(self.retry.attempts) | stop_after_delay(self.retry.max_seconds),
+            wait=self._wait,
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(self._get_once, path, params, what)
+        except _Retryable as exc:
+            tries = retrying.statistics.get("attempt_number", 1)
+            raise ApiError(f"{what}: {exc} (gave up after {tries} tries)", exc.status) from None
+
+    def _get_once(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+        self._limiter.wait()
+        with self._stats_lock:
+            self.requests += 1
+        try:
+            with self._slots:
+                response = self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise _Retryable(f"transport error ({type(exc).__name__})") from None
+        status = response.status_code
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = None
+        message = (body.get("error") or body.get("message")) if isinstance(body, dict) else None
+        if status == 401:
+            raise AuthError(f"{what}: the API key was refused (401 {message or 'Unauthorized'})")
+        if status == 403:
+            raise AccessDenied(f"{what}: access denied (403)", status)
+        if status == 404 or (status == 500 and message == "Not found" and "runId" in params):
+            raise RunNotFound(f"{what}: not found ({status})", status)
+        if status == 429 or status >= 500:
+            raise _Retryable(f"HTTP {status}" + (f" {message}" if message else ""), status, _retry_after(response))
+        if status != 200:
+            raise ApiError(f"{what}: HTTP {status}" + (f" {message}" if message else ""), status)
+        if not isinstance(body, dict):
+            raise _Retryable("the answer is not JSON", status)
+        if "runs" in body and not isinstance(body["runs"], list):
+            raise _Retryable("the answer's runs is not a list", status)
+        if path == RUNS_PATH and "runs" not in body:
+            raise _Retryable("the answer has no runs", status)
+        return body

@@ -1,0 +1,226 @@
+"""What one sync fetches for one account, decided against what the warehouse already holds."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from pipelines.recoup.client import RecoupClient
+from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
+from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
+from pipelines.recoup.transform import carries_details, is_terminal, status_group, to_run_row
+
+log = logging.getLogger("recoup.fetch")
+
+DETAIL_MODES = ("all", "failed", "none")
+
+
+class StoredRun(NamedTuple):
+    """What the warehouse knows of a run before this sync."""
+
+    account_id: str
+    status: str | None
+    updated_at: datetime | None
+    detailed_at: datetime | None  # the updatedAt at which details were last fetched
+
+
+@dataclass
+class Index:
+    """The runs already stored, by id and by account."""
+
+    runs: dict[str, StoredRun] = field(default_factory=dict)
+    by_account: dict[str, set[str]] = field(default_factory=dict)
+    lost: set[str] = field(default_factory=set)  # in-flight runs the API no longer knows
+
+    def add(self, run_id: str, stored: StoredRun) -> None:
+        self.runs[run_id] = stored
+        self.by_account.setdefault(stored.account_id, set()).add(run_id)
+
+    def in_flight(self, account: str) -> list[str]:
+        ids = self.by_account.get(account, ())
+        return sorted(i for i in ids if i not in self.lost and not is_terminal(self.runs[i].status))
+
+
+@dataclass
+class AccountResult:
+    """Everything one account's sync produced: rows to load and the numbers for sync_log."""
+
+    account: str
+    list_rows: list[dict[str, Any]] = field(default_factory=list)
+    detail_rows: list[dict[str, Any]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    new: int = 0
+    updated: set[str] = field(default_factory=set)
+    refreshed: int = 0
+    lost: list[str] = field(default_factory=list)
+    possible_gap: bool = False
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.problems
+
+    def summary_error(self) -> str | None:
+        if self.error:
+            return self.error
+        if self.problems:
+            more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+            return self.problems[0] + more
+        return None
+
+
+@dataclass
+class FetchOptions:
+    details: str = "all"  # which finished runs get a details fetch: all, failed, none
+    keep_private: bool = False  # store payload and output
+
+
+def _same_status(a: str | None, b: str | None) -> bool:
+    # The same state reads FROZEN in a list and WAITING when retrieved: not a change.
+    return LEGACY_TO_CURRENT.get(a or "", a) == LEGACY_TO_CURRENT.get(b or "", b)
+
+
+def _changed(stored: StoredRun, row: dict[str, Any]) -> bool:
+    return stored.updated_at != row.get("updated_at") or not _same_status(stored.status, row.get("status"))
+
+
+def _wants_details(row: dict[str, Any], stored: StoredRun | None, options: FetchOptions) -> bool:
+    group = status_group(row.get("status"))
+    if options.details == "none" or not is_terminal(row.get("status")):
+        return False
+    if options.details == "failed" and group != "failed":
+        return False
+    return stored is None or stored.detailed_at != row.get("updated_at")
+
+
+def fetch_account(
+    client: RecoupClient,
+    account: str,
+    index: Index,
+    options: FetchOptions,
+    own: bool = False,
+    pool: ThreadPoolExecutor | None = None,
+) -> AccountResult:
+    """Lists an account's newest runs, then fetches details and in-flight refreshes.
+
+    Args:
+        own: list without `account_id` (the key's own account, whose id is `account`).
+        pool: where the per-run fetches run concurrently (the client caps requests in flight).
+
+    Raises:
+        AuthError: the key was refused; the whole sync must stop.
+    """
+    result = AccountResult(account)
+    try:
+        items = client.fetch_runs(None if own else account)
+    except AuthError:
+        raise
+    except ApiError as exc:
+        result.error = str(exc)
+        return result
+    seen_at = datetime.now(UTC)
+    stored_ids = index.by_account.get(account, set())
+    rows: dict[str, dict[str, Any]] = {}
+    raw: dict[str, dict[str, Any]] = {}
+    for item in items:
+        try:
+            row = to_run_row(item, account_id=account, seen_at=seen_at, keep_private=options.keep_private)
+        except BadRunError as exc:
+            result.problems.append(f"rejected {exc}")
+            continue
+        earlier = rows.get(row["id"])
+        if earlier is None or (row["updated_at"] or seen_at) > (earlier["updated_at"] or seen_at):
+            rows[row["id"]], raw[row["id"]] = row, item
+    result.seen.update(rows)
+    result.possible_gap = len(items) >= LIST_LIMIT and not (stored_ids & set(rows))
+
+    to_detail = []
+    for run_id, row in rows.items():
+        stored = index.runs.get(run_id)
+        if stored is None:
+            result.new += 1
+            result.list_rows.append(row)
+        elif _changed(stored, row) or stored.account_id != account:
+            result.updated.add(run_id)
+            result.list_rows.append(row)
+        if _wants_details(row, stored, options) and not carries_details(raw[run_id]):
+            to_detail.append(run_id)
+    refresh = [run_id for run_id in index.in_flight(account) if run_id not in rows]
+
+    def retrieve(run_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
+        try:
+            item = client.fetch_run(run_id)
+            row = to_run_row(item, account_id=account, seen_at=datetime.now(UTC), keep_private=options.keep_private)
+            if row["id"] != run_id:
+                return run_id, None, f"run {run_id[:64]}: retrieve answered another run"
+            return run_id, row, None
+        except RunNotFound:
+            return run_id, None, None
+        except AuthError:
+            raise
+        except (ApiError, BadRunError) as exc:
+            return run_id, None, str(exc)
+
+    jobs = to_detail + refresh
+    answers = pool.map(retrieve, jobs) if pool and len(jobs) > 1 else map(retrieve, jobs)
+    refreshing = set(refresh)
+    for run_id, row, problem in answers:
+        if problem:
+            result.problems.append(problem)
+            continue
+        if row is None:
+            if run_id in refreshing:
+                result.lost.append(run_id)
+            continue
+        result.seen.add(run_id)
+        result.detail_rows.append(row)
+        if run_id in refreshing:
+            result.refreshed += 1
+            if _changed(index.runs[run_id], row):
+                result.updated.add(run_id)
+    return result
+
+
+def fetch_all(
+    client: RecoupClient,
+    accounts: list[str],
+    index: Index,
+    options: FetchOptions,
+    own: bool = False,
+    concurrency: int = 8,
+    on_result: Callable[[AccountResult], None] | None = None,
+) -> Iterator[AccountResult]:
+    """Syncs accounts concurrently and yields each result as soon as it is complete.
+
+    At most `2 x concurrency` accounts are in progress, so memory stays bounded however many
+    accounts there are. An AuthError stops everything at once.
+    """
+    workers = max(1, concurrency)
+    with ThreadPoolExecutor(workers, thread_name_prefix="account") as accounts_pool, \
+            ThreadPoolExecutor(workers, thread_name_prefix="run") as runs_pool:  # fmt: skip
+        pending: set[Future[AccountResult]] = set()
+        queue = iter(accounts)
+        try:
+            while True:
+                while len(pending) < 2 * workers:
+                    account = next(queue, None)
+                    if account is None:
+                        break
+                    pending.add(accounts_pool.submit(fetch_account, client, account, index, options, own, runs_pool))
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    if on_result:
+                        on_result(result)
+                    yield result
+        finally:
+            for future in pending:
+                future.cancel()
+

@@ -1,0 +1,28 @@
+"""Constants of the Recoup API and of the warehouse layout."""
+
+DEFAULT_BASE_URL = "https://recoup-api.vercel.app"
+RUNS_PATH = "/api/tasks/runs"
+ACCOUNT_PATH = "/api/accounts/id"
+LIST_LIMIT = 100  # the most one list call returns; there is no cursor beyond it
+
+PIPELINE_NAME = "recoup"
+RAW_DATASET = "raw"  # must differ from the DuckDB file's own name
+
+STATUS_GROUPS = {
+    "queued": ("PENDING_VERSION", "WAITING_FOR_DEPLOY", "QUEUED", "DELAYED"),
+    "running": ("DEQUEUED", "EXECUTING", "REATTEMPTING"),
+    "waiting": ("WAITING", "FROZEN"),
+    "succeeded": ("COMPLETED",),
+    "failed": ("FAILED", "CRASHED", "SYSTEM_FAILURE", "INTERRUPTED", "TIMED_OUT"),
+    "canceled": ("CANCELED",),
+    "expired": ("EXPIRED",),
+}
+TERMINAL_GROUPS = frozenset({"succeeded", "failed", "canceled", "expired"})
+GROUP_OF_STATUS = {status: group for group, statuses in STATUS_GROUPS.items() for status in statuses}
+# List mode speaks the legacy vocabulary, retrieve mode the current one.
+LEGACY_TO_CURRENT = {
+    "FROZEN": "WAITING",
+    "REATTEMPTING": "EXECUTING",
+    "INTERRUPTED": "FAILED",
+    "WAITING_FOR_DEPLOY": "PENDING_VERSION",
+}

@@ -1,0 +1,181 @@
+"""The DuckDB warehouse file: the sync lock, a private working copy, and atomic publishing.
+
+Analysts open RECOUP_DB while syncs run. DuckDB allows one writer per file and a reader holding
+the file makes a load fail, so a sync never writes RECOUP_DB in place: it copies it to a private
+working folder beside it, loads and models there, then publishes by atomic rename. A reader
+keeps the version it opened; the next reader gets the new one; nobody sees half a load. A crash
+at any point leaves RECOUP_DB as the last complete sync left it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import filelock
+
+from pipelines.recoup import ATTEMPT_COLUMNS, RUN_COLUMNS, TAG_COLUMNS
+from pipelines.recoup.errors import ConfigError, LockHeld
+from pipelines.recoup.fetch import AccountResult, Index, StoredRun
+from pipelines.recoup.settings import RAW_DATASET
+
+PLACEHOLDER = "recoup-runs placeholder: no rows of this kind loaded yet"
+_DUCK_TYPES = {"text": "VARCHAR", "timestamp": "TIMESTAMPTZ", "bool": "BOOLEAN", "double": "DOUBLE",
+               "bigint": "BIGINT", "json": "JSON"}  # fmt: skip
+_DLT_ROOT = {"_dlt_load_id": "VARCHAR", "_dlt_id": "VARCHAR"}
+_DLT_CHILD = {"_dlt_root_id": "VARCHAR", "_dlt_parent_id": "VARCHAR", "_dlt_list_idx": "BIGINT", "_dlt_id": "VARCHAR"}
+RAW_TABLES = {
+    table: columns
+    for root in ("runs", "run_details")
+    for table, columns in (
+        (root, {**{n: _DUCK_TYPES[c["data_type"]] for n, c in RUN_COLUMNS.items()}, **_DLT_ROOT}),
+        (f"{root}__tags", {"value": "VARCHAR", **_DLT_CHILD}),
+        (f"{root}__attempts", {**{n: _DUCK_TYPES[c["data_type"]] for n, c in ATTEMPT_COLUMNS.items()}, **_DLT_CHILD}),
+    )
+}
+assert set(TAG_COLUMNS) == {"value"}
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every file a sync writes, all in the folder of the analysts' database."""
+
+    db: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.db.parent
+
+    @property
+    def lock(self) -> Path:
+        return self.folder / f".{self.db.name}.lock"
+
+    @property
+    def work(self) -> Path:
+        return self.folder / f".{self.db.stem}-work"
+
+    @property
+    def work_db(self) -> Path:
+        return self.work / self.db.name  # same file name: same catalog name inside DuckDB
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.work / "dlt"
+
+
+def prepare_folder(paths: Paths) -> None:
+    """Creates the database folder and checks that it is writable."""
+    try:
+        paths.folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the database folder {paths.folder}: {exc.strerror}") from None
+    if not os.access(paths.folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"the database folder {paths.folder} is not writable")
+
+
+@contextmanager
+def sync_lock(paths: Paths, wait_seconds: float) -> Iterator[None]:
+    """Holds the one-sync-at-a-time lock; the kernel frees it if the holder dies."""
+    lock = filelock.FileLock(paths.lock, timeout=max(0.0, wait_seconds))
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockHeld(f"another sync is running on {paths.db} (lock {paths.lock}); not starting") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def start_work_copy(paths: Paths) -> None:
+    """Replaces any leftover working folder by a fresh copy of the published database."""
+    shutil.rmtree(paths.work, ignore_errors=True)
+    paths.work.mkdir(parents=True)
+    if paths.db.exists():
+        shutil.copyfile(paths.db, paths.work_db)
+
+
+def publish(paths: Paths) -> None:
+    """Moves the finished working database over RECOUP_DB in one atomic step."""
+    with open(paths.work_db, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(paths.work_db, paths.db)
+    directory = os.open(paths.folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    shutil.rmtree(paths.work, ignore_errors=True)
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    rows = con.execute(
+        "select table_name, table_type from information_schema.tables where table_schema = ?", [RAW_DATASET]
+    ).fetchall()
+    return dict(rows)
+
+
+def drop_placeholders(con: duckdb.DuckDBPyConnection) -> None:
+    """Removes the empty stand-in views so that dlt can create the real tables."""
+    for name, kind in _tables(con).items():
+        if kind == "VIEW" and name in RAW_TABLES:
+            con.execute(f'drop view "{RAW_DATASET}"."{name}"')
+
+
+def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
+    """Gives every raw table the models read an empty stand-in until dlt has loaded one."""
+    con.execute(f"create schema if not exists {RAW_DATASET}")
+    existing = _tables(con)
+    for name, columns in RAW_TABLES.items():
+        if name in existing:
+            continue
+        select = ", ".join(f'null::{kind} as "{column}"' for column, kind in columns.items())
+        con.execute(f'create view "{RAW_DATASET}"."{name}" as select {select} where false')
+        con.execute(f"comment on view \"{RAW_DATASET}\".\"{name}\" is '{PLACEHOLDER}'")
+    con.execute(f"""
+        create table if not exists {RAW_DATASET}.sync_log (
+            synced_at timestamptz, account_id varchar, runs_seen integer, runs_new integer,
+            runs_updated integer, runs_refreshed integer, runs_lost integer, possible_gap boolean,
+            error varchar)
+    """)
+    con.execute(f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)")
+
+
+def read_index(con: duckdb.DuckDBPyConnection) -> Index:
+    """What the warehouse holds: each run's latest status and updatedAt, and its details mark.
+
+    Needs `add_placeholders` to have run, so that a warehouse with no runs yet reads as empty.
+    """
+    index = Index()
+    rows = con.execute(f"""
+        select l.id, l.account_id,
+               case when d.seen_at > l.seen_at then d.status else l.status end,
+               case when d.seen_at > l.seen_at then d.updated_at else l.updated_at end,
+               d.updated_at
+        from {RAW_DATASET}.runs l left join {RAW_DATASET}.run_details d on d.id = l.id
+    """).fetchall()
+    for run_id, account, status, updated_at, detailed_at in rows:
+        index.add(run_id, StoredRun(account, status, updated_at, detailed_at))
+    index.lost = {r[0] for r in con.execute(f"select run_id from {RAW_DATASET}.lost_runs").fetchall()}
+    return index
+
+
+def record_sync(con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult]) -> None:
+    """Appends one sync_log row per account and remembers runs the API has forgotten."""
+    con.executemany(
+        f"insert into {RAW_DATASET}.sync_log values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (synced_at, r.account, len(r.seen), r.new, len(r.updated), r.refreshed, len(r.lost),
+             r.possible_gap, r.summary_error())
+            for r in results
+        ],
+    )  # fmt: skip
+    lost = [(run_id, synced_at) for r in results for run_id in r.lost]
+    if lost:
+        con.executemany(f"insert or ignore into {RAW_DATASET}.lost_runs values (?, ?)", lost)

@@ -1,0 +1,24 @@
+-- One row per tag of a run, from the latest answer about the run. A tag splits at its first
+-- ':' into tag_key and tag_value (the rest, verbatim; 'key:' gives ''); no ':' gives
+-- tag_key = tag and tag_value null.
+with versions as (
+    select * from intermediate.run_versions
+),
+
+tags as (
+    select * from staging.list_tags
+    union all
+    select * from staging.detail_tags
+),
+
+final as (
+    select
+        versions.run_id,
+        tags.tag,
+        case when strpos(tags.tag, ':') > 0 then left(tags.tag, strpos(tags.tag, ':') - 1) else tags.tag end as tag_key,
+        case when strpos(tags.tag, ':') > 0 then substr(tags.tag, strpos(tags.tag, ':') + 1) end as tag_value
+    from versions
+    inner join tags on tags.observation_id = versions.latest_id
+)
+
+select * from final

@@ -1,0 +1,14 @@
+-- One row per tag of a run as list mode (GET /api/tasks/runs) last answered it.
+with source as (
+    select * from raw.runs__tags
+),
+
+renamed as (
+    select
+        _dlt_parent_id as observation_id,
+        _dlt_list_idx::integer as tag_index,
+        value as tag
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,16 @@
+-- One row per account per sync, as the sync recorded it.
+with source as (
+    select * from raw.sync_log
+)
+
+select
+    synced_at,
+    account_id,
+    runs_seen,
+    runs_new,
+    runs_updated,
+    runs_refreshed,
+    runs_lost,
+    possible_gap,
+    error
+from source
