@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 
+from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
+from pipelines.recoup.client import RetryPolicy
+from pipelines.recoup_pipeline import SyncSummary, run_sync
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 
@@ -28,3 +33,45 @@ def emulator(world: World) -> Iterator[EmulatorServer]:
 def http(emulator: EmulatorServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=emulator.url, timeout=10) as client:
         yield client
+
+
+FAST_RETRY = RetryPolicy(attempts=4, max_seconds=20, backoff=0.001, max_wait=0.05)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse" / "recoup.duckdb"
+
+
+def sync_env(world: World, server: EmulatorServer, db: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a sync of every world account through the emulator."""
+    env = {
+        "RECOUP_API_KEY": world.demo_key,
+        "RECOUP_BASE_URL": server.url,
+        "RECOUP_ACCOUNTS": ",".join(world.account_ids),
+        "RECOUP_DB": str(db),
+        "RECOUP_MAX_RPM": "0",
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+@pytest.fixture
+def sync(world: World, emulator: EmulatorServer, db_path: Path) -> Callable[..., SyncSummary]:
+    """Runs one real sync against the emulator into a DuckDB file in a temp folder."""
+
+    def run(**overrides: str) -> SyncSummary:
+        return run_sync(load_settings(sync_env(world, emulator, db_path, **overrides)), retry=FAST_RETRY)
+
+    return run
+
+
+@pytest.fixture
+def query(db_path: Path) -> Callable[..., list[tuple]]:
+    """Reads the published warehouse read-only, as an analyst would."""
+
+    def run(sql: str, *params: object) -> list[tuple]:
+        with duckdb.connect(str(db_path), read_only=True) as con:
+            return con.execute(sql, list(params)).fetchall()
+
+    return run

@@ -1,0 +1,262 @@
+"""The real sync against the emulator over HTTP, into a DuckDB file in a temp folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import load_settings
+from pipelines.emulator import EmulatorServer, World
+from pipelines.emulator.world import WINDOW
+from pipelines.recoup.errors import AuthError
+from pipelines.recoup_pipeline import run_sync
+from tests.conftest import FAST_RETRY, NOW, sync_env
+
+Query = Callable[..., list[tuple]]
+
+
+def _visible_ids(world: World) -> set[str]:
+    return {r["id"] for account in world.account_ids for r in world.visible(account, 100)}
+
+
+def test_first_sync_loads_every_visible_run_with_its_values(world: World, sync, query: Query) -> None:
+    summary = sync()
+    assert summary.exit_code == 0
+    expected = _visible_ids(world)
+    assert {r[0] for r in query("select run_id from analytics.runs")} == expected
+    assert sum(r.new for r in summary.results) == len(expected)
+
+    run = next(r for r in world.runs.values() if r["id"] in expected and r["status"] == "FAILED")
+    row = query(
+        "select account_id, status, status_group, task_identifier, env_name, cost_cents, base_cost_cents,"
+        " total_cost_usd, attempt_count, error_message, created_at from analytics.runs where run_id = ?",
+        run["id"],
+    )[0]
+    account = run["tags"][0].removeprefix("account:")
+    assert row[:5] == (account, "FAILED", "failed", run["taskIdentifier"], run["env"]["name"])
+    assert row[5] == pytest.approx(run["costInCents"]) and row[6] == pytest.approx(run["baseCostInCents"])
+    assert row[7] == pytest.approx((run["costInCents"] + run["baseCostInCents"]) / 100)
+    assert row[8] == len(run["attempts"]) and row[9] == run["error"]["message"]
+    assert row[10] == run["createdAt"]
+    tags = [t[0] for t in query("select tag from analytics.run_tags where run_id = ? order by tag", run["id"])]
+    assert tags == sorted(run["tags"])
+    attempts = query(
+        "select attempt_number, attempt_id, status from analytics.run_attempts where run_id = ? order by 1", run["id"]
+    )
+    assert attempts == [(i + 1, a["id"], a["status"]) for i, a in enumerate(run["attempts"])]
+
+
+def test_second_sync_adds_no_duplicates_and_writes_nothing(sync, query: Query) -> None:
+    sync()
+    loads = query("select count(*) from raw._dlt_loads")[0][0]
+    before = query("select count(*) from analytics.runs")[0][0]
+    summary = sync()
+    assert summary.exit_code == 0
+    assert sum(r.new + len(r.updated) for r in summary.results) == 0
+    assert query("select count(*), count(distinct run_id) from analytics.runs")[0] == (before, before)
+    assert query("select count(*) from raw._dlt_loads")[0][0] == loads, "an unchanged sync loads nothing"
+    assert query("select count(*) from raw.runs")[0][0] == before
+
+
+def test_changed_runs_are_updated_and_a_dropped_tag_is_gone(world: World, sync, query: Query) -> None:
+    account = world.account_ids[0]
+    run = world.add_run(account, created_at=world.now - timedelta(minutes=3), status="EXECUTING")
+    world.change_run(run["id"], tags=[f"account:{account}", "keep:me", "drop:me"])
+    sync()
+    world.advance(minutes=1)
+    world.change_run(run["id"], status="COMPLETED")
+    world.change_run(run["id"], costInCents=42.125, tags=[f"account:{account}", "keep:me"])
+    summary = sync()
+    assert sum(len(r.updated) for r in summary.results) == 1
+    assert query("select status, cost_cents from analytics.runs where run_id = ?", run["id"]) == [("COMPLETED", 42.125)]
+    tags = {t[0] for t in query("select tag from analytics.run_tags where run_id = ?", run["id"])}
+    assert tags == {f"account:{account}", "keep:me"}
+    assert query("select count(*) from raw.runs__tags where value = 'drop:me'") == [(0,)]
+
+
+def test_an_account_whose_newest_run_is_older_still_gets_new_runs(world: World, sync, query: Query) -> None:
+    """The per-account cursor trap: one global high-water mark would skip B's new run."""
+    a, b = world.account_ids[:2]
+    world.add_run(a, created_at=world.now - timedelta(seconds=5))
+    for rid in list(world.by_account[b]):
+        if world.runs[rid]["createdAt"] > world.now - timedelta(days=3):
+            world.runs[rid]["createdAt"] -= timedelta(days=3)
+    sync()
+    late = world.add_run(b, created_at=world.now - timedelta(days=3, hours=1))
+    summary = sync()
+    assert query("select account_id from analytics.runs where run_id = ?", late["id"]) == [(b,)]
+    assert {r.account: r.new for r in summary.results}[b] == 1
+
+
+def test_in_flight_run_past_the_100_run_window_is_followed_to_its_end(db_path: Path) -> None:
+    world = World(accounts=1, runs_per_account=10, seed=2, now=NOW)
+    account = world.account_ids[0]
+    run = world.add_run(account, created_at=world.now - timedelta(minutes=30), status="EXECUTING")
+    with EmulatorServer(world) as server:
+        settings = load_settings(sync_env(world, server, db_path))
+        run_sync(settings, retry=FAST_RETRY)
+        world.advance(minutes=10)
+        for _ in range(100):
+            world.add_run(account, created_at=world.now - timedelta(minutes=1))
+        world.complete_run(run["id"])
+        assert run["id"] not in {r["id"] for r in world.visible(account, 100)}
+        summary = run_sync(settings, retry=FAST_RETRY)
+    result = summary.results[0]
+    assert result.refreshed == 1 and run["id"] in result.updated
+    import duckdb
+
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert con.execute("select status, status_group from analytics.runs where run_id = ?", [run["id"]]).fetchall() == [
+            ("COMPLETED", "succeeded")
+        ]
+        log = con.execute("select runs_updated, runs_seen from analytics.sync_log order by synced_at desc limit 1").fetchall()
+    assert log[0][0] >= 1 and log[0][1] == 101
+
+
+def test_a_run_the_api_forgot_keeps_its_last_state_and_is_counted(world: World, sync, query: Query) -> None:
+    account = world.account_ids[0]
+    run = world.add_run(account, created_at=world.now - timedelta(minutes=5), status="QUEUED")
+    sync()
+    del world.runs[run["id"]]
+    world.by_account[account].remove(run["id"])
+    summary = sync()
+    assert {r.account: r.lost for r in summary.results}[account] == [run["id"]]
+    assert query("select status from analytics.runs where run_id = ?", run["id"]) == [("QUEUED",)]
+    assert "1 unknown to the API" in summary.lines()[-1]
+    summary = sync()
+    assert {r.account: r.lost for r in summary.results}[account] == [], "asked about only once"
+
+
+def test_possible_gap_on_full_first_sync_and_when_more_than_100_arrive(db_path: Path) -> None:
+    world = World(accounts=2, runs_per_account=150, seed=4, now=NOW)
+    busy, quiet = world.account_ids
+    world.by_account[quiet] = world.by_account[quiet][:20]
+    with EmulatorServer(world) as server:
+        settings = load_settings(sync_env(world, server, db_path))
+        first = {r.account: r.possible_gap for r in run_sync(settings, retry=FAST_RETRY).results}
+        assert first == {busy: True, quiet: False}
+        for _ in range(5):
+            world.add_run(busy, created_at=world.now - timedelta(seconds=30))
+        second = {r.account: r.possible_gap for r in run_sync(settings, retry=FAST_RETRY).results}
+        assert second == {busy: False, quiet: False}
+        world.advance(minutes=5)
+        for _ in range(120):
+            world.add_run(busy, created_at=world.now - timedelta(seconds=30))
+        third = run_sync(settings, retry=FAST_RETRY)
+    assert {r.account: r.possible_gap for r in third.results} == {busy: True, quiet: False}
+    assert any("possible gap" in line and busy in line for line in third.lines())
+
+
+@pytest.mark.parametrize("kind", ["upstream_429", "500", "502", "503", "504", "truncated", "drop", "html", "not_json"])
+def test_each_fault_kind_is_retried_to_success(world: World, sync, query: Query, kind: str) -> None:
+    world.inject(kind, count=2, mode="list", account=world.account_ids[1])
+    summary = sync()
+    assert summary.exit_code == 0, summary.lines()
+    assert summary.retries == 2
+    assert {r[0] for r in query("select run_id from analytics.runs")} == _visible_ids(world)
+
+
+def test_retry_after_is_honoured(world: World, sync) -> None:
+    world.inject("503", retry_after=0.04, mode="list")
+    summary = sync(RECOUP_ACCOUNTS=world.account_ids[0])
+    assert summary.exit_code == 0 and summary.retries == 1
+
+
+def test_a_slow_answer_is_waited_for(world: World, sync) -> None:
+    world.inject("delay", delay=0.3, mode="list")
+    assert sync().exit_code == 0
+
+
+def test_persistent_failure_of_one_account_leaves_the_others_loaded(world: World, sync, query: Query) -> None:
+    bad = world.account_ids[2]
+    world.inject("upstream_429", count=1000, mode="list", account=bad)
+    summary = sync()
+    assert summary.exit_code == 1
+    assert [r.account for r in summary.failed] == [bad]
+    loaded = {r[0] for r in query("select distinct account_id from analytics.runs")}
+    assert loaded == set(world.account_ids[:2])
+    log = dict(query("select account_id, error from analytics.sync_log"))
+    assert "Trigger.dev API error: 429" in log[bad] and "gave up after 4 tries" in log[bad]
+    assert log[world.account_ids[0]] is None
+    assert any(line.startswith(f"account {bad}: FAILED") for line in summary.lines())
+
+
+def test_forbidden_account_fails_alone_and_is_not_retried(world: World, emulator: EmulatorServer, db_path: Path, query: Query) -> None:
+    key = world.add_key(world.account_ids[0], readable=[world.account_ids[1]])
+    env = sync_env(world, emulator, db_path, RECOUP_API_KEY=key)
+    summary = run_sync(load_settings(env), retry=FAST_RETRY)
+    assert summary.exit_code == 1
+    assert [r.account for r in summary.failed] == [world.account_ids[2]]
+    assert "access denied (403)" in summary.failed[0].error
+    assert len(world.requests(account=world.account_ids[2])) == 1
+    assert query("select count(distinct account_id) from analytics.runs") == [(2,)]
+
+
+def test_a_refused_key_stops_the_sync_and_publishes_nothing(world: World, emulator: EmulatorServer, db_path: Path) -> None:
+    env = sync_env(world, emulator, db_path, RECOUP_API_KEY="recoup_sk_revoked")
+    with pytest.raises(AuthError, match="401"):
+        run_sync(load_settings(env), retry=FAST_RETRY)
+    assert not db_path.exists()
+    assert len(world.requests()) <= 8, "no retries on 401"
+
+
+def test_observed_profile_legacy_statuses_attempt_counts_and_errors(world: World, sync, query: Query) -> None:
+    world.profile = "observed"
+    frozen = world.add_run(world.account_ids[0], created_at=world.now - timedelta(minutes=1), status="FROZEN")
+    summary = sync()
+    assert summary.exit_code == 0
+    assert query("select status, status_group from analytics.runs where run_id = ?", frozen["id"]) == [("FROZEN", "waiting")]
+    failed = [r for r in world.runs.values() if r["id"] in _visible_ids(world) and r["status"] == "FAILED"]
+    for run in failed:
+        row = query("select attempt_count, error_message from analytics.runs where run_id = ?", run["id"])
+        assert row == [(len(run["attempts"]), run["error"]["message"])]
+    assert query("select count(*) from analytics.run_attempts") == [(0,)], "observed answers carry no attempts"
+    retrieves = len(world.requests(mode="retrieve"))
+    terminal = query("select count(*) from analytics.runs where status_group in ('succeeded','failed','canceled','expired')")
+    assert retrieves == terminal[0][0], "each finished run is detailed once"
+    sync()
+    assert len(world.requests(mode="retrieve")) == retrieves, "never again while unchanged"
+
+
+def test_details_failed_only_and_none(world: World, sync, query: Query) -> None:
+    world.profile = "observed"
+    sync(RECOUP_DETAILS="failed")
+    failed = query("select count(*) from analytics.runs where status_group = 'failed'")[0][0]
+    assert len(world.requests(mode="retrieve")) == failed
+    assert query("select count(*) from analytics.runs where status_group = 'succeeded' and attempt_count is not null") == [(0,)]
+
+
+def test_documented_items_need_no_details_fetch(world: World, sync) -> None:
+    sync()
+    assert world.requests(mode="retrieve") == []
+
+
+def test_own_account_mode_lists_without_account_id(world: World, emulator: EmulatorServer, db_path: Path, query: Query) -> None:
+    key = world.add_key(world.account_ids[1])
+    env = sync_env(world, emulator, db_path, RECOUP_API_KEY=key, RECOUP_ACCOUNTS="")
+    summary = run_sync(load_settings(env), retry=FAST_RETRY)
+    assert [r.account for r in summary.results] == [world.account_ids[1]]
+    assert world.requests(path="/api/accounts/id")
+    assert all("account_id" not in e["query"] for e in world.requests(mode="list"))
+    assert query("select distinct account_id from analytics.runs") == [(world.account_ids[1],)]
+
+
+def test_moving_the_window_never_deletes_stored_runs(world: World, sync, query: Query) -> None:
+    sync()
+    before = query("select count(*) from analytics.runs")[0][0]
+    world.advance(days=WINDOW.days + 1)
+    sync()
+    assert query("select count(*) from analytics.runs")[0][0] == before
+
+
+def test_wiping_the_working_state_loses_nothing(world: World, sync, db_path: Path, query: Query) -> None:
+    sync()
+    work = db_path.parent / ".recoup-work"
+    work.mkdir(exist_ok=True)
+    (work / "junk").write_text("left by a crash")
+    summary = sync()
+    assert sum(r.new for r in summary.results) == 0
+    assert not work.exists()
