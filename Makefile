@@ -33,5 +33,17 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 emulator: $(STAMP) ## serve the Recoup API emulator on 127.0.0.1:$(PORT)
 	$(PY) -m pipelines.emulator --port $(PORT)
 
+sync: $(STAMP) ## one sync of every configured account into RECOUP_DB (see README)
+	$(PY) -m pipelines.recoup_pipeline
+
+models: $(STAMP) ## rebuild the SQL models of sql/ in RECOUP_DB
+	$(PY) -m pipelines.models
+
+report: $(STAMP) ## write the cost report into RECOUP_REPORTS_DIR (default reports/)
+	$(PY) -m pipelines.report
+
+demo: $(STAMP) ## zero-config: emulator, two syncs, the report
+	$(PY) -m pipelines.demo
+
 clean: ## remove the venv, local data and reports
 	rm -rf $(VENV) data reports bench-data .pytest_cache

@@ -30,6 +30,7 @@ class Settings:
     details: str
     keep_private: bool
     lock_wait: float
+    retry_attempts: int = 6
 
     def __repr__(self) -> str:  # never show the key, even in a traceback
         return f"Settings(base_url={self.base_url!r}, accounts={len(self.accounts)}, db={str(self.db)!r})"
@@ -102,4 +103,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         details=details,
         keep_private=keep in ("true", "1", "yes"),
         lock_wait=float(lock_wait),
+        retry_attempts=_integer("retry_attempts", _lookup("retry_attempts", env), 6, 1),
     )

@@ -2,7 +2,8 @@
 
 Each file is one model named after the file: `sql/staging/*.sql` become views in schema
 `staging` (rename and cast only), `sql/intermediate/*.sql` views in `intermediate`, and
-`sql/marts/*.sql` tables in `analytics`. A model's dependencies are the other models its SQL
+`sql/marts/*.sql` tables in `analytics` (a `-- materialized: view` line makes a mart a view,
+for marts that read session variables such as the reporting period). A model's dependencies are the other models its SQL
 names. Everything runs in one transaction: a broken model changes nothing and is reported with
 its file name and DuckDB's message.
 """
@@ -44,7 +45,9 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
     models = {}
     for folder, (schema, kind) in LAYERS.items():
         for path in sorted((sql_dir / folder).glob("*.sql")):
-            model = Model(path, schema, kind, path.read_text().strip().rstrip(";"))
+            sql = path.read_text().strip().rstrip(";")
+            materialized = re.search(r"^--\s*materialized:\s*(view|table)\s*$", sql, re.MULTILINE)
+            model = Model(path, schema, materialized.group(1) if materialized else kind, sql)
             models[model.name] = model
     graph = {}
     for name, model in models.items():
@@ -79,23 +82,26 @@ def apply_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> lis
 
 
 def main() -> int:
-    """`make models`: rebuild the models of RECOUP_DB in place."""
+    """`make models`: rebuild the models of RECOUP_DB, published like a sync publishes."""
+    from pipelines import warehouse
     from pipelines.config import database_path
 
-    db = database_path()
-    if not db.exists():
-        print(f"models: no warehouse at {db}; run `make sync` (or `make demo`) first", file=sys.stderr)
+    paths = warehouse.Paths(database_path())
+    if not paths.db.exists():
+        print(f"models: no warehouse at {paths.db}; run `make sync` (or `make demo`) first", file=sys.stderr)
         return 2
     try:
-        from pipelines.warehouse import Paths, add_placeholders, sync_lock
-
-        with sync_lock(Paths(db), wait_seconds=60), duckdb.connect(str(db)) as con:
-            add_placeholders(con)
-            names = apply_models(con)
+        with warehouse.sync_lock(paths, wait_seconds=60):
+            warehouse.start_work_copy(paths)
+            with duckdb.connect(str(paths.work_db)) as con:
+                warehouse.add_placeholders(con)
+                names = apply_models(con)
+                con.execute("checkpoint")
+            warehouse.publish(paths)
     except (RecoupError, duckdb.Error) as exc:
         print(f"models: {exc}", file=sys.stderr)
         return 1
-    print(f"models: built {len(names)} models in {db}")
+    print(f"models: built {len(names)} models in {paths.db}")
     return 0
 
 

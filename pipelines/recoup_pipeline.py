@@ -102,7 +102,7 @@ def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=Non
     summary = SyncSummary()
     with RecoupClient(
         settings.base_url, settings.api_key, transport=transport, max_concurrency=settings.max_concurrency,
-        max_rpm=settings.max_rpm, retry=retry,
+        max_rpm=settings.max_rpm, retry=retry or RetryPolicy(attempts=settings.retry_attempts),
     ) as client, warehouse.sync_lock(paths, settings.lock_wait):  # fmt: skip
         own = not settings.accounts
         accounts = [client.fetch_own_account()] if own else settings.accounts

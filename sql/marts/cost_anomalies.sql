@@ -1,0 +1,46 @@
+-- materialized: view
+-- One row per account and UTC day whose cost exceeds a multiple (default 3, or
+-- `set variable anomaly_multiple = 5`) of that account's median daily cost over the 7 days
+-- before it. Days with no runs count as zero. For spotting runaway spend.
+with daily as (
+    select day, account_id, sum(total_cost_usd) as total_cost_usd
+    from analytics.daily_cost
+    group by all
+),
+
+calendar as (
+    select account_id, unnest(generate_series(min(day), max(day), interval 1 day))::date as day
+    from daily
+    group by account_id
+),
+
+filled as (
+    select calendar.day, calendar.account_id, coalesce(daily.total_cost_usd, 0) as total_cost_usd
+    from calendar
+    left join daily using (account_id, day)
+),
+
+windowed as (
+    select
+        *,
+        median(total_cost_usd) over (
+            partition by account_id order by day rows between 7 preceding and 1 preceding
+        ) as trailing_median_usd,
+        count(*) over (partition by account_id order by day rows between 7 preceding and 1 preceding)
+            as trailing_days
+    from filled
+),
+
+final as (
+    select
+        day,
+        account_id,
+        total_cost_usd,
+        trailing_median_usd,
+        total_cost_usd / nullif(trailing_median_usd, 0) as ratio
+    from windowed
+    where trailing_days = 7
+        and total_cost_usd > coalesce(getvariable('anomaly_multiple'), 3) * trailing_median_usd
+)
+
+select * from final

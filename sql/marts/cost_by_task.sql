@@ -1,0 +1,22 @@
+-- materialized: view
+-- One row per account and task over the reporting period: runs, outcomes and cost in USD,
+-- with the cost of each successful run. For "what do we spend, where, and is it worth it".
+with runs as (
+    select * from analytics.runs_in_period
+),
+
+final as (
+    select
+        account_id,
+        task_identifier,
+        count(*)::integer as run_count,
+        count(*) filter (where status_group = 'succeeded')::integer as succeeded_run_count,
+        count(*) filter (where status_group = 'failed')::integer as failed_run_count,
+        sum(total_cost_usd) as total_cost_usd,
+        sum(total_cost_usd) / nullif(count(*) filter (where status_group = 'succeeded'), 0)
+            as cost_per_successful_run_usd
+    from runs
+    group by all
+)
+
+select * from final

@@ -1,0 +1,21 @@
+-- materialized: view
+-- One row per run created within the reporting period (staging.report_period), with the
+-- UTC day it was created and its queue wait. The base of the period marts below.
+with runs as (
+    select * from analytics.runs
+),
+
+period as (
+    select * from staging.report_period
+),
+
+final as (
+    select
+        runs.*,
+        (runs.created_at at time zone 'UTC')::date as day,
+        epoch(runs.started_at - runs.created_at) as queue_wait_s
+    from runs, period
+    where (runs.created_at at time zone 'UTC')::date between period.period_start and period.period_end
+)
+
+select * from final

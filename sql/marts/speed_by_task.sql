@@ -1,0 +1,20 @@
+-- materialized: view
+-- One row per task over the reporting period: run duration and queue wait (started_at -
+-- created_at) percentiles, in seconds. Runs that never started count for neither.
+with runs as (
+    select * from analytics.runs_in_period
+),
+
+final as (
+    select
+        task_identifier,
+        count(*)::integer as run_count,
+        quantile_cont(duration_ms, 0.5) filter (where started_at is not null) / 1000 as duration_p50_s,
+        quantile_cont(duration_ms, 0.95) filter (where started_at is not null) / 1000 as duration_p95_s,
+        quantile_cont(queue_wait_s, 0.5) as queue_wait_p50_s,
+        quantile_cont(queue_wait_s, 0.95) as queue_wait_p95_s
+    from runs
+    group by all
+)
+
+select * from final

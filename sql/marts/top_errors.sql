@@ -1,0 +1,27 @@
+-- materialized: view
+-- One row per task and error message over the reporting period, most frequent first within
+-- each task (error_rank 1 = the commonest). For triage of failing tasks.
+with runs as (
+    select * from analytics.runs_in_period
+),
+
+counted as (
+    select
+        task_identifier,
+        error_message,
+        count(*)::integer as run_count,
+        max(created_at) as last_seen_at
+    from runs
+    where error_message is not null
+    group by all
+),
+
+final as (
+    select
+        *,
+        row_number() over (partition by task_identifier order by run_count desc, error_message)::integer
+            as error_rank
+    from counted
+)
+
+select * from final
