@@ -1,0 +1,219 @@
+"""The SQL models: integrity on a synced warehouse, and hand-worked given/expected rows."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.models import SQL_DIR, ModelError, apply_models, load_models
+from pipelines.recoup.settings import GROUP_OF_STATUS
+from pipelines.warehouse import RAW_TABLES, add_placeholders
+
+ACCOUNT_A = "aaaaaaaa-0000-4000-8000-000000000001"
+ACCOUNT_B = "bbbbbbbb-0000-4000-8000-000000000002"
+T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
+
+
+# -- integrity on a real synced warehouse -------------------------------------------------------
+
+
+def test_keys_are_unique_and_not_null(sync, query) -> None:
+    sync()
+    assert query("select count(*), count(distinct run_id), count(run_id) from analytics.runs")[0] == (
+        query("select count(*) from analytics.runs")[0][0],
+    ) * 3
+    assert query("select count(*) from analytics.runs where account_id is null or created_at is null") == [(0,)]
+    dupes = query("select run_id, attempt_number, count(*) from analytics.run_attempts group by all having count(*) > 1")
+    assert dupes == []
+    assert query("select count(*) from analytics.run_tags group by run_id, tag having count(*) > 1") == []
+
+
+def test_status_group_takes_only_accepted_values(sync, query, world) -> None:
+    odd = world.add_run(world.account_ids[0], created_at=world.now - timedelta(minutes=2))
+    world.change_run(odd["id"], status="COMPLETED")
+    odd["status"] = "BRAND_NEW_STATUS"
+    sync()
+    groups = {r[0] for r in query("select distinct status_group from analytics.runs")}
+    assert groups <= {"queued", "running", "waiting", "succeeded", "failed", "canceled", "expired", "unknown"}
+    assert query("select status_group from analytics.runs where run_id = ?", odd["id"]) == [("unknown",)]
+
+
+def test_tags_and_attempts_point_at_existing_runs(sync, query) -> None:
+    sync()
+    for table in ("run_tags", "run_attempts"):
+        orphans = query(f"select count(*) from analytics.{table} t anti join analytics.runs r using (run_id)")
+        assert orphans == [(0,)], table
+    assert query("select count(*) from analytics.run_tags")[0][0] > 0
+    assert query("select count(*) from analytics.run_attempts")[0][0] > 0
+
+
+def test_sql_status_groups_match_the_sync(tmp_path: Path) -> None:
+    with duckdb.connect(str(tmp_path / "x.duckdb")) as con:
+        sql = (SQL_DIR / "staging" / "status_groups.sql").read_text()
+        assert dict(con.execute(sql).fetchall()) == GROUP_OF_STATUS
+
+
+# -- the runner -----------------------------------------------------------------------------------
+
+
+def test_every_model_file_says_what_a_row_is() -> None:
+    for model in load_models():
+        first = model.sql.splitlines()[0]
+        if first.startswith("-- materialized"):
+            first = model.sql.splitlines()[1]
+        assert first.startswith("-- One row"), model.path
+
+
+def test_applying_twice_changes_nothing(warehouse_con) -> None:
+    first = warehouse_con.execute("select * from analytics.daily_cost order by all").fetchall()
+    apply_models(warehouse_con)
+    assert warehouse_con.execute("select * from analytics.daily_cost order by all").fetchall() == first
+
+
+def test_a_broken_model_names_its_file_and_keeps_the_previous_models(warehouse_con, tmp_path: Path) -> None:
+    broken = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, broken)
+    (broken / "marts" / "daily_cost.sql").write_text("-- One row of nothing\nselect no_such_column from analytics.runs")
+    before = warehouse_con.execute("select count(*) from analytics.daily_cost").fetchall()
+    with pytest.raises(ModelError, match=r"sql/marts/daily_cost\.sql: Binder Error"):
+        apply_models(warehouse_con, broken)
+    assert warehouse_con.execute("select count(*) from analytics.daily_cost").fetchall() == before
+
+
+# -- given rows, expected rows --------------------------------------------------------------------
+
+
+def _insert_run(con, run_id: str, account: str, task: str, status: str, created: datetime, *,
+                cost: float = 0.0, base: float = 0.0, started: datetime | None = None, duration_ms: int = 0,
+                is_test: bool = False, env: str = "prod", attempts: int = 1, error: str | None = None) -> None:  # fmt: skip
+    row = {"id": run_id, "account_id": account, "status": status, "task_identifier": task, "created_at": created,
+           "updated_at": created, "started_at": started, "seen_at": T0, "is_test": is_test, "env_name": env,
+           "cost_in_cents": cost, "base_cost_in_cents": base, "duration_ms": duration_ms, "has_attempts": True,
+           "has_error": True, "error_message": error, "_dlt_id": f"{run_id}-obs", "_dlt_load_id": "1"}  # fmt: skip
+    names = ", ".join(row)
+    con.execute(f"insert into raw.runs ({names}) values ({', '.join('?' * len(row))})", list(row.values()))
+    for n in range(attempts):
+        con.execute(
+            "insert into raw.runs__attempts (attempt_id, attempt_number, status, _dlt_parent_id, _dlt_root_id,"
+            " _dlt_list_idx, _dlt_id) values (?, ?, 'COMPLETED', ?, ?, ?, ?)",
+            [f"{run_id}-a{n}", n + 1, f"{run_id}-obs", f"{run_id}-obs", n, f"{run_id}-att{n}"],
+        )
+
+
+@pytest.fixture
+def raw_con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An empty warehouse whose raw tables are real tables, ready for hand-written rows."""
+    with duckdb.connect(str(tmp_path / "given.duckdb")) as con:
+        con.execute("create schema raw")
+        for name, columns in RAW_TABLES.items():
+            con.execute(f"create table raw.{name} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
+        add_placeholders(con)
+        yield con
+
+
+@pytest.fixture
+def warehouse_con(raw_con) -> duckdb.DuckDBPyConnection:
+    _insert_run(raw_con, "run_1", ACCOUNT_A, "render", "COMPLETED", T0, cost=1.005, base=0.0025)
+    apply_models(raw_con)
+    return raw_con
+
+
+def _period(con, start: date, end: date) -> None:
+    con.execute("set variable period_start = ?", [start])
+    con.execute("set variable period_end = ?", [end])
+
+
+def test_daily_cost_splits_days_in_utc_whatever_the_reader_timezone(raw_con) -> None:
+    last_ms = datetime(2026, 11, 10, 23, 59, 59, 999000, tzinfo=UTC)
+    _insert_run(raw_con, "r1", ACCOUNT_A, "render", "COMPLETED", last_ms, cost=1.005, base=0.0025)
+    _insert_run(raw_con, "r2", ACCOUNT_A, "render", "FAILED", last_ms + timedelta(milliseconds=1), cost=0.3333, base=0.0025)
+    _insert_run(raw_con, "r3", ACCOUNT_A, "render", "CRASHED", last_ms + timedelta(hours=1), cost=2.5, is_test=True)
+    _insert_run(raw_con, "r4", ACCOUNT_A, "render", "COMPLETED", last_ms, cost=10, env="staging")
+    raw_con.execute("set TimeZone = 'America/Los_Angeles'")
+    apply_models(raw_con)
+    rows = raw_con.execute(
+        "select day, env_name, run_count, failed_run_count, round(total_cost_usd, 8) from analytics.daily_cost order by all"
+    ).fetchall()
+    assert rows == [
+        (date(2026, 11, 10), "prod", 1, 0, 0.010075),  # (1.005 + 0.0025) / 100
+        (date(2026, 11, 10), "staging", 1, 0, 0.1),
+        (date(2026, 11, 11), "prod", 2, 2, 0.028358),  # (0.3333 + 0.0025 + 2.5) / 100, test run included
+    ]
+
+
+def test_cost_by_task_and_cost_per_successful_run(raw_con) -> None:
+    _insert_run(raw_con, "r1", ACCOUNT_A, "render", "COMPLETED", T0, cost=30, base=0.5)
+    _insert_run(raw_con, "r2", ACCOUNT_A, "render", "COMPLETED", T0, cost=10, base=0.5)
+    _insert_run(raw_con, "r3", ACCOUNT_A, "render", "FAILED", T0, cost=9, base=0)
+    _insert_run(raw_con, "r4", ACCOUNT_B, "render", "FAILED", T0, cost=4)
+    _insert_run(raw_con, "r5", ACCOUNT_A, "render", "COMPLETED", T0 - timedelta(days=40), cost=1000)  # outside
+    apply_models(raw_con)
+    _period(raw_con, date(2026, 11, 1), date(2026, 11, 30))
+    rows = raw_con.execute(
+        "select account_id, run_count, succeeded_run_count, failed_run_count, round(total_cost_usd, 6),"
+        " round(cost_per_successful_run_usd, 6) from analytics.cost_by_task order by account_id"
+    ).fetchall()
+    assert rows == [(ACCOUNT_A, 3, 2, 1, 0.5, 0.25), (ACCOUNT_B, 1, 0, 1, 0.04, None)]
+
+
+def test_reliability_by_task(raw_con) -> None:
+    _insert_run(raw_con, "r1", ACCOUNT_A, "sync", "COMPLETED", T0, attempts=1)
+    _insert_run(raw_con, "r2", ACCOUNT_A, "sync", "COMPLETED", T0, attempts=3)
+    _insert_run(raw_con, "r3", ACCOUNT_A, "sync", "TIMED_OUT", T0, attempts=2, error="took too long")
+    _insert_run(raw_con, "r4", ACCOUNT_A, "sync", "EXECUTING", T0, attempts=1)
+    _insert_run(raw_con, "r5", ACCOUNT_A, "sync", "CANCELED", T0, attempts=0)
+    _insert_run(raw_con, "r6", ACCOUNT_A, "sync", "FAILED", T0, attempts=1, error="took too long")
+    _insert_run(raw_con, "r7", ACCOUNT_A, "sync", "CRASHED", T0, attempts=1, error="oom")
+    apply_models(raw_con)
+    _period(raw_con, date(2026, 11, 10), date(2026, 11, 10))
+    row = raw_con.execute("select * from analytics.reliability_by_task").fetchall()
+    # finished = 6 (all but EXECUTING); failed = 3 -> 0.5; retried = r2, r3
+    assert row == [("sync", 7, 6, 3, 0.5, 2)]
+    errors = raw_con.execute("select error_message, run_count, error_rank from analytics.top_errors order by 3").fetchall()
+    assert errors == [("took too long", 2, 1), ("oom", 1, 2)]
+
+
+def test_speed_by_task_percentiles_and_queue_wait(raw_con) -> None:
+    for i, (wait_s, duration_s) in enumerate([(1, 10), (2, 20), (3, 30), (4, 40), (5, 50)]):
+        _insert_run(raw_con, f"r{i}", ACCOUNT_A, "render", "COMPLETED", T0,
+                    started=T0 + timedelta(seconds=wait_s), duration_ms=duration_s * 1000)  # fmt: skip
+    _insert_run(raw_con, "queued", ACCOUNT_A, "render", "QUEUED", T0)  # never started: counts for neither
+    apply_models(raw_con)
+    _period(raw_con, date(2026, 11, 10), date(2026, 11, 10))
+    row = raw_con.execute("select * from analytics.speed_by_task").fetchall()
+    # quantile_cont over 5 values: p50 = middle, p95 = 4th + 0.8 * (5th - 4th)
+    assert row == [("render", 6, 30.0, 48.0, 3.0, 4.8)]
+
+
+def test_cost_anomalies_against_the_trailing_7_day_median(raw_con) -> None:
+    for day in range(8):
+        cost = 100.0 if day < 7 else 500.0  # cents per day: $1 for a week, then $5
+        _insert_run(raw_con, f"a{day}", ACCOUNT_A, "render", "COMPLETED", T0 + timedelta(days=day), cost=cost)
+        _insert_run(raw_con, f"b{day}", ACCOUNT_B, "render", "COMPLETED", T0 + timedelta(days=day), cost=250.0)
+    apply_models(raw_con)
+    rows = raw_con.execute("select day, account_id, total_cost_usd, trailing_median_usd, ratio from analytics.cost_anomalies").fetchall()
+    assert rows == [(date(2026, 11, 17), ACCOUNT_A, 5.0, 1.0, 5.0)]
+    raw_con.execute("set variable anomaly_multiple = 6")
+    assert raw_con.execute("select count(*) from analytics.cost_anomalies").fetchall() == [(0,)]
+
+
+def test_latest_observation_wins_and_details_fields_survive(raw_con) -> None:
+    """A newer list answer without error keeps the error a retrieve answer gave earlier."""
+    _insert_run(raw_con, "r1", ACCOUNT_A, "sync", "FAILED", T0, attempts=2)
+    raw_con.execute("update raw.runs set has_error = false, has_attempts = false, seen_at = ?, env_name = 'prod'",
+                    [T0 + timedelta(hours=1)])  # fmt: skip
+    raw_con.execute(
+        "insert into raw.run_details (id, status, task_identifier, created_at, updated_at, seen_at, has_error,"
+        " error_message, has_attempts, attempt_count, _dlt_id, _dlt_load_id)"
+        " values ('r1', 'FAILED', 'sync', ?, ?, ?, true, 'boom', false, 4, 'r1-det', '1')",
+        [T0, T0, T0 + timedelta(minutes=5)],
+    )
+    apply_models(raw_con)
+    row = raw_con.execute("select status, env_name, error_message, attempt_count from analytics.runs").fetchall()
+    assert row == [("FAILED", "prod", "boom", 4)]
+    assert raw_con.execute("select count(*) from analytics.run_attempts").fetchall() == [(0,)]
