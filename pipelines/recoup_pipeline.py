@@ -125,7 +125,10 @@ def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=Non
             pipelines_dir=str(paths.pipelines_dir),
         )
         try:
-            pipeline.run(source, loader_file_format="parquet")
+            pipeline.extract(source, loader_file_format="parquet")
+            log.info("normalizing and loading into the working copy")
+            pipeline.normalize()
+            pipeline.load()
         except PipelineStepFailed as exc:
             cause = exc.__cause__ or exc.__context__
             while cause is not None and not isinstance(cause, RecoupError):
@@ -136,11 +139,13 @@ def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=Non
         with duckdb.connect(str(paths.work_db)) as con:
             warehouse.add_placeholders(con)
             warehouse.record_sync(con, synced_at, summary.results)
+            log.info("building models")
             try:
                 apply_models(con)
             except ModelError as exc:
                 summary.model_error = str(exc)
             con.execute("checkpoint")
+        log.info("publishing %s", settings.db)
         warehouse.publish(paths)
         summary.requests, summary.retries = client.requests, client.retries
     summary.seconds = time.monotonic() - started

@@ -143,6 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         with world.lock:
             parts = [world.cached(run, lambda r: orjson.dumps(to_list_item(r, world.profile)))
                      for run in world.visible(account, limit)]  # fmt: skip
+            parts += [orjson.dumps(item) for item in world.extra_items.get(account, ())]
         return b'{"status":"success","runs":[' + b",".join(parts) + b"]}"
 
     def _retrieve(self, world: World, run_id: str) -> tuple[int, Any]:

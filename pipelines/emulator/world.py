@@ -107,6 +107,8 @@ class World:
         self.faults: list[Fault] = []
         self.log: deque[dict[str, Any]] = deque(maxlen=100_000)
         self._json: dict[tuple[str, str], bytes] = {}
+        # Raw JSON objects appended verbatim to an account's list page: malformed data on demand.
+        self.extra_items: dict[str, list[Any]] = {}
         self.account_ids = [self._uuid() for _ in range(accounts)]
         for account in self.account_ids:
             self.by_account[account] = []

@@ -1,0 +1,285 @@
+"""Nothing lost, nothing blocked: readers, concurrent syncs, kills at any moment, bad data."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import ssl
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.emulator import EmulatorServer, World
+from pipelines.recoup.client import RecoupClient
+from pipelines.recoup.errors import AccessDenied
+from tests.conftest import FAST_RETRY, NOW, sync_env
+from tests.test_cli import ROOT, run_cli
+
+# A published warehouse is consistent when every run loaded is counted once as new in sync_log
+# and the analytics tables agree with the raw ones.
+CONSISTENT = """
+    select (select count(*) from analytics.runs),
+           (select sum(runs_new) from analytics.sync_log),
+           (select count(*) from raw.runs),
+           (select count(distinct run_id) from analytics.runs),
+           (select count(*) from analytics.run_tags t anti join analytics.runs r using (run_id))
+"""
+
+
+def _is_consistent(row: tuple) -> bool:
+    runs, new, raw, distinct, orphans = row
+    return runs == new == raw == distinct and orphans == 0
+
+
+def _sync_process(env: dict[str, str]) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECOUP_")}
+    clean.update(env)
+    return subprocess.Popen([sys.executable, "-m", "pipelines.recoup_pipeline"], cwd=ROOT, env=clean,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+# -- 1. analysts and cron never block each other -------------------------------------------------
+
+
+def test_a_reader_holding_the_file_through_a_sync_never_fails_it(world: World, sync, db_path: Path) -> None:
+    sync()
+    reader = duckdb.connect(str(db_path), read_only=True)
+    before = reader.execute("select count(*) from analytics.runs").fetchone()[0]
+    world.add_run(world.account_ids[0], created_at=world.now - timedelta(seconds=10))
+    summary = sync()
+    assert summary.exit_code == 0
+    assert reader.execute("select count(*) from analytics.runs").fetchone()[0] == before, "the reader's snapshot holds"
+    reader.close()
+    fresh = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb
+        print(duckdb.connect({str(db_path)!r}, read_only=True).execute('select count(*) from analytics.runs').fetchone()[0])
+    """)], capture_output=True, text=True, check=True)  # fmt: skip
+    assert int(fresh.stdout) == before + 1
+
+
+READER = textwrap.dedent("""
+    import json, sys, time, duckdb
+    db, until = sys.argv[1], time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < until:
+        try:
+            with duckdb.connect(db, read_only=True) as con:
+                print(json.dumps(con.execute(sys.argv[3]).fetchone()), flush=True)
+        except duckdb.IOException as exc:  # the file does not exist yet
+            print(json.dumps({"error": str(exc)[:200]}), flush=True)
+        time.sleep(0.01)
+""")
+
+
+def test_readers_polling_during_syncs_always_see_a_complete_state(world: World, emulator: EmulatorServer, db_path: Path) -> None:
+    env = sync_env(world, emulator, db_path)
+    assert run_cli(env).returncode == 0
+    readers = [subprocess.Popen([sys.executable, "-c", READER, str(db_path), "12", CONSISTENT], stdout=subprocess.PIPE,
+                                text=True) for _ in range(3)]  # fmt: skip
+    for round_ in range(3):
+        for account in world.account_ids:
+            world.add_run(account, created_at=world.now - timedelta(seconds=round_ + 1))
+        done = run_cli(env)
+        assert done.returncode == 0, done.stderr
+    answers = []
+    for reader in readers:
+        out, _ = reader.communicate(timeout=60)
+        answers += [json.loads(line) for line in out.splitlines()]
+    assert len(answers) > 30
+    assert not [a for a in answers if isinstance(a, dict)], "every query was answered"
+    assert all(_is_consistent(tuple(a)) for a in answers), [a for a in answers if not _is_consistent(tuple(a))][:3]
+    assert len({a[0] for a in answers}) >= 2, "the readers saw the syncs land"
+
+
+# -- 2. one sync at a time ------------------------------------------------------------------------
+
+HOLD_LOCK = textwrap.dedent("""
+    import filelock, sys, time
+    lock = filelock.FileLock(sys.argv[1])
+    lock.acquire()
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+    lock.release()
+    print(time.time(), flush=True)
+""")
+
+
+def test_a_second_sync_waits_for_the_lock_when_asked(world: World, emulator: EmulatorServer, db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db_path.parent / ".recoup.duckdb.lock"), "3"],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    done = run_cli(sync_env(world, emulator, db_path, RECOUP_LOCK_WAIT="30"))
+    assert done.returncode == 0, done.stderr
+    released = float(holder.stdout.readline())
+    holder.wait()
+    assert db_path.stat().st_mtime >= released, "published only after the other sync let go"
+
+
+def test_a_lock_left_by_a_killed_process_is_recovered(world: World, emulator: EmulatorServer, db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    lock = db_path.parent / ".recoup.duckdb.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock), "600"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert run_cli(sync_env(world, emulator, db_path)).returncode == 75
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert lock.exists(), "the dead holder's lock file is still there"
+    assert run_cli(sync_env(world, emulator, db_path)).returncode == 0
+
+
+def test_two_syncs_started_at_once_leave_one_clean_warehouse(world: World, emulator: EmulatorServer, db_path: Path) -> None:
+    env = sync_env(world, emulator, db_path)
+    first, second = _sync_process(env), _sync_process(env)
+    codes = sorted([first.wait(timeout=120), second.wait(timeout=120)])
+    assert codes in ([0, 0], [0, 75])
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert _is_consistent(con.execute(CONSISTENT).fetchone())
+
+
+# -- 3. crash safety ------------------------------------------------------------------------------
+
+PHASES = ("syncing", "accounts", "normalizing and loading", "building models", "publishing")
+
+
+def test_sigkill_at_any_phase_loses_and_duplicates_nothing(db_path: Path) -> None:
+    world = World(accounts=6, runs_per_account=60, seed=21, now=NOW)
+    world.latency = 0.02
+    rng = random.Random(5)
+    kills = 0
+    with EmulatorServer(world) as server:
+        env = sync_env(world, server, db_path)
+        for trial in range(12):
+            for account in world.account_ids:  # upstream moves on between trials
+                world.add_run(account, created_at=world.now - timedelta(seconds=trial + 1))
+                in_flight = world.in_flight(account)
+                if in_flight:
+                    world.complete_run(in_flight[0])
+            phase = PHASES[trial % len(PHASES)]
+            process = _sync_process(env)
+            for line in process.stderr:
+                if phase in line:
+                    time.sleep(rng.uniform(0, 0.05))
+                    process.send_signal(signal.SIGKILL)
+                    kills += 1
+                    break
+            process.wait(timeout=120)
+            process.stdout.close()
+            process.stderr.close()
+        done = run_cli(env)
+        assert done.returncode == 0, done.stderr
+    assert kills >= 10
+    expected = {r["id"]: r for a in world.account_ids for r in world.visible(a, 100)}
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        rows = con.execute("select run_id, status, updated_at from analytics.runs").fetchall()
+        assert con.execute("select count(*), count(distinct id) from raw.runs").fetchone()[0] == len(rows)
+    stored = {run_id: (status, updated) for run_id, status, updated in rows}
+    assert len(stored) == len(rows), "no run twice"
+    assert set(expected) <= set(stored), "no run lost"
+    for run_id, run in expected.items():
+        assert stored[run_id][1] == run["updatedAt"], run_id
+
+
+# -- 4. bad data from the API --------------------------------------------------------------------
+
+
+def test_bad_runs_are_rejected_by_name_and_the_rest_of_the_page_loads(world: World, sync, query) -> None:
+    account = world.account_ids[0]
+    good = world.visible(account, 1)[0]
+    base = {"status": "COMPLETED", "taskIdentifier": "t", "updatedAt": "2026-11-20T10:00:00.000Z",
+            "tags": [f"account:{account}"], "costInCents": 1.5, "baseCostInCents": 0}  # fmt: skip
+    world.extra_items[account] = [
+        {**base, "createdAt": "2026-11-20T09:00:00.000Z"},  # no id
+        {**base, "id": "run_nocreated"},
+        {**base, "id": "run_badcost", "createdAt": "2026-11-20T09:00:00.000Z", "costInCents": "lots"},
+        {**base, "id": "run_badtags", "createdAt": "2026-11-20T09:00:00.000Z", "tags": "a,b"},
+        {**base, "id": "run_baddate", "createdAt": "yesterday"},
+        {**base, "id": "run_unknown", "createdAt": "2026-11-20T09:00:00.000Z", "status": "HIBERNATING",
+         "brandNewField": {"x": [1, 2]}},
+        {**base, "id": "run_offset", "createdAt": "2026-11-20T11:00:00.000+02:00", "updatedAt": "2026-11-20T04:30:00-05:00"},
+        {**base, "id": "run_huge", "createdAt": "2026-11-20T09:00:00.000Z", "metadata": {"blob": "x" * 2_000_000}},
+        {**base, "id": "run_twice", "createdAt": "2026-11-20T09:00:00.000Z", "updatedAt": "2026-11-20T09:00:00.000Z"},
+        {**base, "id": "run_twice", "createdAt": "2026-11-20T09:00:00.000Z", "updatedAt": "2026-11-20T09:30:00.000Z"},
+        "not an object",
+    ]  # fmt: skip
+    summary = sync()
+    assert summary.exit_code == 1
+    log = dict(query("select account_id, error from analytics.sync_log"))
+    assert log[account].startswith("rejected run has no id") and "(and 5 more)" in log[account]
+    result = next(r for r in summary.results if r.account == account)
+    assert sorted(result.problems) == sorted([
+        "rejected run has no id", "rejected run run_nocreated: createdAt is missing",
+        "rejected run run_badcost: costInCents is not a number", "rejected run run_badtags: tags is not a list of strings",
+        "rejected run run_baddate: createdAt is not an ISO-8601 date: 'yesterday'", "rejected run is not an object",
+    ])  # fmt: skip
+    assert query("select status, status_group from analytics.runs where run_id = 'run_unknown'") == [("HIBERNATING", "unknown")]
+    assert query("select extra::varchar from raw.runs where id = 'run_unknown'") == [('{"brandNewField":{"x":[1,2]}}',)]
+    assert query("select created_at = timestamptz '2026-11-20 09:00:00+00', updated_at = timestamptz "
+                 "'2026-11-20 09:30:00+00' from analytics.runs where run_id = 'run_offset'") == [(True, True)]  # fmt: skip
+    assert query("select length(metadata::varchar) > 2_000_000 from raw.runs where id = 'run_huge'") == [(True,)]
+    assert query("select count(*), max(updated_at) from analytics.runs where run_id = 'run_twice'") == [
+        (1, query("select timestamptz '2026-11-20 09:30:00+00'")[0][0])
+    ]
+    assert query("select count(*) from analytics.runs where run_id = ?", good["id"]) == [(1,)]
+
+
+def test_a_run_that_moves_between_accounts_follows_it(world: World, sync, query) -> None:
+    a, b = world.account_ids[:2]
+    run = world.visible(a, 1)[0]
+    sync()
+    world.advance(minutes=1)
+    world.move_run(run["id"], b)
+    sync()
+    assert query("select account_id from analytics.runs where run_id = ?", run["id"]) == [(b,)]
+    assert query("select count(*) from analytics.runs where run_id = ?", run["id"]) == [(1,)]
+
+
+def test_an_empty_page_is_fine(world: World, sync, query) -> None:
+    empty = world.add_account()
+    world.grant(world.demo_key, empty)
+    summary = sync(RECOUP_ACCOUNTS=empty)
+    assert summary.exit_code == 0
+    assert query("select runs_seen, possible_gap, error from analytics.sync_log") == [(0, False, None)]
+
+
+def test_a_bad_page_loses_no_stored_data(world: World, sync, query) -> None:
+    sync()
+    before = query("select count(*) from analytics.runs")[0][0]
+    world.inject("not_json", count=100, mode="list")
+    assert sync().exit_code == 1
+    assert query("select count(*) from analytics.runs")[0][0] == before
+
+
+# -- 6. security ----------------------------------------------------------------------------------
+
+
+def test_tls_verification_stays_on() -> None:
+    with RecoupClient("https://recoup.example", "recoup_sk_x") as client:
+        context = client._http._transport._pool._ssl_context
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+def test_account_ids_are_url_encoded(world: World, emulator: EmulatorServer) -> None:
+    odd = "a&limit=1/../x y"
+    with RecoupClient(emulator.url, world.add_key(world.account_ids[1]), retry=FAST_RETRY) as client, \
+            pytest.raises(AccessDenied):  # fmt: skip
+        client.fetch_runs(odd)
+    assert world.requests()[-1]["query"] == {"limit": "100", "account_id": odd}
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.5", "http://api.recoupable.com", "http://[::2]:80"])
+def test_plain_http_is_refused_beyond_loopback(url: str) -> None:
+    with pytest.raises(Exception, match="refusing to send the API key over plain http"):
+        RecoupClient(url, "recoup_sk_x")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8787", "http://localhost:1", "http://[::1]:8787", "http://127.8.9.10"])
+def test_plain_http_is_allowed_on_loopback(url: str) -> None:
+    RecoupClient(url, "recoup_sk_x").close()
