@@ -85,7 +85,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     api_key = str(_lookup("api_key", env, secret=True) or "").strip()
     if not api_key:
-        raise ConfigError("RECOUP_API_KEY is not set (or set it as sources.recoup.api_key in .dlt/secrets.toml)")
+        raise ConfigError(
+            "RECOUP_API_KEY is not set (or set it as sources.recoup.api_key in .dlt/secrets.toml)"
+        )
     details = str(_lookup("details", env) or "all").strip().lower()
     if details not in DETAIL_MODES:
         raise ConfigError(f"RECOUP_DETAILS must be one of {', '.join(DETAIL_MODES)}, got {details[:20]!r}")

@@ -36,7 +36,9 @@ def _change_some_runs(world: World) -> None:
 def main() -> int:
     db = Path(os.environ.get("RECOUP_DB") or "data/recoup.duckdb")
     if db.exists() and not (db.parent / MARKER).exists():
-        print(f"demo: {db} holds a real warehouse; set RECOUP_DB to another file for the demo", file=sys.stderr)
+        print(
+            f"demo: {db} holds a real warehouse; set RECOUP_DB to another file for the demo", file=sys.stderr
+        )
         return 2
     db.parent.mkdir(parents=True, exist_ok=True)
     (db.parent / MARKER).write_text("this folder's warehouse was filled by `make demo`\n")

@@ -21,7 +21,11 @@ import duckdb
 from pipelines.recoup.errors import RecoupError
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-LAYERS = {"staging": ("staging", "view"), "intermediate": ("intermediate", "view"), "marts": ("analytics", "table")}
+LAYERS = {
+    "staging": ("staging", "view"),
+    "intermediate": ("intermediate", "view"),
+    "marts": ("analytics", "table"),
+}
 
 
 class ModelError(RecoupError):

@@ -125,6 +125,7 @@ def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=Non
             pipelines_dir=str(paths.pipelines_dir),
         )
         try:
+            pipeline.sync_destination()  # the working folder is new: take state from the warehouse
             pipeline.extract(source, loader_file_format="parquet")
             log.info("normalizing and loading into the working copy")
             pipeline.normalize()
@@ -135,7 +136,9 @@ def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=Non
                 cause = cause.__cause__ or cause.__context__
             if isinstance(cause, RecoupError):
                 raise cause from None
-            raise RecoupError(f"loading failed at step {exc.step}: {str(exc).splitlines()[0][:300]}") from None
+            raise RecoupError(
+                f"loading failed at step {exc.step}: {str(exc).splitlines()[0][:300]}"
+            ) from None
         with duckdb.connect(str(paths.work_db)) as con:
             warehouse.add_placeholders(con)
             warehouse.record_sync(con, synced_at, summary.results)
@@ -153,7 +156,9 @@ def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=Non
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = load_settings()

@@ -20,7 +20,18 @@ import duckdb
 
 from pipelines.config import database_path
 
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
 
 
 @dataclass
@@ -200,7 +211,9 @@ def render_html(tables: dict[str, Table], start: date, end: date, generated: dat
     charts = [
         _stacked_daily(tables["daily_cost"].rows, start, end),
         _bar_chart("Cost by task (USD)", [(r[0], r[3]) for r in by_task], "usd"),
-        _bar_chart("Failure rate by task", [(r[0], r[4]) for r in tables["reliability_by_task"].rows], "percent"),
+        _bar_chart(
+            "Failure rate by task", [(r[0], r[4]) for r in tables["reliability_by_task"].rows], "percent"
+        ),
         _bar_chart("Duration p95 by task", [(r[0], r[3]) for r in tables["speed_by_task"].rows], "seconds"),
     ]
     sections = "".join(_html_table(tables[n]) for n in ("cost_by_account", "cost_by_task", "reliability_by_task",

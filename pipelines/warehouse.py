@@ -29,14 +29,22 @@ PLACEHOLDER = "recoup-runs placeholder: no rows of this kind loaded yet"
 _DUCK_TYPES = {"text": "VARCHAR", "timestamp": "TIMESTAMPTZ", "bool": "BOOLEAN", "double": "DOUBLE",
                "bigint": "BIGINT", "json": "JSON"}  # fmt: skip
 _DLT_ROOT = {"_dlt_load_id": "VARCHAR", "_dlt_id": "VARCHAR"}
-_DLT_CHILD = {"_dlt_root_id": "VARCHAR", "_dlt_parent_id": "VARCHAR", "_dlt_list_idx": "BIGINT", "_dlt_id": "VARCHAR"}
+_DLT_CHILD = {
+    "_dlt_root_id": "VARCHAR",
+    "_dlt_parent_id": "VARCHAR",
+    "_dlt_list_idx": "BIGINT",
+    "_dlt_id": "VARCHAR",
+}
 RAW_TABLES = {
     table: columns
     for root in ("runs", "run_details")
     for table, columns in (
         (root, {**{n: _DUCK_TYPES[c["data_type"]] for n, c in RUN_COLUMNS.items()}, **_DLT_ROOT}),
         (f"{root}__tags", {"value": "VARCHAR", **_DLT_CHILD}),
-        (f"{root}__attempts", {**{n: _DUCK_TYPES[c["data_type"]] for n, c in ATTEMPT_COLUMNS.items()}, **_DLT_CHILD}),
+        (
+            f"{root}__attempts",
+            {**{n: _DUCK_TYPES[c["data_type"]] for n, c in ATTEMPT_COLUMNS.items()}, **_DLT_CHILD},
+        ),
     )
 }
 assert set(TAG_COLUMNS) == {"value"}
@@ -137,14 +145,16 @@ def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
             continue
         select = ", ".join(f'null::{kind} as "{column}"' for column, kind in columns.items())
         con.execute(f'create view "{RAW_DATASET}"."{name}" as select {select} where false')
-        con.execute(f"comment on view \"{RAW_DATASET}\".\"{name}\" is '{PLACEHOLDER}'")
+        con.execute(f'comment on view "{RAW_DATASET}"."{name}" is \'{PLACEHOLDER}\'')
     con.execute(f"""
         create table if not exists {RAW_DATASET}.sync_log (
             synced_at timestamptz, account_id varchar, runs_seen integer, runs_new integer,
             runs_updated integer, runs_refreshed integer, runs_lost integer, possible_gap boolean,
             error varchar)
     """)
-    con.execute(f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)")
+    con.execute(
+        f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)"
+    )
 
 
 def read_index(con: duckdb.DuckDBPyConnection) -> Index:

@@ -23,7 +23,12 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess
     clean.update(env)
     module = args[0] if args else "pipelines.recoup_pipeline"
     return subprocess.run(
-        [sys.executable, "-m", module, *args[1:]], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", module, *args[1:]],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -39,7 +44,9 @@ def _text_values(db: Path) -> str:
     return "\n".join(chunks)
 
 
-def test_sync_cli_exit_0_with_a_summary_and_the_key_nowhere(world: World, emulator: EmulatorServer, tmp_path: Path) -> None:
+def test_sync_cli_exit_0_with_a_summary_and_the_key_nowhere(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
     db = tmp_path / "data" / "recoup.duckdb"
     done = run_cli(sync_env(world, emulator, db))
     assert done.returncode == 0, done.stderr
@@ -52,9 +59,13 @@ def test_sync_cli_exit_0_with_a_summary_and_the_key_nowhere(world: World, emulat
     assert world.demo_key not in _text_values(db)
 
 
-def test_one_failed_account_exits_1_and_names_it(world: World, emulator: EmulatorServer, tmp_path: Path) -> None:
+def test_one_failed_account_exits_1_and_names_it(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
     world.inject("500", count=1000, mode="list", account=world.account_ids[0])
-    env = sync_env(world, emulator, tmp_path / "recoup.duckdb", RECOUP_ACCOUNTS=",".join(world.account_ids[:2]))
+    env = sync_env(
+        world, emulator, tmp_path / "recoup.duckdb", RECOUP_ACCOUNTS=",".join(world.account_ids[:2])
+    )
     env["RECOUP_RETRY_ATTEMPTS"] = "2"
     done = run_cli(env, timeout=300)
     assert done.returncode == 1
@@ -106,7 +117,9 @@ def test_unreachable_url_is_a_clear_error(world: World, tmp_path: Path) -> None:
     )
 
 
-def test_a_second_sync_exits_75_while_the_lock_is_held(world: World, emulator: EmulatorServer, tmp_path: Path) -> None:
+def test_a_second_sync_exits_75_while_the_lock_is_held(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
     db = tmp_path / "recoup.duckdb"
     with filelock.FileLock(tmp_path / ".recoup.duckdb.lock"):
         done = run_cli(sync_env(world, emulator, db))

@@ -119,7 +119,9 @@ def test_default_limit_is_20_and_max_100(world: World) -> None:
 # -- list mode ----------------------------------------------------------------------------------
 
 
-def test_list_is_newest_first_in_the_window_and_scoped_to_the_account(http: httpx.Client, world: World) -> None:
+def test_list_is_newest_first_in_the_window_and_scoped_to_the_account(
+    http: httpx.Client, world: World
+) -> None:
     account = world.account_ids[0]
     runs = http.get(RUNS, params={"limit": 100}, headers=_key(world)).json()["runs"]
     keys = [(_when(r["createdAt"]), r["id"]) for r in runs]
@@ -302,7 +304,16 @@ def test_generator_is_realistic() -> None:
     world = World(accounts=20, runs_per_account=100, seed=5)
     runs = list(world.runs.values())
     statuses = {r["status"] for r in runs}
-    assert {"COMPLETED", "FAILED", "CRASHED", "EXECUTING", "QUEUED", "CANCELED", "DELAYED", "TIMED_OUT"} <= statuses
+    assert {
+        "COMPLETED",
+        "FAILED",
+        "CRASHED",
+        "EXECUTING",
+        "QUEUED",
+        "CANCELED",
+        "DELAYED",
+        "TIMED_OUT",
+    } <= statuses
     completed = sum(r["status"] == "COMPLETED" for r in runs) / len(runs)
     assert 0.55 < completed < 0.85
     assert all(1 <= len(r["tags"]) <= 10 and r["tags"][0].startswith("account:") for r in runs)

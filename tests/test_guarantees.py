@@ -56,7 +56,9 @@ def test_a_reader_holding_the_file_through_a_sync_never_fails_it(world: World, s
     world.add_run(world.account_ids[0], created_at=world.now - timedelta(seconds=10))
     summary = sync()
     assert summary.exit_code == 0
-    assert reader.execute("select count(*) from analytics.runs").fetchone()[0] == before, "the reader's snapshot holds"
+    assert reader.execute("select count(*) from analytics.runs").fetchone()[0] == before, (
+        "the reader's snapshot holds"
+    )
     reader.close()
     fresh = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import duckdb
@@ -78,7 +80,9 @@ READER = textwrap.dedent("""
 """)
 
 
-def test_readers_polling_during_syncs_always_see_a_complete_state(world: World, emulator: EmulatorServer, db_path: Path) -> None:
+def test_readers_polling_during_syncs_always_see_a_complete_state(
+    world: World, emulator: EmulatorServer, db_path: Path
+) -> None:
     env = sync_env(world, emulator, db_path)
     assert run_cli(env).returncode == 0
     readers = [subprocess.Popen([sys.executable, "-c", READER, str(db_path), "12", CONSISTENT], stdout=subprocess.PIPE,
@@ -94,7 +98,9 @@ def test_readers_polling_during_syncs_always_see_a_complete_state(world: World, 
         answers += [json.loads(line) for line in out.splitlines()]
     assert len(answers) > 30
     assert not [a for a in answers if isinstance(a, dict)], "every query was answered"
-    assert all(_is_consistent(tuple(a)) for a in answers), [a for a in answers if not _is_consistent(tuple(a))][:3]
+    assert all(_is_consistent(tuple(a)) for a in answers), [
+        a for a in answers if not _is_consistent(tuple(a))
+    ][:3]
     assert len({a[0] for a in answers}) >= 2, "the readers saw the syncs land"
 
 
@@ -111,7 +117,9 @@ HOLD_LOCK = textwrap.dedent("""
 """)
 
 
-def test_a_second_sync_waits_for_the_lock_when_asked(world: World, emulator: EmulatorServer, db_path: Path) -> None:
+def test_a_second_sync_waits_for_the_lock_when_asked(
+    world: World, emulator: EmulatorServer, db_path: Path
+) -> None:
     db_path.parent.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db_path.parent / ".recoup.duckdb.lock"), "3"],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -123,10 +131,14 @@ def test_a_second_sync_waits_for_the_lock_when_asked(world: World, emulator: Emu
     assert db_path.stat().st_mtime >= released, "published only after the other sync let go"
 
 
-def test_a_lock_left_by_a_killed_process_is_recovered(world: World, emulator: EmulatorServer, db_path: Path) -> None:
+def test_a_lock_left_by_a_killed_process_is_recovered(
+    world: World, emulator: EmulatorServer, db_path: Path
+) -> None:
     db_path.parent.mkdir(parents=True)
     lock = db_path.parent / ".recoup.duckdb.lock"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock), "600"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock), "600"], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout.readline().strip() == "held"
     assert run_cli(sync_env(world, emulator, db_path)).returncode == 75
     holder.send_signal(signal.SIGKILL)
@@ -135,7 +147,9 @@ def test_a_lock_left_by_a_killed_process_is_recovered(world: World, emulator: Em
     assert run_cli(sync_env(world, emulator, db_path)).returncode == 0
 
 
-def test_two_syncs_started_at_once_leave_one_clean_warehouse(world: World, emulator: EmulatorServer, db_path: Path) -> None:
+def test_two_syncs_started_at_once_leave_one_clean_warehouse(
+    world: World, emulator: EmulatorServer, db_path: Path
+) -> None:
     env = sync_env(world, emulator, db_path)
     first, second = _sync_process(env), _sync_process(env)
     codes = sorted([first.wait(timeout=120), second.wait(timeout=120)])
@@ -219,11 +233,17 @@ def test_bad_runs_are_rejected_by_name_and_the_rest_of_the_page_loads(world: Wor
         "rejected run run_badcost: costInCents is not a number", "rejected run run_badtags: tags is not a list of strings",
         "rejected run run_baddate: createdAt is not an ISO-8601 date: 'yesterday'", "rejected run is not an object",
     ])  # fmt: skip
-    assert query("select status, status_group from analytics.runs where run_id = 'run_unknown'") == [("HIBERNATING", "unknown")]
-    assert query("select extra::varchar from raw.runs where id = 'run_unknown'") == [('{"brandNewField":{"x":[1,2]}}',)]
+    assert query("select status, status_group from analytics.runs where run_id = 'run_unknown'") == [
+        ("HIBERNATING", "unknown")
+    ]
+    assert query("select extra::varchar from raw.runs where id = 'run_unknown'") == [
+        ('{"brandNewField":{"x":[1,2]}}',)
+    ]
     assert query("select created_at = timestamptz '2026-11-20 09:00:00+00', updated_at = timestamptz "
                  "'2026-11-20 09:30:00+00' from analytics.runs where run_id = 'run_offset'") == [(True, True)]  # fmt: skip
-    assert query("select length(metadata::varchar) > 2_000_000 from raw.runs where id = 'run_huge'") == [(True,)]
+    assert query("select length(metadata::varchar) > 2_000_000 from raw.runs where id = 'run_huge'") == [
+        (True,)
+    ]
     assert query("select count(*), max(updated_at) from analytics.runs where run_id = 'run_twice'") == [
         (1, query("select timestamptz '2026-11-20 09:30:00+00'")[0][0])
     ]
@@ -280,6 +300,8 @@ def test_plain_http_is_refused_beyond_loopback(url: str) -> None:
         RecoupClient(url, "recoup_sk_x")
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8787", "http://localhost:1", "http://[::1]:8787", "http://127.8.9.10"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8787", "http://localhost:1", "http://[::1]:8787", "http://127.8.9.10"]
+)
 def test_plain_http_is_allowed_on_loopback(url: str) -> None:
     RecoupClient(url, "recoup_sk_x").close()

@@ -24,11 +24,16 @@ T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 
 def test_keys_are_unique_and_not_null(sync, query) -> None:
     sync()
-    assert query("select count(*), count(distinct run_id), count(run_id) from analytics.runs")[0] == (
-        query("select count(*) from analytics.runs")[0][0],
-    ) * 3
-    assert query("select count(*) from analytics.runs where account_id is null or created_at is null") == [(0,)]
-    dupes = query("select run_id, attempt_number, count(*) from analytics.run_attempts group by all having count(*) > 1")
+    assert (
+        query("select count(*), count(distinct run_id), count(run_id) from analytics.runs")[0]
+        == (query("select count(*) from analytics.runs")[0][0],) * 3
+    )
+    assert query("select count(*) from analytics.runs where account_id is null or created_at is null") == [
+        (0,)
+    ]
+    dupes = query(
+        "select run_id, attempt_number, count(*) from analytics.run_attempts group by all having count(*) > 1"
+    )
     assert dupes == []
     assert query("select count(*) from analytics.run_tags group by run_id, tag having count(*) > 1") == []
 
@@ -78,7 +83,9 @@ def test_applying_twice_changes_nothing(warehouse_con) -> None:
 def test_a_broken_model_names_its_file_and_keeps_the_previous_models(warehouse_con, tmp_path: Path) -> None:
     broken = tmp_path / "sql"
     shutil.copytree(SQL_DIR, broken)
-    (broken / "marts" / "daily_cost.sql").write_text("-- One row of nothing\nselect no_such_column from analytics.runs")
+    (broken / "marts" / "daily_cost.sql").write_text(
+        "-- One row of nothing\nselect no_such_column from analytics.runs"
+    )
     before = warehouse_con.execute("select count(*) from analytics.daily_cost").fetchall()
     with pytest.raises(ModelError, match=r"sql/marts/daily_cost\.sql: Binder Error"):
         apply_models(warehouse_con, broken)
@@ -131,8 +138,19 @@ def _period(con, start: date, end: date) -> None:
 def test_daily_cost_splits_days_in_utc_whatever_the_reader_timezone(raw_con) -> None:
     last_ms = datetime(2026, 11, 10, 23, 59, 59, 999000, tzinfo=UTC)
     _insert_run(raw_con, "r1", ACCOUNT_A, "render", "COMPLETED", last_ms, cost=1.005, base=0.0025)
-    _insert_run(raw_con, "r2", ACCOUNT_A, "render", "FAILED", last_ms + timedelta(milliseconds=1), cost=0.3333, base=0.0025)
-    _insert_run(raw_con, "r3", ACCOUNT_A, "render", "CRASHED", last_ms + timedelta(hours=1), cost=2.5, is_test=True)
+    _insert_run(
+        raw_con,
+        "r2",
+        ACCOUNT_A,
+        "render",
+        "FAILED",
+        last_ms + timedelta(milliseconds=1),
+        cost=0.3333,
+        base=0.0025,
+    )
+    _insert_run(
+        raw_con, "r3", ACCOUNT_A, "render", "CRASHED", last_ms + timedelta(hours=1), cost=2.5, is_test=True
+    )
     _insert_run(raw_con, "r4", ACCOUNT_A, "render", "COMPLETED", last_ms, cost=10, env="staging")
     raw_con.execute("set TimeZone = 'America/Los_Angeles'")
     apply_models(raw_con)
@@ -151,7 +169,9 @@ def test_cost_by_task_and_cost_per_successful_run(raw_con) -> None:
     _insert_run(raw_con, "r2", ACCOUNT_A, "render", "COMPLETED", T0, cost=10, base=0.5)
     _insert_run(raw_con, "r3", ACCOUNT_A, "render", "FAILED", T0, cost=9, base=0)
     _insert_run(raw_con, "r4", ACCOUNT_B, "render", "FAILED", T0, cost=4)
-    _insert_run(raw_con, "r5", ACCOUNT_A, "render", "COMPLETED", T0 - timedelta(days=40), cost=1000)  # outside
+    _insert_run(
+        raw_con, "r5", ACCOUNT_A, "render", "COMPLETED", T0 - timedelta(days=40), cost=1000
+    )  # outside
     apply_models(raw_con)
     _period(raw_con, date(2026, 11, 1), date(2026, 11, 30))
     rows = raw_con.execute(
@@ -174,7 +194,9 @@ def test_reliability_by_task(raw_con) -> None:
     row = raw_con.execute("select * from analytics.reliability_by_task").fetchall()
     # finished = 6 (all but EXECUTING); failed = 3 -> 0.5; retried = r2, r3
     assert row == [("sync", 7, 6, 3, 0.5, 2)]
-    errors = raw_con.execute("select error_message, run_count, error_rank from analytics.top_errors order by 3").fetchall()
+    errors = raw_con.execute(
+        "select error_message, run_count, error_rank from analytics.top_errors order by 3"
+    ).fetchall()
     assert errors == [("took too long", 2, 1), ("oom", 1, 2)]
 
 
@@ -194,9 +216,13 @@ def test_cost_anomalies_against_the_trailing_7_day_median(raw_con) -> None:
     for day in range(8):
         cost = 100.0 if day < 7 else 500.0  # cents per day: $1 for a week, then $5
         _insert_run(raw_con, f"a{day}", ACCOUNT_A, "render", "COMPLETED", T0 + timedelta(days=day), cost=cost)
-        _insert_run(raw_con, f"b{day}", ACCOUNT_B, "render", "COMPLETED", T0 + timedelta(days=day), cost=250.0)
+        _insert_run(
+            raw_con, f"b{day}", ACCOUNT_B, "render", "COMPLETED", T0 + timedelta(days=day), cost=250.0
+        )
     apply_models(raw_con)
-    rows = raw_con.execute("select day, account_id, total_cost_usd, trailing_median_usd, ratio from analytics.cost_anomalies").fetchall()
+    rows = raw_con.execute(
+        "select day, account_id, total_cost_usd, trailing_median_usd, ratio from analytics.cost_anomalies"
+    ).fetchall()
     assert rows == [(date(2026, 11, 17), ACCOUNT_A, 5.0, 1.0, 5.0)]
     raw_con.execute("set variable anomaly_multiple = 6")
     assert raw_con.execute("select count(*) from analytics.cost_anomalies").fetchall() == [(0,)]
@@ -214,6 +240,8 @@ def test_latest_observation_wins_and_details_fields_survive(raw_con) -> None:
         [T0, T0, T0 + timedelta(minutes=5)],
     )
     apply_models(raw_con)
-    row = raw_con.execute("select status, env_name, error_message, attempt_count from analytics.runs").fetchall()
+    row = raw_con.execute(
+        "select status, env_name, error_message, attempt_count from analytics.runs"
+    ).fetchall()
     assert row == [("FAILED", "prod", "boom", 4)]
     assert raw_con.execute("select count(*) from analytics.run_attempts").fetchall() == [(0,)]

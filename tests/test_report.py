@@ -46,7 +46,10 @@ def test_report_on_a_missing_warehouse_is_a_clear_message(tmp_path: Path) -> Non
     done = run_cli({"RECOUP_DB": str(tmp_path / "none.duckdb"), "RECOUP_REPORTS_DIR": str(tmp_path / "r")},
                    "pipelines.report")  # fmt: skip
     assert done.returncode == 1
-    assert done.stderr.strip() == f"report: no warehouse at {tmp_path / 'none.duckdb'}; run `make sync` (or `make demo`) first"
+    assert (
+        done.stderr.strip()
+        == f"report: no warehouse at {tmp_path / 'none.duckdb'}; run `make sync` (or `make demo`) first"
+    )
 
 
 def test_report_on_a_warehouse_with_no_runs_in_the_period(sync, db_path: Path, tmp_path: Path) -> None:

@@ -41,10 +41,13 @@ def test_first_sync_loads_every_visible_run_with_its_values(world: World, sync, 
     assert row[7] == pytest.approx((run["costInCents"] + run["baseCostInCents"]) / 100)
     assert row[8] == len(run["attempts"]) and row[9] == run["error"]["message"]
     assert row[10] == run["createdAt"]
-    tags = [t[0] for t in query("select tag from analytics.run_tags where run_id = ? order by tag", run["id"])]
+    tags = [
+        t[0] for t in query("select tag from analytics.run_tags where run_id = ? order by tag", run["id"])
+    ]
     assert tags == sorted(run["tags"])
     attempts = query(
-        "select attempt_number, attempt_id, status from analytics.run_attempts where run_id = ? order by 1", run["id"]
+        "select attempt_number, attempt_id, status from analytics.run_attempts where run_id = ? order by 1",
+        run["id"],
     )
     assert attempts == [(i + 1, a["id"], a["status"]) for i, a in enumerate(run["attempts"])]
 
@@ -71,7 +74,9 @@ def test_changed_runs_are_updated_and_a_dropped_tag_is_gone(world: World, sync, 
     world.change_run(run["id"], costInCents=42.125, tags=[f"account:{account}", "keep:me"])
     summary = sync()
     assert sum(len(r.updated) for r in summary.results) == 1
-    assert query("select status, cost_cents from analytics.runs where run_id = ?", run["id"]) == [("COMPLETED", 42.125)]
+    assert query("select status, cost_cents from analytics.runs where run_id = ?", run["id"]) == [
+        ("COMPLETED", 42.125)
+    ]
     tags = {t[0] for t in query("select tag from analytics.run_tags where run_id = ?", run["id"])}
     assert tags == {f"account:{account}", "keep:me"}
     assert query("select count(*) from raw.runs__tags where value = 'drop:me'") == [(0,)]
@@ -109,10 +114,12 @@ def test_in_flight_run_past_the_100_run_window_is_followed_to_its_end(db_path: P
     import duckdb
 
     with duckdb.connect(str(db_path), read_only=True) as con:
-        assert con.execute("select status, status_group from analytics.runs where run_id = ?", [run["id"]]).fetchall() == [
-            ("COMPLETED", "succeeded")
-        ]
-        log = con.execute("select runs_updated, runs_seen from analytics.sync_log order by synced_at desc limit 1").fetchall()
+        assert con.execute(
+            "select status, status_group from analytics.runs where run_id = ?", [run["id"]]
+        ).fetchall() == [("COMPLETED", "succeeded")]
+        log = con.execute(
+            "select runs_updated, runs_seen from analytics.sync_log order by synced_at desc limit 1"
+        ).fetchall()
     assert log[0][0] >= 1 and log[0][1] == 101
 
 
@@ -150,7 +157,9 @@ def test_possible_gap_on_full_first_sync_and_when_more_than_100_arrive(db_path: 
     assert any("possible gap" in line and busy in line for line in third.lines())
 
 
-@pytest.mark.parametrize("kind", ["upstream_429", "500", "502", "503", "504", "truncated", "drop", "html", "not_json"])
+@pytest.mark.parametrize(
+    "kind", ["upstream_429", "500", "502", "503", "504", "truncated", "drop", "html", "not_json"]
+)
 def test_each_fault_kind_is_retried_to_success(world: World, sync, query: Query, kind: str) -> None:
     world.inject(kind, count=2, mode="list", account=world.account_ids[1])
     summary = sync()
@@ -184,7 +193,9 @@ def test_persistent_failure_of_one_account_leaves_the_others_loaded(world: World
     assert any(line.startswith(f"account {bad}: FAILED") for line in summary.lines())
 
 
-def test_forbidden_account_fails_alone_and_is_not_retried(world: World, emulator: EmulatorServer, db_path: Path, query: Query) -> None:
+def test_forbidden_account_fails_alone_and_is_not_retried(
+    world: World, emulator: EmulatorServer, db_path: Path, query: Query
+) -> None:
     key = world.add_key(world.account_ids[0], readable=[world.account_ids[1]])
     env = sync_env(world, emulator, db_path, RECOUP_API_KEY=key)
     summary = run_sync(load_settings(env), retry=FAST_RETRY)
@@ -195,7 +206,9 @@ def test_forbidden_account_fails_alone_and_is_not_retried(world: World, emulator
     assert query("select count(distinct account_id) from analytics.runs") == [(2,)]
 
 
-def test_a_refused_key_stops_the_sync_and_publishes_nothing(world: World, emulator: EmulatorServer, db_path: Path) -> None:
+def test_a_refused_key_stops_the_sync_and_publishes_nothing(
+    world: World, emulator: EmulatorServer, db_path: Path
+) -> None:
     env = sync_env(world, emulator, db_path, RECOUP_API_KEY="recoup_sk_revoked")
     with pytest.raises(AuthError, match="401"):
         run_sync(load_settings(env), retry=FAST_RETRY)
@@ -208,14 +221,20 @@ def test_observed_profile_legacy_statuses_attempt_counts_and_errors(world: World
     frozen = world.add_run(world.account_ids[0], created_at=world.now - timedelta(minutes=1), status="FROZEN")
     summary = sync()
     assert summary.exit_code == 0
-    assert query("select status, status_group from analytics.runs where run_id = ?", frozen["id"]) == [("FROZEN", "waiting")]
+    assert query("select status, status_group from analytics.runs where run_id = ?", frozen["id"]) == [
+        ("FROZEN", "waiting")
+    ]
     failed = [r for r in world.runs.values() if r["id"] in _visible_ids(world) and r["status"] == "FAILED"]
     for run in failed:
         row = query("select attempt_count, error_message from analytics.runs where run_id = ?", run["id"])
         assert row == [(len(run["attempts"]), run["error"]["message"])]
-    assert query("select count(*) from analytics.run_attempts") == [(0,)], "observed answers carry no attempts"
+    assert query("select count(*) from analytics.run_attempts") == [(0,)], (
+        "observed answers carry no attempts"
+    )
     retrieves = len(world.requests(mode="retrieve"))
-    terminal = query("select count(*) from analytics.runs where status_group in ('succeeded','failed','canceled','expired')")
+    terminal = query(
+        "select count(*) from analytics.runs where status_group in ('succeeded','failed','canceled','expired')"
+    )
     assert retrieves == terminal[0][0], "each finished run is detailed once"
     sync()
     assert len(world.requests(mode="retrieve")) == retrieves, "never again while unchanged"
@@ -226,7 +245,9 @@ def test_details_failed_only_and_none(world: World, sync, query: Query) -> None:
     sync(RECOUP_DETAILS="failed")
     failed = query("select count(*) from analytics.runs where status_group = 'failed'")[0][0]
     assert len(world.requests(mode="retrieve")) == failed
-    assert query("select count(*) from analytics.runs where status_group = 'succeeded' and attempt_count is not null") == [(0,)]
+    assert query(
+        "select count(*) from analytics.runs where status_group = 'succeeded' and attempt_count is not null"
+    ) == [(0,)]
 
 
 def test_documented_items_need_no_details_fetch(world: World, sync) -> None:
@@ -234,7 +255,9 @@ def test_documented_items_need_no_details_fetch(world: World, sync) -> None:
     assert world.requests(mode="retrieve") == []
 
 
-def test_own_account_mode_lists_without_account_id(world: World, emulator: EmulatorServer, db_path: Path, query: Query) -> None:
+def test_own_account_mode_lists_without_account_id(
+    world: World, emulator: EmulatorServer, db_path: Path, query: Query
+) -> None:
     key = world.add_key(world.account_ids[1])
     env = sync_env(world, emulator, db_path, RECOUP_API_KEY=key, RECOUP_ACCOUNTS="")
     summary = run_sync(load_settings(env), retry=FAST_RETRY)

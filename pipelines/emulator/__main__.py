@@ -10,18 +10,29 @@ from pipelines.emulator import EmulatorServer, World
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="emulator", description="Serve an emulated Recoup API on 127.0.0.1.")
+    parser = argparse.ArgumentParser(
+        prog="emulator", description="Serve an emulated Recoup API on 127.0.0.1."
+    )
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--accounts", type=int, default=5)
     parser.add_argument("--runs", type=int, default=120, help="runs generated per account")
     parser.add_argument("--profile", choices=("documented", "observed"), default="documented")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
-    parser.add_argument("--not-found-delay", type=float, default=2.0,
-                        help="seconds before the observed profile answers an unknown run id")
+    parser.add_argument(
+        "--not-found-delay",
+        type=float,
+        default=2.0,
+        help="seconds before the observed profile answers an unknown run id",
+    )
     args = parser.parse_args(argv)
-    world = World(accounts=args.accounts, runs_per_account=args.runs, seed=args.seed,
-                  profile=args.profile, not_found_delay=args.not_found_delay)
+    world = World(
+        accounts=args.accounts,
+        runs_per_account=args.runs,
+        seed=args.seed,
+        profile=args.profile,
+        not_found_delay=args.not_found_delay,
+    )
     world.latency = args.latency
     try:
         server = EmulatorServer(world, port=args.port).start()

@@ -167,9 +167,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "drop":
             raise _Dropped
         if fault.kind == "upstream_429":
-            self._send(500, orjson.dumps({"status": "error", "error": "Trigger.dev API error: 429"}), headers=headers)
+            self._send(
+                500, orjson.dumps({"status": "error", "error": "Trigger.dev API error: 429"}), headers=headers
+            )
         elif fault.kind == "500":
-            self._send(500, orjson.dumps({"status": "error", "error": "Internal server error"}), headers=headers)
+            self._send(
+                500, orjson.dumps({"status": "error", "error": "Internal server error"}), headers=headers
+            )
         elif fault.kind in ("502", "503", "504"):
             code = int(fault.kind)
             self._send(code, _PLATFORM_TEXT[code], "text/plain", headers)

@@ -42,9 +42,7 @@ ERRORS = (
     ("TypeError", "Cannot read properties of undefined (reading 'artistId')"),
     ("Error", "OpenAI returned 503: the engine is currently overloaded"),
 )
-FAULT_KINDS = (
-    "upstream_429", "500", "502", "503", "504", "delay", "truncated", "drop", "html", "not_json"
-)
+FAULT_KINDS = ("upstream_429", "500", "502", "503", "504", "delay", "truncated", "drop", "html", "not_json")
 
 
 def iso(moment: datetime) -> str:
@@ -221,7 +219,11 @@ class World:
         failed = status in ("FAILED", "CRASHED", "SYSTEM_FAILURE", "INTERRUPTED", "TIMED_OUT")
         if failed:
             name, message = rng.choice(ERRORS)
-            run["error"] = {"message": message, "name": name, "stackTrace": f"{name}: {message}\n    at run (src/trigger/task.ts:42:7)"}
+            run["error"] = {
+                "message": message,
+                "name": name,
+                "stackTrace": f"{name}: {message}\n    at run (src/trigger/task.ts:42:7)",
+            }
         else:
             run["error"] = None
         run["output"] = {"ok": True, "rows": rng.randrange(1000)} if status == "COMPLETED" else None

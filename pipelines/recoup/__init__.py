@@ -47,7 +47,11 @@ ATTEMPT_COLUMNS = {c["name"]: c for c in (
 TAG_COLUMNS = {"value": _column("value", "text")}
 NESTED = {"attempts": {"columns": ATTEMPT_COLUMNS}, "tags": {"columns": TAG_COLUMNS}}
 DETAILS_HINTS = dlt.mark.make_hints(
-    table_name="run_details", write_disposition="merge", primary_key="id", columns=RUN_COLUMNS, nested_hints=NESTED
+    table_name="run_details",
+    write_disposition="merge",
+    primary_key="id",
+    columns=RUN_COLUMNS,
+    nested_hints=NESTED,
 )
 
 
@@ -76,7 +80,9 @@ def recoup(
     @dlt.resource(name="runs", write_disposition="merge", primary_key="id", columns=RUN_COLUMNS,
                   nested_hints=NESTED)  # fmt: skip
     def runs() -> Iterator[Any]:
-        for result in fetch_all(client, accounts, index, options or FetchOptions(), own, concurrency, on_result):
+        for result in fetch_all(
+            client, accounts, index, options or FetchOptions(), own, concurrency, on_result
+        ):
             if result.list_rows:
                 yield result.list_rows  # whole pages, never row by row
             if result.detail_rows:

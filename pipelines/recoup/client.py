@@ -116,7 +116,9 @@ class RecoupClient:
             headers={"x-api-key": api_key.strip(), "User-Agent": "recoup-runs/0.1"},
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=max(1, max_concurrency), max_keepalive_connections=max(1, max_concurrency)),
+            limits=httpx.Limits(
+                max_connections=max(1, max_concurrency), max_keepalive_connections=max(1, max_concurrency)
+            ),
             follow_redirects=False,
         )
 
@@ -203,7 +205,9 @@ class RecoupClient:
         if status == 404 or (status == 500 and message == "Not found" and "runId" in params):
             raise RunNotFound(f"{what}: not found ({status})", status)
         if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status}" + (f" {message}" if message else ""), status, _retry_after(response))
+            raise _Retryable(
+                f"HTTP {status}" + (f" {message}" if message else ""), status, _retry_after(response)
+            )
         if status != 200:
             raise ApiError(f"{what}: HTTP {status}" + (f" {message}" if message else ""), status)
         if not isinstance(body, dict):

@@ -155,7 +155,9 @@ def fetch_account(
     def retrieve(run_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
         try:
             item = client.fetch_run(run_id)
-            row = to_run_row(item, account_id=account, seen_at=datetime.now(UTC), keep_private=options.keep_private)
+            row = to_run_row(
+                item, account_id=account, seen_at=datetime.now(UTC), keep_private=options.keep_private
+            )
             if row["id"] != run_id:
                 return run_id, None, f"run {run_id[:64]}: retrieve answered another run"
             return run_id, row, None
@@ -211,7 +213,9 @@ def fetch_all(
                     account = next(queue, None)
                     if account is None:
                         break
-                    pending.add(accounts_pool.submit(fetch_account, client, account, index, options, own, runs_pool))
+                    pending.add(
+                        accounts_pool.submit(fetch_account, client, account, index, options, own, runs_pool)
+                    )
                 if not pending:
                     return
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -223,4 +227,3 @@ def fetch_all(
         finally:
             for future in pending:
                 future.cancel()
-

@@ -1,0 +1,109 @@
+"""Run objects of any shape become a row or a named rejection, never a crash (hypothesis)."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipelines.config import load_settings
+from pipelines.emulator import EmulatorServer, World
+from pipelines.recoup.errors import BadRunError
+from pipelines.recoup.transform import status_group, to_run_row
+from pipelines.recoup_pipeline import run_sync
+from tests.conftest import FAST_RETRY, NOW, sync_env
+
+SEEN = datetime(2026, 11, 20, tzinfo=UTC)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+dates = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.timezones())
+iso_dates = dates.map(lambda d: d.isoformat())
+good_run = st.fixed_dictionaries(
+    {"id": st.text(min_size=1, max_size=30).filter(str.strip).map(lambda s: "run_" + s),
+     "createdAt": iso_dates},
+    optional={
+        "status": st.sampled_from(["COMPLETED", "FAILED", "FROZEN", "DEQUEUED", "SOMETHING_NEW"]),
+        "updatedAt": iso_dates, "startedAt": iso_dates | st.none(), "costInCents": st.floats(0, 1e6),
+        "baseCostInCents": st.floats(0, 10), "durationMs": st.integers(0, 10**9), "isTest": st.booleans(),
+        "tags": st.lists(st.text(min_size=1, max_size=128), max_size=10),
+        "metadata": json_values, "env": st.fixed_dictionaries({"id": st.text(), "name": st.text()}),
+        "error": st.none() | st.fixed_dictionaries({"message": st.text()}),
+        "attempts": st.lists(st.fixed_dictionaries({"id": st.text(), "status": st.text(), "createdAt": iso_dates}), max_size=3),
+        "newField": json_values,
+    },
+)  # fmt: skip
+any_run = good_run | st.dictionaries(
+    st.sampled_from(["id", "createdAt", "updatedAt", "costInCents", "tags", "env", "attempts", "error", "isTest", "status"]),
+    json_values,
+) | json_values  # fmt: skip
+
+
+@given(good_run)
+def test_well_formed_runs_always_become_rows(item: dict) -> None:
+    row = to_run_row(item, account_id="acc", seen_at=SEEN)
+    assert row["id"] == item["id"]
+    assert row["created_at"].tzinfo is UTC
+    assert row["created_at"] == datetime.fromisoformat(item["createdAt"]).astimezone(UTC)
+    assert row["tags"] == list(dict.fromkeys(item.get("tags", [])))
+    if "newField" in item:
+        assert row["extra"] == {"newField": item["newField"]}
+
+
+@given(any_run)
+def test_any_object_becomes_a_row_or_a_named_rejection(item: object) -> None:
+    try:
+        row = to_run_row(item, account_id="acc", seen_at=SEEN)
+    except BadRunError as exc:
+        assert str(exc).startswith("run ")
+    else:
+        assert isinstance(row["id"], str) and row["created_at"] is not None
+
+
+def test_status_groups_cover_both_vocabularies_and_unknown() -> None:
+    assert [status_group(s) for s in ("FROZEN", "WAITING", "REATTEMPTING", "DEQUEUED", "INTERRUPTED", "NEW", None)] == [
+        "waiting", "waiting", "running", "running", "failed", "unknown", "unknown"]  # fmt: skip
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(any_run, max_size=6), st.lists(good_run, min_size=1, max_size=4, unique_by=lambda r: r["id"]))
+def test_generated_pages_load_every_good_run_once_and_name_every_bad_one(junk: list, good: list) -> None:
+    world = World(accounts=1, runs_per_account=5, seed=1, now=NOW)
+    account = world.account_ids[0]
+    good = [
+        {**r, "id": f"{r['id']}-{i}", "createdAt": (NOW - timedelta(hours=i + 1)).isoformat()}
+        for i, r in enumerate(good)
+    ]
+    world.extra_items[account] = good + junk
+    with tempfile.TemporaryDirectory() as folder, EmulatorServer(world) as server:
+        db = Path(folder) / "recoup.duckdb"
+        summary = run_sync(load_settings(sync_env(world, server, db)), retry=FAST_RETRY)
+        ids = [
+            r[0]
+            for r in duckdb.connect(str(db), read_only=True)
+            .execute("select run_id from analytics.runs")
+            .fetchall()
+        ]
+    assert len(ids) == len(set(ids)), "no run twice"
+    assert {r["id"] for r in good} <= set(ids), "no good run lost"
+    rejected = 0
+    for item in junk:
+        try:
+            assert to_run_row(item, account_id=account, seen_at=SEEN)["id"] in ids, (
+                "a valid extra run is loaded"
+            )
+        except BadRunError:
+            rejected += 1
+    result = summary.results[0]
+    assert len(result.problems) == rejected, "every rejected run is named"
+    assert (summary.exit_code == 0) == (rejected == 0)
