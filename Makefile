@@ -45,5 +45,8 @@ report: $(STAMP) ## write the cost report into RECOUP_REPORTS_DIR (default repor
 demo: $(STAMP) ## zero-config: emulator, two syncs, the report
 	$(PY) -m pipelines.demo
 
+bench: $(STAMP) ## benchmark against the machine's limit and dlt's rest_api (QUICK=1: small)
+	QUICK=$(QUICK) $(PY) -m pipelines.bench
+
 clean: ## remove the venv, local data and reports
 	rm -rf $(VENV) data reports bench-data .pytest_cache
