@@ -7,6 +7,7 @@ stdout and to docs/benchmarks.md. `QUICK=1` shrinks every case for a smoke run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -327,12 +328,10 @@ def case_analytics(work: Path, runs: int, rows: list[Row]) -> None:
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(
             line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
 
