@@ -275,7 +275,9 @@ def case_latency(work: Path, accounts: int, rows: list[Row]) -> None:
 def case_memory(work: Path, accounts: int, rows: list[Row]) -> None:
     emu = Emulator(accounts, 100)
     try:
-        env = {**os.environ, "RECOUP_API_KEY": emu.key, "RECOUP_BASE_URL": emu.url, "RECOUP_ACCOUNTS": ",".join(emu.accounts),
+        accounts = work / "accounts.txt"
+        accounts.write_text("\n".join(emu.accounts))
+        env = {**os.environ, "RECOUP_API_KEY": emu.key, "RECOUP_BASE_URL": emu.url, "RECOUP_ACCOUNTS": f"@{accounts}",
                "RECOUP_DB": str(work / "memory" / "recoup.duckdb"), "RECOUP_MAX_RPM": "0"}  # fmt: skip
         probe = ("import resource, subprocess, sys; p = subprocess.run([sys.executable, '-m', 'pipelines.recoup_pipeline'],"
                  " capture_output=True); print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
@@ -304,16 +306,16 @@ def case_analytics(work: Path, runs: int, rows: list[Row]) -> None:
             con.execute(f"create table raw.{name} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
         con.execute(f"""insert into raw.runs (id, account_id, status, task_identifier, created_at, updated_at, started_at,
             seen_at, is_test, env_name, cost_in_cents, base_cost_in_cents, duration_ms, has_attempts, has_error,
-            error_message, _dlt_id, _dlt_load_id)
+            error_message, observation_id)
             select 'run_' || i, 'acct-' || (i % 1000), ['COMPLETED','COMPLETED','COMPLETED','FAILED','EXECUTING'][1 + i % 5],
                 'task-' || (i % 12), now() - to_seconds(i % 2592000), now(), now() - to_seconds(i % 2592000) + interval 3 second,
                 now(), i % 17 = 0, ['prod','dev'][1 + i % 2], (i % 997) / 7.0, 0.0025, 1000 + i % 600000, true, true,
-                case when i % 5 = 3 then 'error ' || (i % 7) end, 'o' || i, '1'
+                case when i % 5 = 3 then 'error ' || (i % 7) end, 'o' || i
             from range({runs}) t(i)""")  # fmt: skip
-        con.execute(f"""insert into raw.runs__tags (value, _dlt_parent_id, _dlt_root_id, _dlt_list_idx, _dlt_id)
-            select 'k' || j || ':v' || (i % 50), 'o' || i, 'o' || i, j, 't' || i || '-' || j from range({runs}) t(i), range(3) s(j)""")
-        con.execute(f"""insert into raw.runs__attempts (attempt_id, attempt_number, status, _dlt_parent_id, _dlt_root_id,
-            _dlt_list_idx, _dlt_id) select 'a' || i, 1, 'COMPLETED', 'o' || i, 'o' || i, 0, 'a' || i from range({runs}) t(i)""")
+        con.execute(f"""insert into raw.runs__tags (run_id, observation_id, tag_index, value)
+            select 'run_' || i, 'o' || i, j, 'k' || j || ':v' || (i % 50) from range({runs}) t(i), range(3) s(j)""")
+        con.execute(f"""insert into raw.runs__attempts (run_id, observation_id, attempt_id, attempt_number, status)
+            select 'run_' || i, 'o' || i, 'a' || i, 1, 'COMPLETED' from range({runs}) t(i)""")
         add_placeholders(con)
         models, _ = timed(lambda: apply_models(con))
         check(con.execute("select count(*) from analytics.runs").fetchone()[0] == runs, "analytics row count")
@@ -329,9 +331,8 @@ def case_analytics(work: Path, runs: int, rows: list[Row]) -> None:
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
-        )
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
 
@@ -362,7 +363,10 @@ def main() -> int:
         for name, case, size in (("throughput", cases_throughput, sizes["accounts"]), ("latency", case_latency, sizes["latency"]),
                                  ("memory", case_memory, sizes["memory"]), ("analytics", case_analytics, sizes["analytics"])):  # fmt: skip
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
+            done = len(rows)
             case(work, size, rows)
+            for row in rows[done:]:
+                print(f"bench:   {row.case}: {row.measured} vs {row.reference}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - started

@@ -60,9 +60,19 @@ def _integer(name: str, value: Any, default: int, minimum: int) -> int:
 
 
 def parse_accounts(value: Any) -> list[str]:
-    """Comma-separated account ids (or a list), each a UUID; duplicates dropped, order kept."""
+    """Comma-separated account ids (or a list), each a UUID; duplicates dropped, order kept.
+
+    `@path` reads the ids from a file instead (commas or new lines between them), for account
+    lists longer than an environment variable may be.
+    """
     if value is None:
         return []
+    if isinstance(value, str) and value.strip().startswith("@"):
+        path = Path(value.strip()[1:]).expanduser()
+        try:
+            value = path.read_text().replace("\n", ",")
+        except OSError as exc:
+            raise ConfigError(f"RECOUP_ACCOUNTS: cannot read {path}: {exc.strerror}") from None
     items = value if isinstance(value, list | tuple) else str(value).split(",")
     accounts = []
     for item in (str(i).strip() for i in items):

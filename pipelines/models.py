@@ -10,6 +10,7 @@ its file name and DuckDB's message.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from dataclasses import dataclass
@@ -65,9 +66,34 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
     return [models[name] for name in order]
 
 
-def apply_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list[str]:
-    """Builds every model in one transaction; returns their names in build order."""
+FINGERPRINT_TABLE = "intermediate.models_fingerprint"
+
+
+def _fingerprint(models: list[Model]) -> str:
+    return hashlib.sha256("\n".join(f"{m.name}\n{m.kind}\n{m.sql}" for m in models).encode()).hexdigest()
+
+
+def _stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        row = con.execute(f"select fingerprint from {FINGERPRINT_TABLE}").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
+
+
+def apply_models(
+    con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, unless_unchanged: bool = False
+) -> list[str]:
+    """Builds every model in one transaction; returns their names in build order.
+
+    Args:
+        unless_unchanged: skip the build when the models are the ones already built (the
+            caller knows no data changed since); returns an empty list then.
+    """
     models = load_models(sql_dir)
+    fingerprint = _fingerprint(models)
+    if unless_unchanged and _stored_fingerprint(con) == fingerprint:
+        return []
     con.execute("begin transaction")
     try:
         for schema in {m.schema for m in models}:
@@ -78,6 +104,7 @@ def apply_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> lis
             except duckdb.Error as exc:
                 message = str(exc).splitlines()[0]
                 raise ModelError(f"{model.path.relative_to(sql_dir.parent)}: {message}") from None
+        con.execute(f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint", [fingerprint])
     except BaseException:
         con.execute("rollback")
         raise

@@ -6,11 +6,13 @@ Exit codes: 0 every account synced; 1 at least one account failed (the others lo
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import dlt
 import duckdb
@@ -22,7 +24,7 @@ from pipelines.models import ModelError, apply_models
 from pipelines.recoup import recoup
 from pipelines.recoup.client import RecoupClient, RetryPolicy
 from pipelines.recoup.errors import AuthError, ConfigError, LockHeld, RecoupError
-from pipelines.recoup.fetch import AccountResult, FetchOptions
+from pipelines.recoup.fetch import AccountResult, FetchOptions, fetch_all
 from pipelines.recoup.settings import PIPELINE_NAME, RAW_DATASET
 
 log = logging.getLogger("recoup")
@@ -90,6 +92,30 @@ class Progress:
                      self.done, self.total, self.new, self.updated, self.failed)  # fmt: skip
 
 
+def _load(source: Any, paths: warehouse.Paths) -> None:
+    """Extracts, normalizes and loads into the working copy; unwraps our own errors."""
+    pipeline = dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        destination=dlt.destinations.duckdb(str(paths.work_db)),
+        dataset_name=RAW_DATASET,
+        pipelines_dir=str(paths.pipelines_dir),
+    )
+    try:
+        pipeline.sync_destination()  # the working folder is new: take state from the warehouse
+        pipeline.extract(source, loader_file_format="parquet")
+        log.info("normalizing and loading into the working copy")
+        pipeline.normalize()
+        pipeline.load()
+    except PipelineStepFailed as exc:
+        first = cause = exc.__cause__ or exc.__context__
+        while cause is not None and not isinstance(cause, RecoupError):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, RecoupError):
+            raise cause from None
+        reason = f"{type(first).__name__}: {str(first).splitlines()[0][:300]}" if first else str(exc)[:300]
+        raise RecoupError(f"loading failed at step {exc.step}: {reason}") from None
+
+
 def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=None) -> SyncSummary:
     """Runs one complete sync under the lock and publishes the warehouse.
 
@@ -114,37 +140,31 @@ def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=Non
             warehouse.drop_placeholders(con)
         synced_at = datetime.now(UTC)
         progress = Progress(len(accounts))
-        source = recoup(
-            client, accounts, index, FetchOptions(settings.details, settings.keep_private), own=own,
-            concurrency=settings.max_concurrency, on_result=lambda r: (summary.results.append(r), progress(r)),
-        )  # fmt: skip
-        pipeline = dlt.pipeline(
-            pipeline_name=PIPELINE_NAME,
-            destination=dlt.destinations.duckdb(str(paths.work_db)),
-            dataset_name=RAW_DATASET,
-            pipelines_dir=str(paths.pipelines_dir),
-        )
-        try:
-            pipeline.sync_destination()  # the working folder is new: take state from the warehouse
-            pipeline.extract(source, loader_file_format="parquet")
-            log.info("normalizing and loading into the working copy")
-            pipeline.normalize()
-            pipeline.load()
-        except PipelineStepFailed as exc:
-            cause = exc.__cause__ or exc.__context__
-            while cause is not None and not isinstance(cause, RecoupError):
-                cause = cause.__cause__ or cause.__context__
-            if isinstance(cause, RecoupError):
-                raise cause from None
-            raise RecoupError(
-                f"loading failed at step {exc.step}: {str(exc).splitlines()[0][:300]}"
-            ) from None
+
+        def on_result(result: AccountResult) -> None:
+            summary.results.append(result)
+            progress(result)
+
+        options = FetchOptions(settings.details, settings.keep_private)
+        results = fetch_all(client, accounts, index, options, own, settings.max_concurrency, on_result)
+        # Look ahead for the first account with something to load: an unchanged sync never starts dlt.
+        ahead = []
+        for result in results:
+            ahead.append(result)
+            if result.list_rows or result.detail_rows:
+                break
+        loaded = bool(ahead) and bool(ahead[-1].list_rows or ahead[-1].detail_rows)
+        if loaded:
+            source = recoup(client, accounts, index, results=itertools.chain(ahead, results))
+            _load(source, paths)
         with duckdb.connect(str(paths.work_db)) as con:
             warehouse.add_placeholders(con)
+            if loaded:
+                warehouse.prune_answers(con)
             warehouse.record_sync(con, synced_at, summary.results)
             log.info("building models")
             try:
-                apply_models(con)
+                apply_models(con, unless_unchanged=not loaded)
             except ModelError as exc:
                 summary.model_error = str(exc)
             con.execute("checkpoint")

@@ -20,34 +20,18 @@ from pathlib import Path
 import duckdb
 import filelock
 
-from pipelines.recoup import ATTEMPT_COLUMNS, RUN_COLUMNS, TAG_COLUMNS
 from pipelines.recoup.errors import ConfigError, LockHeld
 from pipelines.recoup.fetch import AccountResult, Index, StoredRun
 from pipelines.recoup.settings import RAW_DATASET
+from pipelines.recoup.tables import ROOTS, TABLES
 
 PLACEHOLDER = "recoup-runs placeholder: no rows of this kind loaded yet"
 _DUCK_TYPES = {"text": "VARCHAR", "timestamp": "TIMESTAMPTZ", "bool": "BOOLEAN", "double": "DOUBLE",
                "bigint": "BIGINT", "json": "JSON"}  # fmt: skip
-_DLT_ROOT = {"_dlt_load_id": "VARCHAR", "_dlt_id": "VARCHAR"}
-_DLT_CHILD = {
-    "_dlt_root_id": "VARCHAR",
-    "_dlt_parent_id": "VARCHAR",
-    "_dlt_list_idx": "BIGINT",
-    "_dlt_id": "VARCHAR",
-}
 RAW_TABLES = {
-    table: columns
-    for root in ("runs", "run_details")
-    for table, columns in (
-        (root, {**{n: _DUCK_TYPES[c["data_type"]] for n, c in RUN_COLUMNS.items()}, **_DLT_ROOT}),
-        (f"{root}__tags", {"value": "VARCHAR", **_DLT_CHILD}),
-        (
-            f"{root}__attempts",
-            {**{n: _DUCK_TYPES[c["data_type"]] for n, c in ATTEMPT_COLUMNS.items()}, **_DLT_CHILD},
-        ),
-    )
+    table: {name: _DUCK_TYPES[kind] for name, (_, kind) in columns.items()}
+    for table, columns in TABLES.items()
 }
-assert set(TAG_COLUMNS) == {"value"}
 
 
 @dataclass(frozen=True)
@@ -174,6 +158,19 @@ def read_index(con: duckdb.DuckDBPyConnection) -> Index:
         index.add(run_id, StoredRun(account, status, updated_at, detailed_at))
     index.lost = {r[0] for r in con.execute(f"select run_id from {RAW_DATASET}.lost_runs").fetchall()}
     return index
+
+
+def prune_answers(con: duckdb.DuckDBPyConnection) -> None:
+    """Drops tags and attempts of answers that were replaced (their run's new answer had none)."""
+    tables = _tables(con)
+    for root in ROOTS.values():
+        for child in ("tags", "attempts"):
+            if tables.get(f"{root}__{child}") != "BASE TABLE":
+                continue  # a stand-in: nothing of this kind was ever loaded
+            con.execute(f"""
+                delete from {RAW_DATASET}.{root}__{child} c
+                where not exists (select 1 from {RAW_DATASET}.{root} r where r.observation_id = c.observation_id)
+            """)
 
 
 def record_sync(con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult]) -> None:

@@ -101,14 +101,14 @@ def _insert_run(con, run_id: str, account: str, task: str, status: str, created:
     row = {"id": run_id, "account_id": account, "status": status, "task_identifier": task, "created_at": created,
            "updated_at": created, "started_at": started, "seen_at": T0, "is_test": is_test, "env_name": env,
            "cost_in_cents": cost, "base_cost_in_cents": base, "duration_ms": duration_ms, "has_attempts": True,
-           "has_error": True, "error_message": error, "_dlt_id": f"{run_id}-obs", "_dlt_load_id": "1"}  # fmt: skip
+           "has_error": True, "error_message": error, "observation_id": f"{run_id}-obs"}  # fmt: skip
     names = ", ".join(row)
     con.execute(f"insert into raw.runs ({names}) values ({', '.join('?' * len(row))})", list(row.values()))
     for n in range(attempts):
         con.execute(
-            "insert into raw.runs__attempts (attempt_id, attempt_number, status, _dlt_parent_id, _dlt_root_id,"
-            " _dlt_list_idx, _dlt_id) values (?, ?, 'COMPLETED', ?, ?, ?, ?)",
-            [f"{run_id}-a{n}", n + 1, f"{run_id}-obs", f"{run_id}-obs", n, f"{run_id}-att{n}"],
+            "insert into raw.runs__attempts (run_id, observation_id, attempt_id, attempt_number, status)"
+            " values (?, ?, ?, ?, 'COMPLETED')",
+            [run_id, f"{run_id}-obs", f"{run_id}-a{n}", n + 1],
         )
 
 
@@ -235,8 +235,8 @@ def test_latest_observation_wins_and_details_fields_survive(raw_con) -> None:
                     [T0 + timedelta(hours=1)])  # fmt: skip
     raw_con.execute(
         "insert into raw.run_details (id, status, task_identifier, created_at, updated_at, seen_at, has_error,"
-        " error_message, has_attempts, attempt_count, _dlt_id, _dlt_load_id)"
-        " values ('r1', 'FAILED', 'sync', ?, ?, ?, true, 'boom', false, 4, 'r1-det', '1')",
+        " error_message, has_attempts, attempt_count, observation_id)"
+        " values ('r1', 'FAILED', 'sync', ?, ?, ?, true, 'boom', false, 4, 'r1-det')",
         [T0, T0, T0 + timedelta(minutes=5)],
     )
     apply_models(raw_con)

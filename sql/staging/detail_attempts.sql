@@ -5,7 +5,7 @@ with source as (
 
 renamed as (
     select
-        _dlt_parent_id as observation_id,
+        observation_id,
         attempt_id,
         attempt_number::integer as attempt_number,
         status,

@@ -5,8 +5,8 @@ with source as (
 
 renamed as (
     select
-        _dlt_parent_id as observation_id,
-        _dlt_list_idx::integer as tag_index,
+        observation_id,
+        tag_index::integer as tag_index,
         value as tag
     from source
 )

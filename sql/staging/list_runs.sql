@@ -7,7 +7,7 @@ with source as (
 renamed as (
     select
         id as run_id,
-        _dlt_id as observation_id,
+        observation_id,
         'list' as observed_by,
         account_id,
         status,
