@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import filelock
+import pyarrow as pa
 
 from pipelines.recoup.errors import ConfigError, LockHeld
 from pipelines.recoup.fetch import AccountResult, Index, StoredRun
@@ -150,12 +151,12 @@ def read_index(con: duckdb.DuckDBPyConnection) -> Index:
     rows = con.execute(f"""
         select l.id, l.account_id,
                case when d.seen_at > l.seen_at then d.status else l.status end,
-               case when d.seen_at > l.seen_at then d.updated_at else l.updated_at end,
-               d.updated_at
+               epoch_us(case when d.seen_at > l.seen_at then d.updated_at else l.updated_at end),
+               epoch_us(d.updated_at)
         from {RAW_DATASET}.runs l left join {RAW_DATASET}.run_details d on d.id = l.id
     """).fetchall()
-    for run_id, account, status, updated_at, detailed_at in rows:
-        index.add(run_id, StoredRun(account, status, updated_at, detailed_at))
+    for run_id, account, status, updated_us, detailed_us in rows:
+        index.add(run_id, StoredRun(account, status, updated_us, detailed_us))
     index.lost = {r[0] for r in con.execute(f"select run_id from {RAW_DATASET}.lost_runs").fetchall()}
     return index
 
@@ -175,14 +176,20 @@ def prune_answers(con: duckdb.DuckDBPyConnection) -> None:
 
 def record_sync(con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult]) -> None:
     """Appends one sync_log row per account and remembers runs the API has forgotten."""
-    con.executemany(
-        f"insert into {RAW_DATASET}.sync_log values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (synced_at, r.account, len(r.seen), r.new, len(r.updated), r.refreshed, len(r.lost),
-             r.possible_gap, r.summary_error())
-            for r in results
-        ],
-    )  # fmt: skip
+    log = pa.table({
+        "synced_at": pa.array([synced_at] * len(results), pa.timestamp("us", tz="UTC")),
+        "account_id": [r.account for r in results],
+        "runs_seen": pa.array([len(r.seen) for r in results], pa.int32()),
+        "runs_new": pa.array([r.new for r in results], pa.int32()),
+        "runs_updated": pa.array([len(r.updated) for r in results], pa.int32()),
+        "runs_refreshed": pa.array([r.refreshed for r in results], pa.int32()),
+        "runs_lost": pa.array([len(r.lost) for r in results], pa.int32()),
+        "possible_gap": pa.array([r.possible_gap for r in results], pa.bool_()),
+        "error": pa.array([r.summary_error() for r in results], pa.string()),
+    })  # fmt: skip
+    con.register("sync_log_rows", log)
+    con.execute(f"insert into {RAW_DATASET}.sync_log select * from sync_log_rows")
+    con.unregister("sync_log_rows")
     lost = [(run_id, synced_at) for r in results for run_id in r.lost]
     if lost:
         con.executemany(f"insert or ignore into {RAW_DATASET}.lost_runs values (?, ?)", lost)

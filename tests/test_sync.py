@@ -52,13 +52,14 @@ def test_first_sync_loads_every_visible_run_with_its_values(world: World, sync, 
     assert attempts == [(i + 1, a["id"], a["status"]) for i, a in enumerate(run["attempts"])]
 
 
-def test_second_sync_adds_no_duplicates_and_writes_nothing(sync, query: Query) -> None:
+def test_second_sync_adds_no_duplicates_and_writes_nothing(world: World, sync, query: Query) -> None:
     sync()
     loads = query("select count(*) from raw._dlt_loads")[0][0]
     before = query("select count(*) from analytics.runs")[0][0]
     summary = sync()
     assert summary.exit_code == 0
-    assert sum(r.new + len(r.updated) for r in summary.results) == 0
+    assert sum(r.new + len(r.updated) + r.refreshed for r in summary.results) == 0
+    assert world.requests(mode="retrieve") == [], "runs still listed are not fetched one by one"
     assert query("select count(*), count(distinct run_id) from analytics.runs")[0] == (before, before)
     assert query("select count(*) from raw._dlt_loads")[0][0] == loads, "an unchanged sync loads nothing"
     assert query("select count(*) from raw.runs")[0][0] == before

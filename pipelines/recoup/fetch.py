@@ -6,26 +6,35 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
 from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
-from pipelines.recoup.transform import carries_details, is_terminal, status_group, to_run_row
+from pipelines.recoup.transform import carries_details, is_terminal, status_group, to_run_row, to_utc
 
 log = logging.getLogger("recoup.fetch")
 
 DETAIL_MODES = ("all", "failed", "none")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def micros(moment: datetime | None) -> int | None:
+    """A UTC datetime as whole microseconds since the epoch (exact, cheap to compare)."""
+    return None if moment is None else (moment - _EPOCH) // _MICRO
+
+
 class StoredRun(NamedTuple):
-    """What the warehouse knows of a run before this sync."""
+    """What the warehouse knows of a run before this sync (times in epoch microseconds)."""
 
     account_id: str
     status: str | None
-    updated_at: datetime | None
-    detailed_at: datetime | None  # the updatedAt at which details were last fetched
+    updated_us: int | None
+    detailed_us: int | None  # the updatedAt at which details were last fetched
 
 
 @dataclass
@@ -86,16 +95,32 @@ def _same_status(a: str | None, b: str | None) -> bool:
 
 
 def _changed(stored: StoredRun, row: dict[str, Any]) -> bool:
-    return stored.updated_at != row.get("updated_at") or not _same_status(stored.status, row.get("status"))
+    return stored.updated_us != micros(row.get("updated_at")) or not _same_status(stored.status, row.get("status"))
 
 
-def _wants_details(row: dict[str, Any], stored: StoredRun | None, options: FetchOptions) -> bool:
-    group = status_group(row.get("status"))
-    if options.details == "none" or not is_terminal(row.get("status")):
+def _wants_details(status: str | None, updated_us: int | None, stored: StoredRun | None, options: FetchOptions) -> bool:
+    if options.details == "none" or not is_terminal(status):
         return False
-    if options.details == "failed" and group != "failed":
+    if options.details == "failed" and status_group(status) != "failed":
         return False
-    return stored is None or stored.detailed_at != row.get("updated_at")
+    return stored is None or stored.detailed_us != updated_us
+
+
+def _unchanged(item: Any, account: str, index: Index, options: FetchOptions) -> bool:
+    """The cheap test that lets most items of a re-sync skip the full transform."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        return False
+    stored = index.runs.get(item["id"])
+    if stored is None or stored.account_id != account:
+        return False
+    try:
+        updated_us = micros(to_utc(item.get("updatedAt") or item.get("createdAt"), "updatedAt"))
+    except BadRunError:
+        return False
+    status = item.get("status")
+    if updated_us != stored.updated_us or not _same_status(stored.status, status):
+        return False
+    return not _wants_details(status, updated_us, stored, options)
 
 
 def fetch_account(
@@ -128,6 +153,9 @@ def fetch_account(
     rows: dict[str, dict[str, Any]] = {}
     raw: dict[str, dict[str, Any]] = {}
     for item in items:
+        if _unchanged(item, account, index, options):
+            result.seen.add(item["id"])
+            continue
         try:
             row = to_run_row(item, account_id=account, seen_at=seen_at, keep_private=options.keep_private)
         except BadRunError as exc:
@@ -137,7 +165,7 @@ def fetch_account(
         if earlier is None or (row["updated_at"] or seen_at) > (earlier["updated_at"] or seen_at):
             rows[row["id"]], raw[row["id"]] = row, item
     result.seen.update(rows)
-    result.possible_gap = len(items) >= LIST_LIMIT and not (stored_ids & set(rows))
+    result.possible_gap = len(items) >= LIST_LIMIT and not (stored_ids & result.seen)
 
     to_detail = []
     for run_id, row in rows.items():
@@ -148,9 +176,10 @@ def fetch_account(
         elif _changed(stored, row) or stored.account_id != account:
             result.updated.add(run_id)
             result.list_rows.append(row)
-        if _wants_details(row, stored, options) and not carries_details(raw[run_id]):
+        wanted = _wants_details(row.get("status"), micros(row["updated_at"]), stored, options)
+        if wanted and not carries_details(raw[run_id]):
             to_detail.append(run_id)
-    refresh = [run_id for run_id in index.in_flight(account) if run_id not in rows]
+    refresh = [run_id for run_id in index.in_flight(account) if run_id not in result.seen]
 
     def retrieve(run_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
         try:

@@ -112,25 +112,36 @@ def observation_id(row: dict[str, Any], observed_by: str) -> str:
     return f"{observed_by[0]}:{row['id']}:{row['seen_at'].timestamp():.6f}"
 
 
+def _columns(rows: list[dict[str, Any]], columns: dict[str, tuple[pa.DataType, str]], **given: list) -> pa.Table:
+    """Column by column, which is several times faster than building one dict per row."""
+    arrays = {}
+    for name, (kind, dtype) in columns.items():
+        values = given[name] if name in given else [row.get(name) for row in rows]
+        if dtype == "json":
+            values = [None if v is None else orjson.dumps(v).decode() for v in values]
+        arrays[name] = pa.array(values, type=kind)
+    return pa.Table.from_pydict(arrays)
+
+
 def to_batches(rows: list[dict[str, Any]], observed_by: str) -> dict[str, pa.Table]:
     """Run rows (from `to_run_row`) as Arrow tables: the root table and its two child tables."""
     root = ROOTS[observed_by]
-    runs, tags, attempts = [], [], []
-    for row in rows:
-        oid = observation_id(row, observed_by)
-        flat = {k: v for k, v in row.items() if k not in ("tags", "attempts")}
-        flat["observation_id"] = oid
-        for column in JSON_COLUMNS:
-            if flat.get(column) is not None:
-                flat[column] = orjson.dumps(flat[column]).decode()
-        runs.append(flat)
-        tags.extend({"run_id": row["id"], "observation_id": oid, "tag_index": i, "value": tag}
-                    for i, tag in enumerate(row["tags"]))  # fmt: skip
-        attempts.extend(
-            {"run_id": row["id"], "observation_id": oid, **attempt} for attempt in row["attempts"]
-        )
+    oids = [observation_id(row, observed_by) for row in rows]
+    tag_run, tag_oid, tag_index, tag_value = [], [], [], []
+    attempts, attempt_run, attempt_oid = [], [], []
+    for row, oid in zip(rows, oids, strict=True):
+        for i, tag in enumerate(row["tags"]):
+            tag_run.append(row["id"])
+            tag_oid.append(oid)
+            tag_index.append(i)
+            tag_value.append(tag)
+        for attempt in row["attempts"]:
+            attempts.append(attempt)
+            attempt_run.append(row["id"])
+            attempt_oid.append(oid)
     return {
-        root: pa.Table.from_pylist(runs, schema=SCHEMAS[root]),
-        f"{root}__tags": pa.Table.from_pylist(tags, schema=SCHEMAS[f"{root}__tags"]),
-        f"{root}__attempts": pa.Table.from_pylist(attempts, schema=SCHEMAS[f"{root}__attempts"]),
+        root: _columns(rows, RUN_COLUMNS, observation_id=oids),
+        f"{root}__tags": _columns([], TAG_COLUMNS, run_id=tag_run, observation_id=tag_oid, tag_index=tag_index,
+                                  value=tag_value),  # fmt: skip
+        f"{root}__attempts": _columns(attempts, ATTEMPT_COLUMNS, run_id=attempt_run, observation_id=attempt_oid),
     }
