@@ -120,7 +120,7 @@ def _unchanged(item: Any, account: str, index: Index, options: FetchOptions) -> 
     status = item.get("status")
     if updated_us != stored.updated_us or not _same_status(stored.status, status):
         return False
-    return not _wants_details(status, updated_us, stored, options)
+    return not _wants_details(status, updated_us, stored, options) or carries_details(item)
 
 
 def fetch_account(
