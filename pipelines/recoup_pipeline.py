@@ -94,17 +94,19 @@ class Progress:
 
 def _load(source: Any, paths: warehouse.Paths) -> None:
     """Extracts, normalizes and loads into the working copy; unwraps our own errors."""
+    con = warehouse.connect(paths.work_db)
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        destination=dlt.destinations.duckdb(str(paths.work_db)),
+        destination=dlt.destinations.duckdb(con),
         dataset_name=RAW_DATASET,
         pipelines_dir=str(paths.pipelines_dir),
     )
     try:
         pipeline.sync_destination()  # the working folder is new: take state from the warehouse
         pipeline.extract(source, loader_file_format="parquet")
-        log.info("normalizing and loading into the working copy")
+        log.info("normalizing")
         pipeline.normalize()
+        log.info("loading into the working copy")
         pipeline.load()
     except PipelineStepFailed as exc:
         first = cause = exc.__cause__ or exc.__context__
@@ -114,6 +116,8 @@ def _load(source: Any, paths: warehouse.Paths) -> None:
             raise cause from None
         reason = f"{type(first).__name__}: {str(first).splitlines()[0][:300]}" if first else str(exc)[:300]
         raise RecoupError(f"loading failed at step {exc.step}: {reason}") from None
+    finally:
+        con.close()
 
 
 def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=None) -> SyncSummary:
@@ -134,7 +138,7 @@ def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=Non
         accounts = [client.fetch_own_account()] if own else settings.accounts
         log.info("syncing %d account(s) from %s into %s", len(accounts), client.base_url, settings.db)
         warehouse.start_work_copy(paths)
-        with duckdb.connect(str(paths.work_db)) as con:
+        with warehouse.connect(paths.work_db) as con:
             warehouse.add_placeholders(con)
             index = warehouse.read_index(con)
             warehouse.drop_placeholders(con)
@@ -157,7 +161,7 @@ def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=Non
         if loaded:
             source = recoup(client, accounts, index, results=itertools.chain(ahead, results))
             _load(source, paths)
-        with duckdb.connect(str(paths.work_db)) as con:
+        with warehouse.connect(paths.work_db) as con:
             warehouse.add_placeholders(con)
             if loaded:
                 warehouse.prune_answers(con)

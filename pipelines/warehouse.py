@@ -107,6 +107,11 @@ def publish(paths: Paths) -> None:
     shutil.rmtree(paths.work, ignore_errors=True)
 
 
+def connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-write connection with bounded memory: a large merge spills to disk instead."""
+    return duckdb.connect(str(path), config={"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 1})
+
+
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     rows = con.execute(
         "select table_name, table_type from information_schema.tables where table_schema = ?", [RAW_DATASET]

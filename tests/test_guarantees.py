@@ -160,7 +160,7 @@ def test_two_syncs_started_at_once_leave_one_clean_warehouse(
 
 # -- 3. crash safety ------------------------------------------------------------------------------
 
-PHASES = ("syncing", "accounts", "normalizing and loading", "building models", "publishing")
+PHASES = ("syncing", "accounts", "normalizing", "loading into", "building models", "publishing")
 
 
 def test_sigkill_at_any_phase_loses_and_duplicates_nothing(db_path: Path) -> None:

@@ -49,6 +49,8 @@ def to_tables(results: Iterable[AccountResult], batch_runs: int = BATCH_RUNS) ->
     for result in results:
         pending["list"] += result.list_rows
         pending["retrieve"] += result.detail_rows
+        # The rows now belong to the batch; the result keeps only its counts (sync_log, summary).
+        result.list_rows, result.detail_rows = [], []
         if len(pending["list"]) + len(pending["retrieve"]) >= batch_runs:
             yield from flush()
     yield from flush()
