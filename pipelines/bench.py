@@ -306,11 +306,11 @@ def case_analytics(work: Path, runs: int, rows: list[Row]) -> None:
             con.execute(f"create table raw.{name} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
         con.execute(f"""insert into raw.runs (id, account_id, status, task_identifier, created_at, updated_at, started_at,
             seen_at, is_test, env_name, cost_in_cents, base_cost_in_cents, duration_ms, has_attempts, has_error,
-            error_message, observation_id)
+            error_message, observation_id, attempts_listed)
             select 'run_' || i, 'acct-' || (i % 1000), ['COMPLETED','COMPLETED','COMPLETED','FAILED','EXECUTING'][1 + i % 5],
                 'task-' || (i % 12), now() - to_seconds(i % 2592000), now(), now() - to_seconds(i % 2592000) + interval 3 second,
                 now(), i % 17 = 0, ['prod','dev'][1 + i % 2], (i % 997) / 7.0, 0.0025, 1000 + i % 600000, true, true,
-                case when i % 5 = 3 then 'error ' || (i % 7) end, 'o' || i
+                case when i % 5 = 3 then 'error ' || (i % 7) end, 'o' || i, 1
             from range({runs}) t(i)""")  # fmt: skip
         con.execute(f"""insert into raw.runs__tags (run_id, observation_id, tag_index, value)
             select 'run_' || i, 'o' || i, j, 'k' || j || ':v' || (i % 50) from range({runs}) t(i), range(3) s(j)""")

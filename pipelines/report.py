@@ -18,8 +18,6 @@ from typing import Any
 
 import duckdb
 
-from pipelines.config import database_path
-
 PALETTE = (
     "#4e79a7",
     "#f28e2b",
@@ -277,8 +275,14 @@ def main() -> int:
         print("report: RECOUP_REPORT_DAYS must be a whole number >= 1 and RECOUP_REPORT_END a date (YYYY-MM-DD)",
               file=sys.stderr)  # fmt: skip
         return 2
+    if os.environ.get("RECOUP_DB"):
+        db = Path(os.environ["RECOUP_DB"])
+    else:  # the .dlt/ files may name it; reading them needs dlt, a heavy import the report avoids otherwise
+        from pipelines.config import database_path
+
+        db = database_path()
     try:
-        paths = write_report(database_path(), out_dir, days, end)
+        paths = write_report(db, out_dir, days, end)
     except (ReportError, OSError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 1

@@ -101,7 +101,7 @@ def _insert_run(con, run_id: str, account: str, task: str, status: str, created:
     row = {"id": run_id, "account_id": account, "status": status, "task_identifier": task, "created_at": created,
            "updated_at": created, "started_at": started, "seen_at": T0, "is_test": is_test, "env_name": env,
            "cost_in_cents": cost, "base_cost_in_cents": base, "duration_ms": duration_ms, "has_attempts": True,
-           "has_error": True, "error_message": error, "observation_id": f"{run_id}-obs"}  # fmt: skip
+           "has_error": True, "error_message": error, "observation_id": f"{run_id}-obs", "attempts_listed": attempts}  # fmt: skip
     names = ", ".join(row)
     con.execute(f"insert into raw.runs ({names}) values ({', '.join('?' * len(row))})", list(row.values()))
     for n in range(attempts):

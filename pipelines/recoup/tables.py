@@ -44,6 +44,7 @@ RUN_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "batch_id": (pa.string(), "text"),
     "trigger_function": (pa.string(), "text"),
     "has_attempts": (pa.bool_(), "bool"),
+    "attempts_listed": (pa.int64(), "bigint"),
     "has_error": (pa.bool_(), "bool"),
     "error_message": (pa.string(), "text"),
     "error_name": (pa.string(), "text"),

@@ -172,6 +172,7 @@ def to_run_row(
         # Whether this response carried attempts / error decides which observation wins later.
         row["has_attempts"] = "attempts" in item and item["attempts"] is not None
         row["attempts"] = to_attempt_rows(item["attempts"]) if row["has_attempts"] else []
+        row["attempts_listed"] = len(row["attempts"]) if row["has_attempts"] else None
         row["has_error"] = "error" in item
         if row["has_error"]:
             error = _error(item["error"], "error")

@@ -1,14 +1,34 @@
--- One row per run: which observation supplies each group of fields. The latest answer wins,
--- but a field an answer did not carry keeps the value of the latest answer that did
--- (errors and attempts come only from some answers, env only from list mode).
-select
-    run_id,
-    arg_max(observation_id, seen_at) as latest_id,
-    arg_max(observation_id, seen_at) filter (where has_attempts) as attempts_id,
-    arg_max(observation_id, seen_at) filter (where has_error) as error_id,
-    arg_max(observation_id, seen_at) filter (where observed_by = 'list') as listed_id,
-    arg_max(reported_attempt_count, seen_at) filter (
-        where reported_attempt_count is not null
-    ) as reported_attempt_count
-from intermediate.observations
-group by run_id
+-- materialized: table
+-- One row per run: its last list answer and its last retrieve answer side by side, with the
+-- answer each group of fields comes from. The latest answer wins, but a field an answer did
+-- not carry keeps the value of the latest answer that did (errors and attempts come only from
+-- some answers, env only from list mode).
+with listed as (
+    select * from staging.list_runs
+),
+
+retrieved as (
+    select * from staging.detail_runs
+),
+
+final as (
+    select
+        listed.run_id,
+        coalesce(retrieved.seen_at > listed.seen_at, false) as retrieved_is_latest,
+        case
+            when retrieved.has_attempts and (not listed.has_attempts or retrieved.seen_at > listed.seen_at)
+                then 'retrieve'
+            when listed.has_attempts then 'list'
+        end as attempts_from,
+        case
+            when retrieved.has_error and (not listed.has_error or retrieved.seen_at > listed.seen_at)
+                then 'retrieve'
+            when listed.has_error then 'list'
+        end as error_from,
+        listed.observation_id as listed_id,
+        retrieved.observation_id as retrieved_id
+    from listed
+    left join retrieved using (run_id)
+)
+
+select * from final

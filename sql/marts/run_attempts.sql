@@ -1,3 +1,4 @@
+-- materialized: view
 -- One row per attempt of a run, from the latest answer that listed attempts (API order,
 -- attempt_number from 1). Runs whose answers never listed attempts have no rows here;
 -- analytics.runs.attempt_count still gives their count when the API reported one.
@@ -22,7 +23,11 @@ final as (
         attempts.completed_at,
         attempts.error_message
     from versions
-    inner join attempts on attempts.observation_id = versions.attempts_id
+    inner join attempts
+        on attempts.observation_id = case versions.attempts_from
+            when 'retrieve' then versions.retrieved_id
+            when 'list' then versions.listed_id
+        end
 )
 
 select * from final

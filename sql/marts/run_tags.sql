@@ -1,3 +1,4 @@
+-- materialized: view
 -- One row per tag of a run, from the latest answer about the run. A tag splits at its first
 -- ':' into tag_key and tag_value (the rest, verbatim; 'key:' gives ''); no ':' gives
 -- tag_key = tag and tag_value null.
@@ -6,9 +7,9 @@ with versions as (
 ),
 
 tags as (
-    select * from staging.list_tags
+    select observation_id, tag from staging.list_tags
     union all
-    select * from staging.detail_tags
+    select observation_id, tag from staging.detail_tags
 ),
 
 final as (
@@ -18,7 +19,8 @@ final as (
         case when strpos(tags.tag, ':') > 0 then left(tags.tag, strpos(tags.tag, ':') - 1) else tags.tag end as tag_key,
         case when strpos(tags.tag, ':') > 0 then substr(tags.tag, strpos(tags.tag, ':') + 1) end as tag_value
     from versions
-    inner join tags on tags.observation_id = versions.latest_id
+    inner join tags
+        on tags.observation_id = if(versions.retrieved_is_latest, versions.retrieved_id, versions.listed_id)
 )
 
 select * from final

@@ -23,6 +23,7 @@ renamed as (
         base_cost_in_cents::double as base_cost_cents,
         attempt_count::integer as reported_attempt_count,
         coalesce(has_attempts, false) as has_attempts,
+        attempts_listed::integer as attempts_listed,
         coalesce(has_error, false) as has_error,
         error_message,
         seen_at
