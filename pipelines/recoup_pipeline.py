@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-import duckdb
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import warehouse

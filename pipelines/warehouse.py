@@ -109,7 +109,9 @@ def publish(paths: Paths) -> None:
 
 def connect(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-write connection with bounded memory: a large merge spills to disk instead."""
-    return duckdb.connect(str(path), config={"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 1})
+    return duckdb.connect(
+        str(path), config={"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 1}
+    )
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -95,10 +95,14 @@ def _same_status(a: str | None, b: str | None) -> bool:
 
 
 def _changed(stored: StoredRun, row: dict[str, Any]) -> bool:
-    return stored.updated_us != micros(row.get("updated_at")) or not _same_status(stored.status, row.get("status"))
+    return stored.updated_us != micros(row.get("updated_at")) or not _same_status(
+        stored.status, row.get("status")
+    )
 
 
-def _wants_details(status: str | None, updated_us: int | None, stored: StoredRun | None, options: FetchOptions) -> bool:
+def _wants_details(
+    status: str | None, updated_us: int | None, stored: StoredRun | None, options: FetchOptions
+) -> bool:
     if options.details == "none" or not is_terminal(status):
         return False
     if options.details == "failed" and status_group(status) != "failed":

@@ -113,7 +113,9 @@ def observation_id(row: dict[str, Any], observed_by: str) -> str:
     return f"{observed_by[0]}:{row['id']}:{row['seen_at'].timestamp():.6f}"
 
 
-def _columns(rows: list[dict[str, Any]], columns: dict[str, tuple[pa.DataType, str]], **given: list) -> pa.Table:
+def _columns(
+    rows: list[dict[str, Any]], columns: dict[str, tuple[pa.DataType, str]], **given: list
+) -> pa.Table:
     """Column by column, which is several times faster than building one dict per row."""
     arrays = {}
     for name, (kind, dtype) in columns.items():
@@ -142,7 +144,10 @@ def to_batches(rows: list[dict[str, Any]], observed_by: str) -> dict[str, pa.Tab
             attempt_oid.append(oid)
     return {
         root: _columns(rows, RUN_COLUMNS, observation_id=oids),
-        f"{root}__tags": _columns([], TAG_COLUMNS, run_id=tag_run, observation_id=tag_oid, tag_index=tag_index,
-                                  value=tag_value),  # fmt: skip
-        f"{root}__attempts": _columns(attempts, ATTEMPT_COLUMNS, run_id=attempt_run, observation_id=attempt_oid),
+        f"{root}__tags": _columns(
+            [], TAG_COLUMNS, run_id=tag_run, observation_id=tag_oid, tag_index=tag_index, value=tag_value
+        ),
+        f"{root}__attempts": _columns(
+            attempts, ATTEMPT_COLUMNS, run_id=attempt_run, observation_id=attempt_oid
+        ),
     }
