@@ -59,19 +59,21 @@ def seconds(value: Any) -> str:
 
 FORMATTERS = {"usd": usd, "percent": percent, "seconds": seconds, "int": lambda v: f"{v:,}", "text": str}
 
+
+def _cost_by(key: str) -> str:
+    """Totals of analytics.cost_by_task (one row per account and task) by one of its keys."""
+    return f"""
+        select {key}, sum(run_count)::integer as run_count,
+               sum(succeeded_run_count)::integer as succeeded_run_count, sum(total_cost_usd) as total_cost_usd,
+               sum(total_cost_usd) / nullif(sum(succeeded_run_count), 0) as cost_per_successful_run_usd
+        from analytics.cost_by_task group by all order by total_cost_usd desc, {key}"""
+
+
+COST_FORMATS = {"run_count": "int", "succeeded_run_count": "int", "total_cost_usd": "usd",
+                "cost_per_successful_run_usd": "usd"}  # fmt: skip
 QUERIES = {
-    "cost_by_account": ("Cost by account", """
-        select account_id, sum(run_count)::integer as run_count,
-               sum(succeeded_run_count)::integer as succeeded_run_count, sum(total_cost_usd) as total_cost_usd,
-               sum(total_cost_usd) / nullif(sum(succeeded_run_count), 0) as cost_per_successful_run_usd
-        from analytics.cost_by_task group by all order by total_cost_usd desc, account_id""",
-        {"run_count": "int", "succeeded_run_count": "int", "total_cost_usd": "usd", "cost_per_successful_run_usd": "usd"}),
-    "cost_by_task": ("Cost by task", """
-        select task_identifier, sum(run_count)::integer as run_count,
-               sum(succeeded_run_count)::integer as succeeded_run_count, sum(total_cost_usd) as total_cost_usd,
-               sum(total_cost_usd) / nullif(sum(succeeded_run_count), 0) as cost_per_successful_run_usd
-        from analytics.cost_by_task group by all order by total_cost_usd desc, task_identifier""",
-        {"run_count": "int", "succeeded_run_count": "int", "total_cost_usd": "usd", "cost_per_successful_run_usd": "usd"}),
+    "cost_by_account": ("Cost by account", _cost_by("account_id"), COST_FORMATS),
+    "cost_by_task": ("Cost by task", _cost_by("task_identifier"), COST_FORMATS),
     "reliability_by_task": ("Reliability by task", """
         select task_identifier, run_count, finished_run_count, failed_run_count, failure_rate, retried_run_count
         from analytics.reliability_by_task order by failure_rate desc nulls last, task_identifier""",
