@@ -41,6 +41,7 @@ def main() -> int:
         )
         return 2
     db.parent.mkdir(parents=True, exist_ok=True)
+    db.unlink(missing_ok=True)  # each demo starts from an empty warehouse
     (db.parent / MARKER).write_text("this folder's warehouse was filled by `make demo`\n")
     world = World(accounts=36, runs_per_account=110, seed=2026)
     world.profile = "documented"

@@ -9,6 +9,7 @@ the SQL models reconcile them (the latest answer wins, field by field).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -20,6 +21,16 @@ from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, fetch_all
 from pipelines.recoup.tables import ROOTS, TABLES, dlt_columns, to_batches
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
+
+
+class _JsonAsText(logging.Filter):
+    """dlt warns on every batch that JSON columns arrive as Arrow strings; that is by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "when merging arrow schema with dlt schema" not in record.getMessage()
+
+
+logging.getLogger("dlt").addFilter(_JsonAsText())
 
 
 def _hints(table: str) -> Any:
