@@ -30,7 +30,7 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix pipelines tests
 	$(PY) -m ruff format pipelines tests
 
-emulator: $(STAMP) ## serve the Recoup API emulator on 127.0.0.1:$(PORT)
+emulator: $(STAMP) ## serve the Recoup API emulator on 127.0.0.1:8787 (PORT=... to change)
 	$(PY) -m pipelines.emulator --port $(PORT)
 
 sync: $(STAMP) ## one sync of every configured account into RECOUP_DB (see README)
