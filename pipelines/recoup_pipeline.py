@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
+import httpx
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import warehouse
@@ -119,7 +120,9 @@ def _load(source: Any, paths: warehouse.Paths) -> None:
         con.close()
 
 
-def run_sync(settings: Settings, retry: RetryPolicy | None = None, transport=None) -> SyncSummary:
+def run_sync(
+    settings: Settings, retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None
+) -> SyncSummary:
     """Runs one complete sync under the lock and publishes the warehouse.
 
     Raises:
