@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipelines.emulator import EmulatorServer, World
@@ -43,7 +43,9 @@ def main() -> int:
     db.parent.mkdir(parents=True, exist_ok=True)
     db.unlink(missing_ok=True)  # each demo starts from an empty warehouse
     (db.parent / MARKER).write_text("this folder's warehouse was filled by `make demo`\n")
-    world = World(accounts=36, runs_per_account=110, seed=2026)
+    # The emulated clock starts 15 minutes back so that after the second sync it reads "now".
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15)
+    world = World(accounts=36, runs_per_account=110, seed=2026, now=start)
     world.profile = "documented"
     with EmulatorServer(world) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECOUP_")}
