@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
+import duckdb
 import httpx
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -197,6 +198,15 @@ def main() -> int:
         return EXIT_CONFIG
     except RecoupError as exc:
         print(f"sync: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
+    except duckdb.Error as exc:  # e.g. RECOUP_DB is not a DuckDB file; it is left untouched
+        print(f"sync: the warehouse cannot be used: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+        return EXIT_PARTIAL
+    except OSError as exc:  # e.g. the disk is full; the published warehouse is left untouched
+        print(
+            f"sync: {exc.strerror or exc} ({exc.filename or 'while writing the working copy'})",
+            file=sys.stderr,
+        )
         return EXIT_PARTIAL
     except KeyboardInterrupt:
         print("sync: interrupted; the warehouse is as the last complete sync left it", file=sys.stderr)

@@ -126,3 +126,15 @@ def test_a_second_sync_exits_75_while_the_lock_is_held(
     assert done.returncode == 75
     assert "another sync is running" in done.stderr
     assert not db.exists()
+
+
+def test_a_file_that_is_not_a_warehouse_is_a_clear_error_and_left_alone(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "recoup.duckdb"
+    db.write_bytes(b"this is not a DuckDB file" * 100)
+    done = run_cli(sync_env(world, emulator, db))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("sync: the warehouse cannot be used:")
+    assert "Traceback" not in done.stderr
+    assert db.read_bytes() == b"this is not a DuckDB file" * 100
