@@ -28,6 +28,7 @@ import duckdb
 import httpx
 import orjson
 
+from pipelines import warehouse
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.render import to_list_item
@@ -333,6 +334,7 @@ def case_analytics(work: Path, runs: int, rows: list[Row]) -> None:
         con.execute(f"""insert into raw.runs__attempts (run_id, observation_id, attempt_id, attempt_number, status)
             select 'run_' || i, 'o' || i, 'a' || i, 1, 'COMPLETED' from range({runs}) t(i)""")
         add_placeholders(con)
+    with warehouse.connect(db, warehouse.MODEL_LIMITS) as con:  # as `make models` and every sync do
         models, _ = timed(lambda: apply_models(con))
         check(con.execute("select count(*) from analytics.runs").fetchone()[0] == runs, "analytics row count")
     env = {**os.environ, "RECOUP_DB": str(db), "RECOUP_REPORTS_DIR": str(work / "reports")}

@@ -124,7 +124,7 @@ def main() -> int:
     try:
         with warehouse.sync_lock(paths, wait_seconds=60):
             warehouse.start_work_copy(paths)
-            with duckdb.connect(str(paths.work_db)) as con:
+            with warehouse.connect(paths.work_db, warehouse.MODEL_LIMITS) as con:
                 warehouse.add_placeholders(con)
                 names = apply_models(con)
                 con.execute("checkpoint")

@@ -107,11 +107,16 @@ def publish(paths: Paths) -> None:
     shutil.rmtree(paths.work, ignore_errors=True)
 
 
-def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-write connection with bounded memory: a large merge spills to disk instead."""
-    return duckdb.connect(
-        str(path), config={"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 1}
-    )
+# DuckDB takes up to 80% of RAM by default. A sync's merge scales with that sync's size and
+# runs within a small budget (it spills); the models scale with the whole warehouse and get
+# more room, so a million runs still rebuild in a couple of seconds.
+LOAD_LIMITS = {"memory_limit": "64MB", "threads": 1}
+MODEL_LIMITS = {"memory_limit": "512MB"}
+
+
+def connect(path: Path, limits: dict[str, object] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:
+    """A read-write connection with bounded memory: large work spills to disk instead."""
+    return duckdb.connect(str(path), config={**limits, "preserve_insertion_order": False})
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
