@@ -8,6 +8,7 @@ stdout and to docs/benchmarks.md. `QUICK=1` shrinks every case for a smoke run.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -108,6 +109,7 @@ class Emulator:
 
 
 def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    gc.collect()  # no system pays for the garbage of the one measured before it
     started = time.perf_counter()
     result = action()
     return time.perf_counter() - started, result
@@ -238,21 +240,10 @@ def cases_throughput(work: Path, accounts: int, rows: list[Row]) -> None:
         ours, summary = timed(lambda: our_sync(emu, work / "ours" / "recoup.duckdb"))
         check(summary.exit_code == 0 and warehouse_counts(work / "ours" / "recoup.duckdb") == (truth, truth),
               "our sync row count")  # fmt: skip
-        peer, peer_runs = timed(lambda: peer_rest_api(emu, work / "peer"))
-        check(peer_runs == truth, f"peer loaded {peer_runs} of {truth} runs")
         limit = limit_http + limit_load
         rows.append(Row(f"1. first sync, {accounts:,} accounts x 100 runs ({truth:,} runs, {size / 1e6:.0f} MB)",
                         f"ours {ours:.2f} s", f"limit {limit:.2f} s (http {limit_http:.2f} + duckdb {limit_load:.2f})",
                         ours / limit, "<=2.0x"))  # fmt: skip
-        rows.append(
-            Row(
-                "1. vs dlt rest_api (defaults)",
-                f"ours {ours:.2f} s",
-                f"peer {peer:.2f} s",
-                peer / ours,
-                ">=5.0x",
-            )
-        )
 
         db = work / "ours" / "recoup.duckdb"
         before = loads(db)
@@ -272,6 +263,15 @@ def cases_throughput(work: Path, accounts: int, rows: list[Row]) -> None:
         check(stored[0] == stored[1] and new > 0 and updated > 0, "incremental counts")
         rows.append(Row(f"4. incremental: 10% changed, 5% new ({updated:,} updated, {new:,} new)",
                         f"ours {incremental:.2f} s", f"first sync {ours:.2f} s", None, ""))  # fmt: skip
+
+        # The peer runs last: its pipeline leaves a large heap behind in this process. It loads
+        # the same number of visible runs as our first sync did (the churn replaced 5% of them).
+        peer, peer_runs = timed(lambda: peer_rest_api(emu, work / "peer"))
+        check(peer_runs == emu.run_count, f"peer loaded {peer_runs} of {emu.run_count} runs")
+        peer_row = Row(
+            "1. vs dlt rest_api (defaults)", f"ours {ours:.2f} s", f"peer {peer:.2f} s", peer / ours, ">=5.0x"
+        )
+        rows.insert(len(rows) - 2, peer_row)
     finally:
         emu.stop()
 
