@@ -68,9 +68,9 @@ def test_a_reader_holding_the_file_through_a_sync_never_fails_it(world: World, s
 
 
 READER = textwrap.dedent("""
-    import json, sys, time, duckdb
-    db, until = sys.argv[1], time.monotonic() + float(sys.argv[2])
-    while time.monotonic() < until:
+    import json, os, sys, time, duckdb
+    db, stop, until = sys.argv[1], sys.argv[2], time.monotonic() + 300
+    while not os.path.exists(stop) and time.monotonic() < until:
         try:
             with duckdb.connect(db, read_only=True) as con:
                 print(json.dumps(con.execute(sys.argv[3]).fetchone()), flush=True)
@@ -85,13 +85,16 @@ def test_readers_polling_during_syncs_always_see_a_complete_state(
 ) -> None:
     env = sync_env(world, emulator, db_path)
     assert run_cli(env).returncode == 0
-    readers = [subprocess.Popen([sys.executable, "-c", READER, str(db_path), "12", CONSISTENT], stdout=subprocess.PIPE,
-                                text=True) for _ in range(3)]  # fmt: skip
+    stop = db_path.parent / "stop-readers"
+    readers = [subprocess.Popen([sys.executable, "-c", READER, str(db_path), str(stop), CONSISTENT],
+                                stdout=subprocess.PIPE, text=True) for _ in range(3)]  # fmt: skip
     for round_ in range(3):
         for account in world.account_ids:
             world.add_run(account, created_at=world.now - timedelta(seconds=round_ + 1))
         done = run_cli(env)
         assert done.returncode == 0, done.stderr
+    time.sleep(0.5)  # let every reader see the last sync
+    stop.touch()
     answers = []
     for reader in readers:
         out, _ = reader.communicate(timeout=60)
