@@ -46,7 +46,6 @@ def main() -> int:
     # The emulated clock starts 15 minutes back so that after the second sync it reads "now".
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15)
     world = World(accounts=36, runs_per_account=110, seed=2026, now=start)
-    world.profile = "documented"
     with EmulatorServer(world) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECOUP_")}
         env.update(RECOUP_API_KEY=world.demo_key, RECOUP_BASE_URL=server.url, RECOUP_DB=str(db),

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines import warehouse
+from pipelines.config import database_path
 from pipelines.recoup.errors import RecoupError
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -114,9 +116,6 @@ def apply_models(
 
 def main() -> int:
     """`make models`: rebuild the models of RECOUP_DB, published like a sync publishes."""
-    from pipelines import warehouse
-    from pipelines.config import database_path
-
     paths = warehouse.Paths(database_path())
     if not paths.db.exists():
         print(f"models: no warehouse at {paths.db}; run `make sync` (or `make demo`) first", file=sys.stderr)

@@ -169,12 +169,11 @@ def run_sync(
         ahead = []
         for result in results:
             ahead.append(result)
-            if result.list_rows or result.detail_rows:
+            if result.has_rows:
                 break
-        loaded = bool(ahead) and bool(ahead[-1].list_rows or ahead[-1].detail_rows)
+        loaded = bool(ahead) and ahead[-1].has_rows
         if loaded:
-            source = recoup(client, accounts, index, results=itertools.chain(ahead, results))
-            _load(source, paths)
+            _load(recoup(itertools.chain(ahead, results)), paths)
         with warehouse.connect(paths.work_db, warehouse.MODEL_LIMITS) as con:
             warehouse.add_placeholders(con)
             if loaded:

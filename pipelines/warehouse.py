@@ -160,6 +160,8 @@ def read_index(con: duckdb.DuckDBPyConnection) -> Index:
     Needs `add_placeholders` to have run, so that a warehouse with no runs yet reads as empty.
     """
     index = Index()
+    # The same rule as sql/intermediate/run_versions.sql (a later retrieve answer wins), read
+    # from the raw tables so that a failed model build never misleads the next sync.
     rows = con.execute(f"""
         select l.id, l.account_id,
                case when d.seen_at > l.seen_at then d.status else l.status end,

@@ -10,14 +10,13 @@ the SQL models reconcile them (the latest answer wins, field by field).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dlt
 from dlt.extract.hints import make_hints
 
-from pipelines.recoup.client import RecoupClient
-from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, fetch_all
+from pipelines.recoup.fetch import AccountResult
 from pipelines.recoup.tables import ROOTS, TABLES, dlt_columns, to_batches
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
@@ -68,37 +67,17 @@ def to_tables(results: Iterable[AccountResult], batch_runs: int = BATCH_RUNS) ->
 
 
 @dlt.source(name="recoup")
-def recoup(
-    client: RecoupClient,
-    accounts: list[str],
-    index: Index,
-    options: FetchOptions | None = None,
-    own: bool = False,
-    concurrency: int = 8,
-    on_result: Callable[[AccountResult], None] | None = None,
-    results: Iterable[AccountResult] | None = None,
-) -> Any:
-    """Runs of `accounts`, compared with `index` (what the warehouse already holds).
+def recoup(results: Iterable[AccountResult]) -> Any:
+    """The runs of every account, merged on `id` into the raw tables.
 
     Args:
-        client: the Recoup API client (base URL, key and transport are its business).
-        accounts: account ids to sync; with `own`, the single id of the key's own account.
-        index: the runs already stored; only new or changed runs are loaded.
-        options: details and privacy settings.
-        own: list without `account_id` (the key's own account).
-        concurrency: accounts in progress at once.
-        on_result: called with each account's result, e.g. to report progress.
-        results: account results already being fetched (the caller started `fetch_all`).
+        results: what `fetch_all` produced for each account (only new or changed runs carry
+            rows), consumed as it arrives so that memory stays bounded.
     """
 
     # Every batch carries the hints of its own table (see HINTS), so the resource declares none.
     @dlt.resource(name="runs")
     def runs() -> Iterator[Any]:
-        fetched = results
-        if fetched is None:
-            fetched = fetch_all(
-                client, accounts, index, options or FetchOptions(), own, concurrency, on_result
-            )
-        yield from to_tables(fetched)
+        yield from to_tables(results)
 
     return runs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -13,8 +12,6 @@ from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
 from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
 from pipelines.recoup.transform import carries_details, is_terminal, status_group, to_run_row, to_utc
-
-log = logging.getLogger("recoup.fetch")
 
 DETAIL_MODES = ("all", "failed", "none")
 
@@ -71,6 +68,10 @@ class AccountResult:
     error: str | None = None
 
     @property
+    def has_rows(self) -> bool:
+        return bool(self.list_rows or self.detail_rows)
+
+    @property
     def ok(self) -> bool:
         return self.error is None and not self.problems
 
@@ -94,10 +95,12 @@ def _same_status(a: str | None, b: str | None) -> bool:
     return LEGACY_TO_CURRENT.get(a or "", a) == LEGACY_TO_CURRENT.get(b or "", b)
 
 
+def _differs(stored: StoredRun, updated_us: int | None, status: str | None) -> bool:
+    return updated_us != stored.updated_us or not _same_status(stored.status, status)
+
+
 def _changed(stored: StoredRun, row: dict[str, Any]) -> bool:
-    return stored.updated_us != micros(row.get("updated_at")) or not _same_status(
-        stored.status, row.get("status")
-    )
+    return _differs(stored, micros(row["updated_at"]), row.get("status"))
 
 
 def _wants_details(
@@ -122,7 +125,7 @@ def _unchanged(item: Any, account: str, index: Index, options: FetchOptions) -> 
     except BadRunError:
         return False
     status = item.get("status")
-    if updated_us != stored.updated_us or not _same_status(stored.status, status):
+    if _differs(stored, updated_us, status):
         return False
     return not _wants_details(status, updated_us, stored, options) or carries_details(item)
 
@@ -165,8 +168,8 @@ def fetch_account(
         except BadRunError as exc:
             result.problems.append(f"rejected {exc}")
             continue
-        earlier = rows.get(row["id"])
-        if earlier is None or (row["updated_at"] or seen_at) > (earlier["updated_at"] or seen_at):
+        earlier = rows.get(row["id"])  # the same run twice in a page: keep the later answer
+        if earlier is None or row["updated_at"] > earlier["updated_at"]:
             rows[row["id"]], raw[row["id"]] = row, item
     result.seen.update(rows)
     result.possible_gap = len(items) >= LIST_LIMIT and not (stored_ids & result.seen)

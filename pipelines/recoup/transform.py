@@ -140,7 +140,8 @@ def to_run_row(
         for source, column in _TIMES.items():
             if source in item:
                 row[column] = to_utc(item[source], source)
-        row.setdefault("updated_at", row["created_at"])
+        if row.get("updated_at") is None:  # absent or null: the run has not changed since creation
+            row["updated_at"] = row["created_at"]
         for source, column in _TEXTS.items():
             if source in item:
                 row[column] = _text(item[source], source)

@@ -4,11 +4,11 @@
 -- not carry keeps the value of the latest answer that did (errors and attempts come only from
 -- some answers, env only from list mode).
 with listed as (
-    select * from staging.list_runs
+    select * from staging.run_answers where observed_by = 'list'
 ),
 
 retrieved as (
-    select * from staging.detail_runs
+    select * from staging.run_answers where observed_by = 'retrieve'
 ),
 
 final as (

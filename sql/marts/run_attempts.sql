@@ -7,9 +7,7 @@ with versions as (
 ),
 
 attempts as (
-    select * from staging.list_attempts
-    union all
-    select * from staging.detail_attempts
+    select * from staging.attempt_answers
 ),
 
 final as (

@@ -7,9 +7,7 @@ with versions as (
 ),
 
 tags as (
-    select observation_id, tag from staging.list_tags
-    union all
-    select observation_id, tag from staging.detail_tags
+    select * from staging.tag_answers
 ),
 
 final as (

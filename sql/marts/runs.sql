@@ -6,11 +6,11 @@ with versions as (
 ),
 
 listed as (
-    select * from staging.list_runs
+    select * from staging.run_answers where observed_by = 'list'
 ),
 
 retrieved as (
-    select * from staging.detail_runs
+    select * from staging.run_answers where observed_by = 'retrieve'
 ),
 
 groups as (

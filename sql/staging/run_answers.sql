@@ -1,0 +1,36 @@
+-- One row per answer about a run: the last list answer (raw.runs) and the last retrieve
+-- answer (raw.run_details), renamed and cast; observed_by says which mode gave it.
+-- Used to reconcile the two into analytics.runs.
+with source as (
+    select *, 'list' as observed_by from raw.runs
+    union all by name
+    select *, 'retrieve' as observed_by from raw.run_details
+),
+
+renamed as (
+    select
+        id as run_id,
+        observation_id,
+        observed_by,
+        account_id,
+        status,
+        task_identifier,
+        is_test,
+        env_name,
+        created_at,
+        updated_at,
+        started_at,
+        finished_at,
+        duration_ms,
+        cost_in_cents::double as cost_cents,
+        base_cost_in_cents::double as base_cost_cents,
+        attempt_count::integer as reported_attempt_count,
+        coalesce(has_attempts, false) as has_attempts,
+        attempts_listed::integer as attempts_listed,
+        coalesce(has_error, false) as has_error,
+        error_message,
+        seen_at
+    from source
+)
+
+select * from renamed
