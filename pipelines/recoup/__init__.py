@@ -14,10 +14,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dlt
+import pyarrow as pa
 from dlt.extract.hints import make_hints
 
+from pipelines.recoup.columnar import CheckedPage, assemble
 from pipelines.recoup.fetch import AccountResult
-from pipelines.recoup.tables import ROOTS, TABLES, dlt_columns, to_batches
+from pipelines.recoup.tables import ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
 
@@ -44,25 +46,46 @@ def _hints(table: str) -> Any:
 HINTS = {table: _hints(table) for table in TABLES}
 
 
+def _answers(
+    pages: list[CheckedPage], list_rows: list[dict[str, Any]], detail_rows: list[dict[str, Any]]
+) -> Iterator[Answers]:
+    if pages:
+        yield assemble(pages)
+    if list_rows:
+        yield rows_to_answers(list_rows, "list")
+    if detail_rows:
+        yield rows_to_answers(detail_rows, "retrieve")
+
+
 def to_tables(results: Iterable[AccountResult], batch_runs: int = BATCH_RUNS) -> Iterator[Any]:
-    """Account results as Arrow tables for every raw table, `batch_runs` runs at a time."""
-    pending: dict[str, list[dict[str, Any]]] = {"list": [], "retrieve": []}
+    """Account results as Arrow tables for every raw table, about `batch_runs` runs at a time."""
+    pages: list[CheckedPage] = []
+    list_rows: list[dict[str, Any]] = []
+    detail_rows: list[dict[str, Any]] = []
 
     def flush() -> Iterator[Any]:
-        for observed_by, rows in pending.items():
-            if rows:
-                for table, batch in to_batches(rows, observed_by).items():
-                    if batch.num_rows:
-                        yield dlt.mark.with_hints(batch, HINTS[table], create_table_variant=True)
-                rows.clear()
+        parts: dict[str, list[pa.Table]] = {}
+        for answers in _answers(pages, list_rows, detail_rows):
+            for table, part in answers.tables().items():
+                parts.setdefault(table, []).append(part)
+        for held in (pages, list_rows, detail_rows):
+            held.clear()
+        for table, tables in parts.items():
+            batch = pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
+            if batch.num_rows:
+                yield dlt.mark.with_hints(batch, HINTS[table], create_table_variant=True)
 
+    runs = 0
     for result in results:
-        pending["list"] += result.list_rows
-        pending["retrieve"] += result.detail_rows
-        # The rows now belong to the batch; the result keeps only its counts (sync_log, summary).
-        result.list_rows, result.detail_rows = [], []
-        if len(pending["list"]) + len(pending["retrieve"]) >= batch_runs:
+        runs += sum(map(len, result.pages)) + len(result.list_rows) + len(result.detail_rows)
+        pages.extend(result.pages)
+        list_rows.extend(result.list_rows)
+        detail_rows.extend(result.detail_rows)
+        # The runs now belong to the batch; the result keeps only its counts (sync_log, summary).
+        result.pages, result.list_rows, result.detail_rows = [], [], []
+        if runs >= batch_runs:
             yield from flush()
+            runs = 0
     yield from flush()
 
 

@@ -5,24 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pipelines.recoup.client import RecoupClient
+from pipelines.recoup.columnar import CheckedPage, list_answers
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
 from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
-from pipelines.recoup.transform import carries_details, is_terminal, status_group, to_run_row, to_utc
+from pipelines.recoup.transform import carries_details, is_terminal, micros, status_group, to_run_row, to_utc
 
 DETAIL_MODES = ("all", "failed", "none")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
-
-
-def micros(moment: datetime | None) -> int | None:
-    """A UTC datetime as whole microseconds since the epoch (exact, cheap to compare)."""
-    return None if moment is None else (moment - _EPOCH) // _MICRO
 
 
 class StoredRun(NamedTuple):
@@ -56,6 +48,8 @@ class AccountResult:
     """Everything one account's sync produced: rows to load and the numbers for sync_log."""
 
     account: str
+    # What to load (new or changed runs): checked list pages, and answers taken run by run.
+    pages: list[CheckedPage] = field(default_factory=list)
     list_rows: list[dict[str, Any]] = field(default_factory=list)
     detail_rows: list[dict[str, Any]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
@@ -69,7 +63,7 @@ class AccountResult:
 
     @property
     def has_rows(self) -> bool:
-        return bool(self.list_rows or self.detail_rows)
+        return bool(self.pages or self.list_rows or self.detail_rows)
 
     @property
     def ok(self) -> bool:
@@ -113,21 +107,30 @@ def _wants_details(
     return stored is None or stored.detailed_us != updated_us
 
 
-def _unchanged(item: Any, account: str, index: Index, options: FetchOptions) -> bool:
-    """The cheap test that lets most items of a re-sync skip the full transform."""
+SAME, DETAILS, CHANGED = "same", "details", "changed"
+
+
+def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> str:
+    """The cheap test that lets most items of a re-sync skip the transform.
+
+    SAME: as stored. DETAILS: as stored, but its details are still to fetch. CHANGED: new,
+    changed, or not a valid run (the transform decides which).
+    """
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-        return False
+        return CHANGED
     stored = index.runs.get(item["id"])
-    if stored is None or stored.account_id != account:
-        return False
+    status = item.get("status")
+    if stored is None or stored.account_id != account or not isinstance(status, str | None):
+        return CHANGED
     try:
         updated_us = micros(to_utc(item.get("updatedAt") or item.get("createdAt"), "updatedAt"))
     except BadRunError:
-        return False
-    status = item.get("status")
+        return CHANGED
     if _differs(stored, updated_us, status):
-        return False
-    return not _wants_details(status, updated_us, stored, options) or carries_details(item)
+        return CHANGED
+    if _wants_details(status, updated_us, stored, options) and not carries_details(item):
+        return DETAILS
+    return SAME
 
 
 def fetch_account(
@@ -157,35 +160,41 @@ def fetch_account(
         return result
     seen_at = datetime.now(UTC)
     stored_ids = index.by_account.get(account, set())
-    rows: dict[str, dict[str, Any]] = {}
-    raw: dict[str, dict[str, Any]] = {}
-    for item in items:
-        if _unchanged(item, account, index, options):
-            result.seen.add(item["id"])
-            continue
-        try:
-            row = to_run_row(item, account_id=account, seen_at=seen_at, keep_private=options.keep_private)
-        except BadRunError as exc:
-            result.problems.append(f"rejected {exc}")
-            continue
-        earlier = rows.get(row["id"])  # the same run twice in a page: keep the later answer
-        if earlier is None or row["updated_at"] > earlier["updated_at"]:
-            rows[row["id"]], raw[row["id"]] = row, item
-    result.seen.update(rows)
-    result.possible_gap = len(items) >= LIST_LIMIT and not (stored_ids & result.seen)
-
     to_detail = []
-    for run_id, row in rows.items():
+    changed = []
+    for item in items:
+        verdict = _compare(item, account, index, options)
+        if verdict == CHANGED:
+            changed.append(item)
+            continue
+        result.seen.add(item["id"])
+        if verdict == DETAILS:
+            to_detail.append(item["id"])
+    checked, result.problems = (
+        list_answers(changed, account_id=account, seen_at=seen_at, keep_private=options.keep_private)
+        if changed
+        else ([], [])
+    )
+    if isinstance(checked, CheckedPage):
+        facts = checked.facts
+        if facts:
+            result.pages.append(checked)
+    else:
+        facts = [
+            (row["id"], micros(row["updated_at"]), row.get("status"), carries_details(row)) for row in checked
+        ]
+        result.list_rows = checked
+    for run_id, updated_us, status, carried in facts:
+        result.seen.add(run_id)
         stored = index.runs.get(run_id)
         if stored is None:
             result.new += 1
-            result.list_rows.append(row)
-        elif _changed(stored, row) or stored.account_id != account:
+        elif _differs(stored, updated_us, status) or stored.account_id != account:
             result.updated.add(run_id)
-            result.list_rows.append(row)
-        wanted = _wants_details(row.get("status"), micros(row["updated_at"]), stored, options)
-        if wanted and not carries_details(raw[run_id]):
+        if _wants_details(status, updated_us, stored, options) and not carried:
             to_detail.append(run_id)
+    result.possible_gap = len(items) >= LIST_LIMIT and not (stored_ids & result.seen)
+
     refresh = [run_id for run_id in index.in_flight(account) if run_id not in result.seen]
 
     def retrieve(run_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -204,10 +213,10 @@ def fetch_account(
         except (ApiError, BadRunError) as exc:
             return run_id, None, str(exc)
 
-    jobs = to_detail + refresh
-    answers = pool.map(retrieve, jobs) if pool and len(jobs) > 1 else map(retrieve, jobs)
+    jobs = list(dict.fromkeys(to_detail)) + refresh
+    fetched = pool.map(retrieve, jobs) if pool and len(jobs) > 1 else map(retrieve, jobs)
     refreshing = set(refresh)
-    for run_id, row, problem in answers:
+    for run_id, row, problem in fetched:
         if problem:
             result.problems.append(problem)
             continue

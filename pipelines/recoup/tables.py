@@ -8,7 +8,7 @@ tags and attempts are replaced whole when the run is.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -116,6 +116,19 @@ def observation_id(row: dict[str, Any], observed_by: str) -> str:
     return f"{observed_by[0]}:{row['id']}:{row['seen_at'].timestamp():.6f}"
 
 
+class Answers(NamedTuple):
+    """Answers of one kind (`list` or `retrieve`) about some runs, in the raw tables' shapes."""
+
+    kind: str
+    runs: pa.Table
+    tags: pa.Table
+    attempts: pa.Table
+
+    def tables(self) -> dict[str, pa.Table]:
+        root = ROOTS[self.kind]
+        return {root: self.runs, f"{root}__tags": self.tags, f"{root}__attempts": self.attempts}
+
+
 def _columns(rows: list[dict[str, Any]], table: str, **given: list) -> pa.Table:
     """Column by column, which is several times faster than building one dict per row."""
     arrays = {}
@@ -127,8 +140,8 @@ def _columns(rows: list[dict[str, Any]], table: str, **given: list) -> pa.Table:
     return pa.Table.from_pydict(arrays, schema=SCHEMAS[table])
 
 
-def to_batches(rows: list[dict[str, Any]], observed_by: str) -> dict[str, pa.Table]:
-    """Run rows (from `to_run_row`) as Arrow tables: the root table and its two child tables."""
+def rows_to_answers(rows: list[dict[str, Any]], observed_by: str) -> Answers:
+    """Run rows (from `to_run_row`) as Arrow tables: the runs and their tags and attempts."""
     root = ROOTS[observed_by]
     oids = [observation_id(row, observed_by) for row in rows]
     tag_run, tag_oid, tag_index, tag_value = [], [], [], []
@@ -143,12 +156,11 @@ def to_batches(rows: list[dict[str, Any]], observed_by: str) -> dict[str, pa.Tab
             attempts.append(attempt)
             attempt_run.append(row["id"])
             attempt_oid.append(oid)
-    return {
-        root: _columns(rows, root, observation_id=oids),
-        f"{root}__tags": _columns(
+    return Answers(
+        observed_by,
+        _columns(rows, root, observation_id=oids),
+        _columns(
             [], f"{root}__tags", run_id=tag_run, observation_id=tag_oid, tag_index=tag_index, value=tag_value
         ),
-        f"{root}__attempts": _columns(
-            attempts, f"{root}__attempts", run_id=attempt_run, observation_id=attempt_oid
-        ),
-    }
+        _columns(attempts, f"{root}__attempts", run_id=attempt_run, observation_id=attempt_oid),
+    )

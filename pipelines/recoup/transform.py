@@ -7,27 +7,35 @@ Fields the API adds later are kept whole in the `extra` JSON column, never dropp
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
 
-_TIMES = {"createdAt": "created_at", "updatedAt": "updated_at", "startedAt": "started_at",
-          "finishedAt": "finished_at", "delayedUntil": "delayed_until", "expiredAt": "expired_at"}  # fmt: skip
-_TEXTS = {"status": "status", "taskIdentifier": "task_identifier", "taskKind": "task_kind",
-          "version": "version", "idempotencyKey": "idempotency_key", "region": "region",
-          "batchId": "batch_id", "triggerFunction": "trigger_function"}  # fmt: skip
-_NUMBERS = {"costInCents": "cost_in_cents", "baseCostInCents": "base_cost_in_cents"}
-_INTEGERS = {"durationMs": "duration_ms", "depth": "depth", "attemptCount": "attempt_count"}
-_JSON = {"metadata": "metadata", "schedule": "schedule", "relatedRuns": "related_runs", "ttl": "ttl"}
-_PRIVATE = {"payload": "payload", "output": "output"}  # stored only when asked for
+TIME_FIELDS = {"createdAt": "created_at", "updatedAt": "updated_at", "startedAt": "started_at",
+               "finishedAt": "finished_at", "delayedUntil": "delayed_until", "expiredAt": "expired_at"}  # fmt: skip
+TEXT_FIELDS = {"status": "status", "taskIdentifier": "task_identifier", "taskKind": "task_kind",
+               "version": "version", "idempotencyKey": "idempotency_key", "region": "region",
+               "batchId": "batch_id", "triggerFunction": "trigger_function"}  # fmt: skip
+NUMBER_FIELDS = {"costInCents": "cost_in_cents", "baseCostInCents": "base_cost_in_cents"}
+INTEGER_FIELDS = {"durationMs": "duration_ms", "depth": "depth", "attemptCount": "attempt_count"}
+JSON_FIELDS = {"metadata": "metadata", "schedule": "schedule", "relatedRuns": "related_runs", "ttl": "ttl"}
+PRIVATE_FIELDS = {"payload": "payload", "output": "output"}  # stored only when asked for
 # Derived from status, so not worth a column.
 _FLAGS = {"isQueued", "isExecuting", "isWaiting", "isCompleted", "isSuccess", "isFailed", "isCancelled"}
 _SPECIAL = {"id", "isTest", "env", "tags", "attempts", "error"}
-KNOWN_FIELDS = frozenset(_TIMES) | set(_TEXTS) | set(_NUMBERS) | set(_INTEGERS) | set(_JSON) | set(
-    _PRIVATE
-) | _FLAGS | _SPECIAL  # fmt: skip
+KNOWN_FIELDS = frozenset().union(TIME_FIELDS, TEXT_FIELDS, NUMBER_FIELDS, INTEGER_FIELDS, JSON_FIELDS,
+                                 PRIVATE_FIELDS, _FLAGS, _SPECIAL)  # fmt: skip
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def micros(moment: datetime | None) -> int | None:
+    """A UTC datetime as whole microseconds since the epoch (exact, cheap to compare)."""
+    return None if moment is None else (moment - _EPOCH) // _MICRO
 
 
 def status_group(status: str | None) -> str:
@@ -137,25 +145,25 @@ def to_run_row(
         if item.get("createdAt") is None:
             raise BadRunError("createdAt is missing")
         row: dict[str, Any] = {"id": run_id, "account_id": account_id, "seen_at": seen_at}
-        for source, column in _TIMES.items():
+        for source, column in TIME_FIELDS.items():
             if source in item:
                 row[column] = to_utc(item[source], source)
         if row.get("updated_at") is None:  # absent or null: the run has not changed since creation
             row["updated_at"] = row["created_at"]
-        for source, column in _TEXTS.items():
+        for source, column in TEXT_FIELDS.items():
             if source in item:
                 row[column] = _text(item[source], source)
-        for source, column in _NUMBERS.items():
+        for source, column in NUMBER_FIELDS.items():
             if source in item:
                 row[column] = _number(item[source], source)
-        for source, column in _INTEGERS.items():
+        for source, column in INTEGER_FIELDS.items():
             if source in item:
                 row[column] = _integer(item[source], source)
-        for source, column in _JSON.items():
+        for source, column in JSON_FIELDS.items():
             if source in item:
                 row[column] = item[source]
         if keep_private:
-            row.update({column: item[source] for source, column in _PRIVATE.items() if source in item})
+            row.update({column: item[source] for source, column in PRIVATE_FIELDS.items() if source in item})
         if "isTest" in item:
             if not isinstance(item["isTest"], bool | None):
                 raise BadRunError("isTest is not a boolean")

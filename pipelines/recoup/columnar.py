@@ -1,0 +1,252 @@
+"""A list answer's runs as Arrow tables, column by column.
+
+`to_run_row` checks a run field by field in Python, about 25 µs a run, and assembling rows
+into Arrow columns costs as much again. Here the work is split in two:
+
+- `check_page`, in the thread that fetched the page: one short Python pass settles what Arrow
+  cannot (identity, `createdAt`, the few conversions Arrow would accept but the row path
+  rejects), Arrow converts the page against a typed struct, and one cast parses all its
+  timestamps. A page it cannot take whole raises `NotColumnar`; `list_answers` then takes it run
+  by run, which names every bad run.
+- `assemble`, in the one thread that feeds dlt: thousands of checked runs become the three
+  tables in a few dozen Arrow calls. Arrow calls release the GIL, and the fetching threads
+  would each wait for it again, so they make as few as they can.
+
+Both paths produce equal tables; tests/test_transform.py checks that on generated pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.recoup.errors import BadRunError
+from pipelines.recoup.tables import SCHEMAS, TIMESTAMP, Answers
+from pipelines.recoup.transform import (
+    INTEGER_FIELDS,
+    JSON_FIELDS,
+    KNOWN_FIELDS,
+    NUMBER_FIELDS,
+    PRIVATE_FIELDS,
+    TEXT_FIELDS,
+    TIME_FIELDS,
+    micros,
+    to_run_row,
+)
+
+_TEXT = pa.string()
+_ATTEMPT_TIMES = {"createdAt": "created_at", "updatedAt": "updated_at", "startedAt": "started_at",
+                  "completedAt": "completed_at"}  # fmt: skip
+_ATTEMPT = pa.struct(
+    [("id", _TEXT), ("status", _TEXT)]
+    + [(name, _TEXT) for name in _ATTEMPT_TIMES]
+    + [("error", pa.struct([("message", _TEXT), ("name", _TEXT)]))]
+)
+# What Arrow reads of a run object; every other key is ignored here and handled in Python.
+_ITEM = pa.struct(
+    [("id", _TEXT)]
+    + [(name, _TEXT) for name in (*TEXT_FIELDS, *TIME_FIELDS)]  # times parsed after conversion
+    + [(name, pa.float64()) for name in NUMBER_FIELDS]
+    + [(name, pa.int64()) for name in INTEGER_FIELDS]
+    + [
+        ("isTest", pa.bool_()),
+        ("env", pa.struct([("id", _TEXT), ("name", _TEXT)])),
+        ("tags", pa.list_(_TEXT)),
+        ("attempts", pa.list_(_ATTEMPT)),
+        ("error", pa.struct([("message", _TEXT), ("name", _TEXT), ("stackTrace", _TEXT)])),
+    ]
+)
+
+
+class NotColumnar(Exception):
+    """The page holds something only the run-by-run path decides correctly."""
+
+
+@dataclass
+class CheckedPage:
+    """One list answer's runs, checked, waiting to be assembled with other pages."""
+
+    account_id: str
+    seen_at: datetime
+    runs: pa.StructArray  # typed by _ITEM
+    has_error: list[bool]
+    extra: list[str | None]  # unknown fields, as JSON
+    texts: dict[str, list[str | None]]  # the JSON columns
+    facts: list[tuple[str, int, str | None, bool]]  # id, updatedAt (epoch µs), status, details carried
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+def _object_or_none(value: Any) -> bool:
+    return value is None or type(value) is dict
+
+
+def _check_items(items: list[Any], json_sources: dict[str, str]) -> tuple[list, list, list, dict]:
+    """The one Python pass over the runs: rules Arrow does not enforce, and what it cannot hold."""
+    ids, statuses, carried, has_error, extra = [], [], [], [], []
+    texts: dict[str, list[str | None]] = {column: [] for column in json_sources.values()}
+    for item in items:
+        if type(item) is not dict:
+            raise NotColumnar
+        run_id = item.get("id")
+        if type(run_id) is not str or not run_id.strip() or item.get("createdAt") is None:
+            raise NotColumnar  # no id or no creation time: the row path names what is wrong
+        for name in NUMBER_FIELDS:
+            if type(item.get(name)) is bool:  # Arrow would read true as 1.0
+                raise NotColumnar
+        for name in INTEGER_FIELDS:
+            if type(item.get(name)) is float:  # Arrow would truncate 1.5 to 1
+                raise NotColumnar
+        tags = item.get("tags")
+        if tags is not None and (type(tags) is not list or len(set(tags)) != len(tags)):
+            raise NotColumnar  # "" is no tags, a tag twice is one tag: the row path decides
+        attempts = item.get("attempts")
+        if attempts is not None:
+            if type(attempts) is not list:
+                raise NotColumnar
+            for attempt in attempts:
+                if type(attempt) is not dict or not _object_or_none(attempt.get("error")):
+                    raise NotColumnar
+        if not (_object_or_none(item.get("env")) and _object_or_none(item.get("error"))):
+            raise NotColumnar  # Arrow reads [] as an empty object; a bare error string goes run by run
+        ids.append(run_id)
+        statuses.append(item.get("status"))
+        has_error.append("error" in item)
+        carried.append(attempts is not None and has_error[-1])
+        for source, column in json_sources.items():
+            value = item.get(source)
+            texts[column].append(None if value is None else orjson.dumps(value).decode())
+        if KNOWN_FIELDS.issuperset(item):
+            extra.append(None)
+        else:
+            extra.append(orjson.dumps({k: v for k, v in item.items() if k not in KNOWN_FIELDS}).decode())
+    if len(set(ids)) != len(ids):
+        raise NotColumnar  # a run listed twice: the row path keeps the later answer
+    return ids, statuses, carried, {"has_error": has_error, "extra": extra, "texts": texts}
+
+
+def check_page(
+    items: list[Any], *, account_id: str, seen_at: datetime, keep_private: bool = False
+) -> CheckedPage:
+    """Checks one list answer's runs for the column-wise path.
+
+    Raises:
+        NotColumnar: some run needs the run-by-run path (maybe a bad one, maybe only unusual).
+    """
+    try:
+        ids, statuses, carried, held = _check_items(
+            items, JSON_FIELDS | (PRIVATE_FIELDS if keep_private else {})
+        )
+        runs = pa.array(items, type=_ITEM)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        raise NotColumnar from None
+    attempts = runs.field("attempts").flatten()  # the page's attempts (runs are never null)
+    if runs.field("tags").flatten().null_count or attempts.null_count:
+        raise NotColumnar  # a null tag or attempt: the row path rejects the run
+    strings = [runs.field(name) for name in TIME_FIELDS] + [attempts.field(name) for name in _ATTEMPT_TIMES]
+    try:
+        times = pc.cast(pa.concat_arrays(strings), TIMESTAMP)  # every time of the page in one call
+    except pa.ArrowException:
+        raise NotColumnar from None  # not an ISO-8601 time Arrow reads: the row path decides
+    count = len(items)
+    created = times.slice(0, count).view(pa.int64()).to_pylist()
+    updated = times.slice(count, count).view(pa.int64()).to_pylist()
+    updated_us = [u if u is not None else c for u, c in zip(updated, created, strict=True)]
+    facts = list(zip(ids, updated_us, statuses, carried, strict=True))
+    return CheckedPage(account_id, seen_at, runs, held["has_error"], held["extra"], held["texts"], facts)
+
+
+def _positions(lists: pa.ListArray) -> tuple[pa.Array, pa.Array]:
+    """For every value of `lists`: the row it belongs to, and its 0-based place in that row."""
+    parent = pc.list_parent_indices(lists)
+    offsets = pc.subtract(lists.offsets, lists.offsets[0]).cast(pa.int64())
+    places = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), len(parent))), 1)
+    return parent, pc.subtract(places, pc.take(offsets, parent))
+
+
+def assemble(pages: list[CheckedPage]) -> Answers:
+    """Checked pages (of any accounts) as the three list tables, in one set of Arrow calls."""
+    runs = pa.concat_arrays([page.runs for page in pages]) if pages else pa.array([], _ITEM)
+    count = len(runs)
+    field = dict(zip(_ITEM.names, runs.flatten(), strict=True))
+    tags, attempts = field["tags"], field["attempts"]
+    attempt = dict(zip(_ATTEMPT.names, attempts.flatten().flatten(), strict=True))
+    times = {column: pc.cast(field[source], TIMESTAMP) for source, column in TIME_FIELDS.items()}
+    attempt_times = {column: pc.cast(attempt[source], TIMESTAMP) for source, column in _ATTEMPT_TIMES.items()}
+    times["updated_at"] = pc.coalesce(times["updated_at"], times["created_at"])
+
+    ids = field["id"]
+    suffixes = pa.array(
+        [f":{page.seen_at.timestamp():.6f}" for page in pages for _ in range(len(page))], _TEXT
+    )
+    oids = pc.binary_join_element_wise("l:", ids, suffixes, "")
+    accounts = [page.account_id for page in pages for _ in range(len(page))]
+    seen = [micros(page.seen_at) for page in pages for _ in range(len(page))]
+    env_id, env_name = field["env"].flatten()
+    error_message, error_name, error_stack = field["error"].flatten()
+    texts = {
+        column: [v for page in pages for v in page.texts[column]]
+        for column in (pages[0].texts if pages else {})
+    }
+    columns: dict[str, Any] = {
+        "id": ids, "observation_id": oids, "account_id": pa.array(accounts, _TEXT),
+        **{column: field[source] for source, column in TEXT_FIELDS.items()},
+        **times, "seen_at": pa.array(seen, pa.int64()).view(TIMESTAMP), "is_test": field["isTest"],
+        "env_id": env_id, "env_name": env_name,
+        **{column: field[source] for source, column in NUMBER_FIELDS.items() | INTEGER_FIELDS.items()},
+        "has_attempts": pc.is_valid(attempts), "attempts_listed": pc.list_value_length(attempts).cast(pa.int64()),
+        "has_error": pa.array([v for page in pages for v in page.has_error], pa.bool_()),
+        "error_message": error_message, "error_name": error_name, "error_stack_trace": error_stack,
+        **{column: pa.array(values, _TEXT) for column, values in texts.items()},
+        "extra": pa.array([v for page in pages for v in page.extra], _TEXT),
+    }  # fmt: skip
+    run_schema = SCHEMAS["runs"]
+    for name in run_schema.names:
+        columns.setdefault(name, pa.nulls(count, run_schema.field(name).type))  # payload, output
+
+    tag_run, tag_index = _positions(tags)
+    tag_columns = {"run_id": ids.take(tag_run), "observation_id": oids.take(tag_run), "tag_index": tag_index,
+                   "value": tags.flatten()}  # fmt: skip
+    attempt_run, attempt_index = _positions(attempts)
+    attempt_error_message, attempt_error_name = attempt["error"].flatten()
+    attempt_columns = {
+        "run_id": ids.take(attempt_run), "observation_id": oids.take(attempt_run), "attempt_id": attempt["id"],
+        "attempt_number": pc.add(attempt_index, 1), "status": attempt["status"], **attempt_times,
+        "error_message": attempt_error_message, "error_name": attempt_error_name,
+    }  # fmt: skip
+    return Answers(
+        "list",
+        pa.Table.from_pydict({name: columns[name] for name in run_schema.names}, schema=run_schema),
+        pa.Table.from_pydict(tag_columns, schema=SCHEMAS["runs__tags"]),
+        pa.Table.from_pydict(attempt_columns, schema=SCHEMAS["runs__attempts"]),
+    )
+
+
+def list_answers(
+    items: list[Any], *, account_id: str, seen_at: datetime, keep_private: bool = False
+) -> tuple[CheckedPage | list[dict[str, Any]], list[str]]:
+    """A list answer's runs, checked for the column-wise path or else as rows, and a reason for
+    every run rejected. A run listed twice keeps its later `updatedAt` (the first one on a tie).
+    """
+    try:
+        return check_page(items, account_id=account_id, seen_at=seen_at, keep_private=keep_private), []
+    except NotColumnar:
+        pass
+    rows: dict[str, dict[str, Any]] = {}
+    problems = []
+    for item in items:
+        try:
+            row = to_run_row(item, account_id=account_id, seen_at=seen_at, keep_private=keep_private)
+        except BadRunError as exc:
+            problems.append(f"rejected {exc}")
+            continue
+        earlier = rows.get(row["id"])
+        if earlier is None or row["updated_at"] > earlier["updated_at"]:
+            rows[row["id"]] = row
+    return list(rows.values()), problems
