@@ -66,10 +66,11 @@ class SyncSummary:
         updated = sum(len(r.updated) for r in self.results)
         refreshed = sum(r.refreshed for r in self.results)
         lost = sum(len(r.lost) for r in self.results)
+        unchanged = sum(r.unchanged_page for r in self.results)
         out.append(
             f"sync: {total - len(self.failed)}/{total} accounts ok, {len(self.failed)} failed · "
             f"runs {new} new, {updated} updated, {refreshed} refreshed, {lost} unknown to the API · "
-            f"{self.requests} requests, {self.retries} retries · {self.seconds:.1f} s"
+            f"{self.requests} requests, {self.retries} retries, {unchanged} pages unchanged · {self.seconds:.1f} s"
         )
         return out
 
@@ -151,10 +152,11 @@ def run_sync(
         own = not settings.accounts
         accounts = [client.fetch_own_account()] if own else settings.accounts
         log.info("syncing %d account(s) from %s into %s", len(accounts), client.base_url, settings.db)
+        options = FetchOptions(settings.details, settings.keep_private)
         warehouse.start_work_copy(paths)
         with warehouse.connect(paths.work_db) as con:
             warehouse.add_placeholders(con)
-            index = warehouse.read_index(con)
+            index = warehouse.read_index(con, str(options))
             warehouse.drop_placeholders(con)
         synced_at = datetime.now(UTC)
         progress = Progress(len(accounts))
@@ -163,7 +165,6 @@ def run_sync(
             summary.results.append(result)
             progress(result)
 
-        options = FetchOptions(settings.details, settings.keep_private)
         results = fetch_all(client, accounts, index, options, own, settings.max_concurrency, on_result)
         # Look ahead for the first account with something to load: an unchanged sync never starts dlt.
         ahead = []
@@ -178,7 +179,7 @@ def run_sync(
             warehouse.add_placeholders(con)
             if loaded:
                 warehouse.prune_answers(con)
-            warehouse.record_sync(con, synced_at, summary.results)
+            warehouse.record_sync(con, synced_at, summary.results, str(options))
             log.info("building models")
             try:
                 apply_models(con, unless_unchanged=not loaded)

@@ -22,8 +22,8 @@ import filelock
 import pyarrow as pa
 
 from pipelines.recoup.errors import ConfigError, LockHeld
-from pipelines.recoup.fetch import AccountResult, Index, StoredRun
-from pipelines.recoup.settings import RAW_DATASET
+from pipelines.recoup.fetch import AccountResult, Index, PageMark
+from pipelines.recoup.settings import GROUP_OF_STATUS, RAW_DATASET, TERMINAL_GROUPS
 from pipelines.recoup.tables import ROOTS, TABLES
 
 PLACEHOLDER = "recoup-runs placeholder: no rows of this kind loaded yet"
@@ -152,26 +152,50 @@ def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)"
     )
+    con.execute(f"""
+        create table if not exists {RAW_DATASET}.list_pages (
+            account_id varchar primary key, digest varchar, run_ids varchar[], options varchar,
+            read_at timestamptz)
+    """)
 
 
-def read_index(con: duckdb.DuckDBPyConnection) -> Index:
-    """What the warehouse holds: each run's latest status and updatedAt, and its details mark.
+def read_index(con: duckdb.DuckDBPyConnection, options: str) -> Index:
+    """What the warehouse holds: each run's latest status and updatedAt, its details mark, and
+    each account's last list page read under the same `options`.
 
     Needs `add_placeholders` to have run, so that a warehouse with no runs yet reads as empty.
     """
     index = Index()
     # The same rule as sql/intermediate/run_versions.sql (a later retrieve answer wins), read
     # from the raw tables so that a failed model build never misleads the next sync.
-    rows = con.execute(f"""
+    con.execute(f"""
+        create or replace temp view stored_runs as
         select l.id, l.account_id,
-               case when d.seen_at > l.seen_at then d.status else l.status end,
-               epoch_us(case when d.seen_at > l.seen_at then d.updated_at else l.updated_at end),
-               epoch_us(d.updated_at)
+               case when d.seen_at > l.seen_at then d.status else l.status end as status,
+               epoch_us(case when d.seen_at > l.seen_at then d.updated_at else l.updated_at end) as updated_us,
+               epoch_us(d.updated_at) as detailed_us
         from {RAW_DATASET}.runs l left join {RAW_DATASET}.run_details d on d.id = l.id
-    """).fetchall()
-    for run_id, account, status, updated_us, detailed_us in rows:
-        index.add(run_id, StoredRun(account, status, updated_us, detailed_us))
-    index.lost = {r[0] for r in con.execute(f"select run_id from {RAW_DATASET}.lost_runs").fetchall()}
+    """)
+    index.latest = con.sql("select * from stored_runs").to_arrow_table()
+    terminal = [status for status, group in GROUP_OF_STATUS.items() if group in TERMINAL_GROUPS]
+    in_flight = con.execute(f"""
+        select account_id, list(id order by id) from stored_runs
+        where not coalesce(list_contains(?, status), false)
+          and id not in (select run_id from {RAW_DATASET}.lost_runs)
+        group by account_id
+    """, [terminal]).fetchall()  # fmt: skip
+    index.in_flight_ids = dict(in_flight)
+    # A page is known only while every run it listed is stored for its account (someone may
+    # have deleted rows to have them read again).
+    pages = con.execute(f"""
+        with marks as (select * from {RAW_DATASET}.list_pages where options = ?),
+        listed as (select account_id, unnest(run_ids) as id from marks)
+        select m.account_id, m.digest, m.run_ids from marks m
+        where len(m.run_ids) = (
+            select count(s.id) from listed l join stored_runs s on s.id = l.id and s.account_id = l.account_id
+            where l.account_id = m.account_id)
+    """, [options]).fetchall()  # fmt: skip
+    index.pages = {account: PageMark(digest, run_ids) for account, digest, run_ids in pages}
     return index
 
 
@@ -188,8 +212,11 @@ def prune_answers(con: duckdb.DuckDBPyConnection) -> None:
             """)
 
 
-def record_sync(con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult]) -> None:
-    """Appends one sync_log row per account and remembers runs the API has forgotten."""
+def record_sync(
+    con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult], options: str
+) -> None:
+    """Appends one sync_log row per account, remembers runs the API has forgotten, and each
+    account's list page when it was read and stored without a problem."""
     log = pa.table({
         "synced_at": pa.array([synced_at] * len(results), pa.timestamp("us", tz="UTC")),
         "account_id": [r.account for r in results],
@@ -207,3 +234,19 @@ def record_sync(con: duckdb.DuckDBPyConnection, synced_at: datetime, results: li
     lost = [(run_id, synced_at) for r in results for run_id in r.lost]
     if lost:
         con.executemany(f"insert or ignore into {RAW_DATASET}.lost_runs values (?, ?)", lost)
+    marks = [r.page if r.ok else None for r in results]
+    pages = pa.table({
+        "account_id": [r.account for r in results],
+        "digest": [m.digest if m else None for m in marks],
+        "run_ids": pa.array([m.ids if m else None for m in marks], pa.list_(pa.string())),
+    })  # fmt: skip
+    con.register("list_page_rows", pages)
+    con.execute(
+        f"delete from {RAW_DATASET}.list_pages where account_id in (select account_id from list_page_rows)"
+    )
+    con.execute(
+        f"insert into {RAW_DATASET}.list_pages select account_id, digest, run_ids, ?, ? from list_page_rows"
+        " where digest is not null",
+        [options, synced_at],
+    )
+    con.unregister("list_page_rows")

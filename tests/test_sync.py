@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from pipelines.config import load_settings
@@ -63,6 +64,64 @@ def test_second_sync_adds_no_duplicates_and_writes_nothing(world: World, sync, q
     assert query("select count(*), count(distinct run_id) from analytics.runs")[0] == (before, before)
     assert query("select count(*) from raw._dlt_loads")[0][0] == loads, "an unchanged sync loads nothing"
     assert query("select count(*) from raw.runs")[0][0] == before
+    assert "3 pages unchanged" in summary.lines()[-1], "pages the same to the byte are not read again"
+    assert query("select runs_seen from analytics.sync_log where synced_at = (select max(synced_at) from"
+                 " analytics.sync_log) order by account_id") == [
+        (len(world.visible(account, 100)),) for account in sorted(world.account_ids)
+    ]  # fmt: skip
+
+
+def test_an_in_flight_run_past_the_window_is_followed_while_the_page_stays_the_same(db_path: Path) -> None:
+    world = World(accounts=1, runs_per_account=10, seed=2, now=NOW)
+    account = world.account_ids[0]
+    run = world.add_run(account, created_at=world.now - timedelta(minutes=30), status="EXECUTING")
+    with EmulatorServer(world) as server:
+        settings = load_settings(sync_env(world, server, db_path))
+        run_sync(settings, retry=FAST_RETRY)
+        for _ in range(100):
+            world.add_run(account, created_at=world.now - timedelta(minutes=1))
+        run_sync(settings, retry=FAST_RETRY)  # the run is out of the page now, still executing
+        still = run_sync(settings, retry=FAST_RETRY).results[0]
+        world.complete_run(run["id"])
+        done = run_sync(settings, retry=FAST_RETRY).results[0]
+    assert still.unchanged_page and still.refreshed == 1 and not still.updated
+    assert done.unchanged_page and done.refreshed == 1 and done.updated == {run["id"]}
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert con.execute("select status from analytics.runs where run_id = ?", [run["id"]]).fetchall() == [
+            ("COMPLETED",)
+        ]
+
+
+def test_runs_deleted_from_the_warehouse_come_back_though_the_page_is_the_same(
+    world: World, sync, db_path: Path, query: Query
+) -> None:
+    sync()
+    victim = query("select run_id from analytics.runs order by run_id limit 1")[0][0]
+    with duckdb.connect(str(db_path)) as con:  # an operator removes a run to have it read again
+        con.execute("delete from raw.runs where id = ?", [victim])
+    summary = sync()
+    assert "2 pages unchanged" in summary.lines()[-1]
+    assert sum(r.new for r in summary.results) == 1
+    assert query("select count(*) from analytics.runs where run_id = ?", victim) == [(1,)]
+
+
+def test_pages_read_under_other_options_are_read_again(world: World, sync) -> None:
+    world.profile = "observed"  # list items without attempts: details need a fetch per run
+    sync(RECOUP_DETAILS="none")
+    assert world.requests(mode="retrieve") == []
+    summary = sync()  # details=all: the same pages now ask for details
+    assert "0 pages unchanged" in summary.lines()[-1]
+    assert len(world.requests(mode="retrieve")) > 0
+    assert "3 pages unchanged" in sync().lines()[-1]
+
+
+def test_a_page_with_a_rejected_run_is_read_and_reported_at_every_sync(world: World, sync) -> None:
+    world.extra_items[world.account_ids[0]] = [{"id": "run_bad", "createdAt": "yesterday"}]
+    for _ in range(2):
+        summary = sync()
+        assert summary.exit_code == 1
+        assert "2 pages unchanged" in summary.lines()[-1] or "0 pages unchanged" in summary.lines()[-1]
+        assert "run_bad" in summary.failed[0].summary_error()
 
 
 def test_changed_runs_are_updated_and_a_dropped_tag_is_gone(world: World, sync, query: Query) -> None:
@@ -112,8 +171,6 @@ def test_in_flight_run_past_the_100_run_window_is_followed_to_its_end(db_path: P
         summary = run_sync(settings, retry=FAST_RETRY)
     result = summary.results[0]
     assert result.refreshed == 1 and run["id"] in result.updated
-    import duckdb
-
     with duckdb.connect(str(db_path), read_only=True) as con:
         assert con.execute(
             "select status, status_group from analytics.runs where run_id = ?", [run["id"]]

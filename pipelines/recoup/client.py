@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +35,25 @@ class RetryPolicy:
     max_seconds: float = 120.0
     backoff: float = 0.5
     max_wait: float = 30.0
+
+
+class Answer(NamedTuple):
+    """A 200 answer: its JSON body (None when its digest was the one already known) and digest."""
+
+    body: dict[str, Any] | None
+    digest: str
+
+
+class RunsPage(NamedTuple):
+    """A list answer: its runs (None when it is the page already read) and its digest."""
+
+    runs: list[Any] | None
+    digest: str
+
+
+def page_digest(content: bytes) -> str:
+    """Names a list answer by its bytes (hashlib releases the GIL on large inputs)."""
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 
 class RateLimiter:
@@ -135,23 +155,27 @@ class RecoupClient:
 
     def fetch_own_account(self) -> str:
         """The account id of the key itself (`GET /api/accounts/id`)."""
-        body = self._get(ACCOUNT_PATH, {}, what="own account")
+        body, _ = self._get(ACCOUNT_PATH, {}, "own account")
         account = body.get("accountId")
         if not isinstance(account, str) or not account:
             raise ApiError("own account: the answer has no accountId")
         return account
 
-    def fetch_runs(self, account: str | None) -> list[Any]:
-        """The newest runs of `account` (None: the key's own), at most LIST_LIMIT."""
+    def fetch_runs(self, account: str | None, known_digest: str | None = None) -> RunsPage:
+        """The newest runs of `account` (None: the key's own), at most LIST_LIMIT.
+
+        An answer whose bytes have `known_digest` is the page already read: it is not parsed,
+        and `runs` is None.
+        """
         params: dict[str, Any] = {"limit": LIST_LIMIT}
         if account is not None:
             params["account_id"] = account  # httpx URL-encodes it
-        body = self._get(RUNS_PATH, params, what=f"account {account or 'own'}: list")
-        return body["runs"]
+        body, digest = self._get(RUNS_PATH, params, f"account {account or 'own'}: list", known_digest)
+        return RunsPage(None if body is None else body["runs"], digest)
 
     def fetch_run(self, run_id: str) -> dict[str, Any]:
         """One run by id (retrieve mode). Raises RunNotFound when the API no longer knows it."""
-        body = self._get(RUNS_PATH, {"runId": run_id}, what=f"run {run_id[:64]}: retrieve")
+        body, _ = self._get(RUNS_PATH, {"runId": run_id}, f"run {run_id[:64]}: retrieve")
         if not body["runs"] or not isinstance(body["runs"][0], dict):
             raise RunNotFound(f"run {run_id[:64]}: retrieve: empty answer", 200)
         return body["runs"][0]
@@ -169,7 +193,7 @@ class RecoupClient:
         with self._stats_lock:
             self.retries += 1
 
-    def _get(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+    def _get(self, path: str, params: dict[str, Any], what: str, known_digest: str | None = None) -> Answer:
         retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
             stop=stop_after_attempt(self.retry.attempts) | stop_after_delay(self.retry.max_seconds),
@@ -178,12 +202,14 @@ class RecoupClient:
             reraise=True,
         )
         try:
-            return retrying(self._get_once, path, params, what)
+            return retrying(self._get_once, path, params, what, known_digest)
         except _Retryable as exc:
             tries = retrying.statistics.get("attempt_number", 1)
             raise ApiError(f"{what}: {exc} (gave up after {tries} tries)", exc.status) from None
 
-    def _get_once(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+    def _get_once(
+        self, path: str, params: dict[str, Any], what: str, known_digest: str | None = None
+    ) -> Answer:
         self._limiter.wait()
         with self._stats_lock:
             self.requests += 1
@@ -193,6 +219,9 @@ class RecoupClient:
         except httpx.TransportError as exc:
             raise _Retryable(f"transport error ({type(exc).__name__})") from None
         status = response.status_code
+        digest = page_digest(response.content) if status == 200 else ""
+        if known_digest and digest == known_digest:
+            return Answer(None, digest)  # the same bytes as a page already read in full
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -216,4 +245,4 @@ class RecoupClient:
             raise _Retryable("the answer's runs is not a list", status)
         if path == RUNS_PATH and "runs" not in body:
             raise _Retryable("the answer has no runs", status)
-        return body
+        return Answer(body, digest)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+import pyarrow as pa
 
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.columnar import CheckedPage, list_answers
@@ -26,21 +29,47 @@ class StoredRun(NamedTuple):
     detailed_us: int | None  # the updatedAt at which details were last fetched
 
 
+class PageMark(NamedTuple):
+    """The last list answer of an account read in full and stored without a problem."""
+
+    digest: str
+    ids: list[str]  # the runs it listed
+
+
 @dataclass
 class Index:
-    """The runs already stored, by id and by account."""
+    """The runs already stored, the ones still in flight, and each account's last list page.
 
-    runs: dict[str, StoredRun] = field(default_factory=dict)
-    by_account: dict[str, set[str]] = field(default_factory=dict)
-    lost: set[str] = field(default_factory=set)  # in-flight runs the API no longer knows
+    `stored` answers from a dict built on first use: a sync whose pages are all unchanged
+    never needs it.
+    """
 
-    def add(self, run_id: str, stored: StoredRun) -> None:
-        self.runs[run_id] = stored
-        self.by_account.setdefault(stored.account_id, set()).add(run_id)
+    latest: pa.Table | None = None  # id, account_id, status, updated_us, detailed_us
+    in_flight_ids: dict[str, list[str]] = field(default_factory=dict)  # by account; the API still knows them
+    pages: dict[str, PageMark] = field(default_factory=dict)  # only pages whose runs are all still stored
+    _runs: dict[str, tuple] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def runs(self) -> dict[str, tuple]:
+        if self._runs is None:
+            with self._lock:
+                if self._runs is None:
+                    columns = [] if self.latest is None else [c.to_pylist() for c in self.latest.columns]
+                    ids, *known = columns or [[]] * 5
+                    self._runs = dict(zip(ids, zip(*known, strict=True), strict=True))
+        return self._runs
+
+    def stored(self, run_id: str) -> StoredRun | None:
+        known = self.runs.get(run_id)
+        return None if known is None else StoredRun._make(known)
+
+    def holds(self, run_id: str, account: str) -> bool:
+        known = self.runs.get(run_id)
+        return known is not None and known[0] == account
 
     def in_flight(self, account: str) -> list[str]:
-        ids = self.by_account.get(account, ())
-        return sorted(i for i in ids if i not in self.lost and not is_terminal(self.runs[i].status))
+        return self.in_flight_ids.get(account, [])
 
 
 @dataclass
@@ -53,6 +82,8 @@ class AccountResult:
     list_rows: list[dict[str, Any]] = field(default_factory=list)
     detail_rows: list[dict[str, Any]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    page: PageMark | None = None  # the list answer, when it was read (or known) without a problem
+    unchanged_page: bool = False  # the list answer was the page already stored, byte for byte
     new: int = 0
     updated: set[str] = field(default_factory=set)
     refreshed: int = 0
@@ -60,6 +91,7 @@ class AccountResult:
     possible_gap: bool = False
     problems: list[str] = field(default_factory=list)
     error: str | None = None
+    to_detail: list[str] = field(default_factory=list)  # runs whose details are to fetch
 
     @property
     def has_rows(self) -> bool:
@@ -82,6 +114,9 @@ class AccountResult:
 class FetchOptions:
     details: str = "all"  # which finished runs get a details fetch: all, failed, none
     keep_private: bool = False  # store payload and output
+
+    def __str__(self) -> str:  # a page read under other options may need reading again
+        return f"details={self.details} private={'yes' if self.keep_private else 'no'}"
 
 
 def _same_status(a: str | None, b: str | None) -> bool:
@@ -118,7 +153,7 @@ def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> st
     """
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
         return CHANGED
-    stored = index.runs.get(item["id"])
+    stored = index.stored(item["id"])
     status = item.get("status")
     if stored is None or stored.account_id != account or not isinstance(status, str | None):
         return CHANGED
@@ -131,6 +166,53 @@ def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> st
     if _wants_details(status, updated_us, stored, options) and not carries_details(item):
         return DETAILS
     return SAME
+
+
+def _read_page(items: list[Any], result: AccountResult, index: Index, options: FetchOptions) -> None:
+    """Compares a list answer with the warehouse: what to load, what to fetch details of."""
+    account = result.account
+    seen_at = datetime.now(UTC)
+    changed = []
+    for item in items:
+        verdict = _compare(item, account, index, options)
+        if verdict == CHANGED:
+            changed.append(item)
+            continue
+        result.seen.add(item["id"])
+        if verdict == DETAILS:
+            result.to_detail.append(item["id"])
+    checked, result.problems = (
+        list_answers(changed, account_id=account, seen_at=seen_at, keep_private=options.keep_private)
+        if changed
+        else ([], [])
+    )
+    if isinstance(checked, CheckedPage):
+        facts = checked.facts
+        if facts:
+            result.pages.append(checked)
+    else:
+        facts = [
+            (
+                row["id"],
+                micros(row["updated_at"]),
+                row.get("status"),
+                row["has_attempts"] and row["has_error"],
+            )
+            for row in checked
+        ]
+        result.list_rows = checked
+    for run_id, updated_us, status, carried in facts:
+        result.seen.add(run_id)
+        stored = index.stored(run_id)
+        if stored is None:
+            result.new += 1
+        elif _differs(stored, updated_us, status) or stored.account_id != account:
+            result.updated.add(run_id)
+        if _wants_details(status, updated_us, stored, options) and not carried:
+            result.to_detail.append(run_id)
+    result.possible_gap = len(items) >= LIST_LIMIT and not any(
+        index.holds(run_id, account) for run_id in result.seen
+    )
 
 
 def fetch_account(
@@ -151,50 +233,20 @@ def fetch_account(
         AuthError: the key was refused; the whole sync must stop.
     """
     result = AccountResult(account)
+    known = index.pages.get(account)
     try:
-        items = client.fetch_runs(None if own else account)
+        page = client.fetch_runs(None if own else account, known.digest if known else None)
     except AuthError:
         raise
     except ApiError as exc:
         result.error = str(exc)
         return result
-    seen_at = datetime.now(UTC)
-    stored_ids = index.by_account.get(account, set())
-    to_detail = []
-    changed = []
-    for item in items:
-        verdict = _compare(item, account, index, options)
-        if verdict == CHANGED:
-            changed.append(item)
-            continue
-        result.seen.add(item["id"])
-        if verdict == DETAILS:
-            to_detail.append(item["id"])
-    checked, result.problems = (
-        list_answers(changed, account_id=account, seen_at=seen_at, keep_private=options.keep_private)
-        if changed
-        else ([], [])
-    )
-    if isinstance(checked, CheckedPage):
-        facts = checked.facts
-        if facts:
-            result.pages.append(checked)
+    if page.runs is None:  # byte for byte the page already stored: nothing in it changed
+        result.seen.update(known.ids)
+        result.page, result.unchanged_page = known, True
     else:
-        facts = [
-            (row["id"], micros(row["updated_at"]), row.get("status"), carries_details(row)) for row in checked
-        ]
-        result.list_rows = checked
-    for run_id, updated_us, status, carried in facts:
-        result.seen.add(run_id)
-        stored = index.runs.get(run_id)
-        if stored is None:
-            result.new += 1
-        elif _differs(stored, updated_us, status) or stored.account_id != account:
-            result.updated.add(run_id)
-        if _wants_details(status, updated_us, stored, options) and not carried:
-            to_detail.append(run_id)
-    result.possible_gap = len(items) >= LIST_LIMIT and not (stored_ids & result.seen)
-
+        _read_page(page.runs, result, index, options)
+        result.page = PageMark(page.digest, list(result.seen))
     refresh = [run_id for run_id in index.in_flight(account) if run_id not in result.seen]
 
     def retrieve(run_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -213,7 +265,7 @@ def fetch_account(
         except (ApiError, BadRunError) as exc:
             return run_id, None, str(exc)
 
-    jobs = list(dict.fromkeys(to_detail)) + refresh
+    jobs = list(dict.fromkeys(result.to_detail)) + refresh
     fetched = pool.map(retrieve, jobs) if pool and len(jobs) > 1 else map(retrieve, jobs)
     refreshing = set(refresh)
     for run_id, row, problem in fetched:
@@ -223,12 +275,14 @@ def fetch_account(
         if row is None:
             if run_id in refreshing:
                 result.lost.append(run_id)
+            else:
+                result.page = None  # its details are still missing: read the page again next time
             continue
         result.seen.add(run_id)
         result.detail_rows.append(row)
         if run_id in refreshing:
             result.refreshed += 1
-            if _changed(index.runs[run_id], row):
+            if _changed(index.stored(run_id), row):
                 result.updated.add(run_id)
     return result
 
