@@ -6,6 +6,8 @@ Exit codes: 0 every account synced; 1 at least one account failed (the others lo
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import logging
 import sys
@@ -96,12 +98,14 @@ class Progress:
 
 
 def _release_freed_memory() -> None:
-    """Hands Arrow's freed batch memory back to the OS before DuckDB's merge needs memory.
+    """Hands freed memory back to the OS before DuckDB's next step needs memory.
 
-    Arrow's allocator keeps freed blocks for reuse; without this the peak RSS of a large sync
-    is the fetch working set plus the merge buffer (measured: 30 MB less at 95 k runs).
+    Arrow's allocator and glibc's malloc both keep freed blocks for reuse; without this the
+    peak RSS of a large sync is the fetch working set plus DuckDB's budget.
     """
     pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _load(source: Any, paths: warehouse.Paths) -> None:
@@ -175,11 +179,13 @@ def run_sync(
         loaded = bool(ahead) and ahead[-1].has_rows
         if loaded:
             _load(recoup(itertools.chain(ahead, results)), paths)
-        with warehouse.connect(paths.work_db, warehouse.MODEL_LIMITS) as con:
+        with warehouse.connect(paths.work_db) as con:
             warehouse.add_placeholders(con)
             if loaded:
                 warehouse.prune_answers(con)
             warehouse.record_sync(con, synced_at, summary.results, str(options))
+        _release_freed_memory()
+        with warehouse.connect(paths.work_db, warehouse.MODEL_LIMITS) as con:
             log.info("building models")
             try:
                 apply_models(con, unless_unchanged=not loaded)

@@ -111,7 +111,7 @@ def publish(paths: Paths) -> None:
 # runs within a small budget (it spills); the models scale with the whole warehouse and get
 # more room, so a million runs still rebuild in a couple of seconds.
 LOAD_LIMITS = {"memory_limit": "64MB", "threads": 1}
-MODEL_LIMITS = {"memory_limit": "256MB"}
+MODEL_LIMITS = {"memory_limit": "128MB"}
 
 
 def connect(path: Path, limits: dict[str, object] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:
@@ -190,12 +190,12 @@ def read_index(con: duckdb.DuckDBPyConnection, options: str) -> Index:
     pages = con.execute(f"""
         with marks as (select * from {RAW_DATASET}.list_pages where options = ?),
         listed as (select account_id, unnest(run_ids) as id from marks)
-        select m.account_id, m.digest, m.run_ids from marks m
+        select m.account_id, m.digest, array_to_string(m.run_ids, chr(10)) from marks m
         where len(m.run_ids) = (
             select count(s.id) from listed l join stored_runs s on s.id = l.id and s.account_id = l.account_id
             where l.account_id = m.account_id)
     """, [options]).fetchall()  # fmt: skip
-    index.pages = {account: PageMark(digest, run_ids) for account, digest, run_ids in pages}
+    index.pages = {account: PageMark(digest, listed) for account, digest, listed in pages}
     return index
 
 
@@ -220,7 +220,7 @@ def record_sync(
     log = pa.table({
         "synced_at": pa.array([synced_at] * len(results), pa.timestamp("us", tz="UTC")),
         "account_id": [r.account for r in results],
-        "runs_seen": pa.array([len(r.seen) for r in results], pa.int32()),
+        "runs_seen": pa.array([r.runs_seen for r in results], pa.int32()),
         "runs_new": pa.array([r.new for r in results], pa.int32()),
         "runs_updated": pa.array([len(r.updated) for r in results], pa.int32()),
         "runs_refreshed": pa.array([r.refreshed for r in results], pa.int32()),

@@ -18,6 +18,10 @@ from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
 from pipelines.recoup.transform import carries_details, is_terminal, micros, status_group, to_run_row, to_utc
 
 DETAIL_MODES = ("all", "failed", "none")
+# Accounts started per worker ahead of the consumer: while dlt writes a batch, the workers
+# keep fetching (a sync with 50 ms per request idled ~10% of the time at 2), and at most
+# this many finished results wait in memory.
+AHEAD = 8
 
 
 class StoredRun(NamedTuple):
@@ -33,7 +37,11 @@ class PageMark(NamedTuple):
     """The last list answer of an account read in full and stored without a problem."""
 
     digest: str
-    ids: list[str]  # the runs it listed
+    listed: str  # the ids of the runs it listed, one per line (a few KB, where a list of str is ~13)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.listed.split("\n") if self.listed else []
 
 
 @dataclass
@@ -81,7 +89,8 @@ class AccountResult:
     pages: list[CheckedPage] = field(default_factory=list)
     list_rows: list[dict[str, Any]] = field(default_factory=list)
     detail_rows: list[dict[str, Any]] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)  # while fetching; then only its size is kept
+    runs_seen: int = 0
     page: PageMark | None = None  # the list answer, when it was read (or known) without a problem
     unchanged_page: bool = False  # the list answer was the page already stored, byte for byte
     new: int = 0
@@ -246,7 +255,7 @@ def fetch_account(
         result.page, result.unchanged_page = known, True
     else:
         _read_page(page.runs, result, index, options)
-        result.page = PageMark(page.digest, list(result.seen))
+        result.page = PageMark(page.digest, "\n".join(result.seen))
     refresh = [run_id for run_id in index.in_flight(account) if run_id not in result.seen]
 
     def retrieve(run_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -284,6 +293,7 @@ def fetch_account(
             result.refreshed += 1
             if _changed(index.stored(run_id), row):
                 result.updated.add(run_id)
+    result.runs_seen, result.seen = len(result.seen), set()
     return result
 
 
@@ -298,7 +308,7 @@ def fetch_all(
 ) -> Iterator[AccountResult]:
     """Syncs accounts concurrently and yields each result as soon as it is complete.
 
-    At most `2 x concurrency` accounts are in progress, so memory stays bounded however many
+    At most `AHEAD x concurrency` accounts are in progress, so memory stays bounded however many
     accounts there are. An AuthError stops everything at once.
     """
     workers = max(1, concurrency)
@@ -308,7 +318,7 @@ def fetch_all(
         queue = iter(accounts)
         try:
             while True:
-                while len(pending) < 2 * workers:
+                while len(pending) < AHEAD * workers:
                     account = next(queue, None)
                     if account is None:
                         break

@@ -1,8 +1,8 @@
 -- materialized: table
--- One row per run: its last list answer and its last retrieve answer side by side, with the
+-- One row per run: its last list answer and its last retrieve answer reconciled, with the
 -- answer each group of fields comes from. The latest answer wins, but a field an answer did
 -- not carry keeps the value of the latest answer that did (errors and attempts come only from
--- some answers, env only from list mode).
+-- some answers, env only from list mode). analytics.runs is this table, named for analysts.
 with listed as (
     select * from staging.run_answers where observed_by = 'list'
 ),
@@ -11,7 +11,7 @@ retrieved as (
     select * from staging.run_answers where observed_by = 'retrieve'
 ),
 
-final as (
+paired as (
     select
         listed.run_id,
         coalesce(retrieved.seen_at > listed.seen_at, false) as retrieved_is_latest,
@@ -26,9 +26,46 @@ final as (
             when listed.has_error then 'list'
         end as error_from,
         listed.observation_id as listed_id,
-        retrieved.observation_id as retrieved_id
+        retrieved.observation_id as retrieved_id,
+        listed.account_id,
+        coalesce(listed.env_name, retrieved.env_name) as env_name,
+        coalesce(retrieved.reported_attempt_count, listed.reported_attempt_count) as reported_attempt_count,
+        listed as l,
+        retrieved as r
     from listed
     left join retrieved using (run_id)
+),
+
+final as (
+    select
+        run_id,
+        retrieved_is_latest,
+        attempts_from,
+        error_from,
+        listed_id,
+        retrieved_id,
+        account_id,
+        if(retrieved_is_latest, r.status, l.status) as status,
+        if(retrieved_is_latest, r.is_test, l.is_test) as is_test,
+        env_name,
+        if(retrieved_is_latest, r.task_identifier, l.task_identifier) as task_identifier,
+        if(retrieved_is_latest, r.created_at, l.created_at) as created_at,
+        if(retrieved_is_latest, r.updated_at, l.updated_at) as updated_at,
+        if(retrieved_is_latest, r.started_at, l.started_at) as started_at,
+        if(retrieved_is_latest, r.finished_at, l.finished_at) as finished_at,
+        if(retrieved_is_latest, r.duration_ms, l.duration_ms) as duration_ms,
+        if(retrieved_is_latest, r.cost_cents, l.cost_cents) as cost_cents,
+        if(retrieved_is_latest, r.base_cost_cents, l.base_cost_cents) as base_cost_cents,
+        case attempts_from
+            when 'retrieve' then r.attempts_listed
+            when 'list' then l.attempts_listed
+        end as attempts_listed,
+        reported_attempt_count,
+        case error_from
+            when 'retrieve' then r.error_message
+            when 'list' then l.error_message
+        end as error_message
+    from paired
 )
 
 select * from final
