@@ -181,7 +181,7 @@ def run_sync(
             _load(recoup(itertools.chain(ahead, results)), paths)
         with warehouse.connect(paths.work_db) as con:
             warehouse.add_placeholders(con)
-            if loaded:
+            if any(r.replaced for r in summary.results):
                 warehouse.prune_answers(con)
             warehouse.record_sync(con, synced_at, summary.results, str(options))
         _release_freed_memory()

@@ -111,7 +111,7 @@ def publish(paths: Paths) -> None:
 # runs within a small budget (it spills); the models scale with the whole warehouse and get
 # more room, so a million runs still rebuild in a couple of seconds.
 LOAD_LIMITS = {"memory_limit": "64MB", "threads": 1}
-MODEL_LIMITS = {"memory_limit": "128MB"}
+MODEL_LIMITS = {"memory_limit": "64MB"}
 
 
 def connect(path: Path, limits: dict[str, object] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:

@@ -142,6 +142,18 @@ def test_changed_runs_are_updated_and_a_dropped_tag_is_gone(world: World, sync, 
     assert query("select count(*) from raw.runs__tags where value = 'drop:me'") == [(0,)]
 
 
+def test_a_run_whose_tags_all_go_away_keeps_none_of_them(world: World, sync, query: Query) -> None:
+    account = world.account_ids[0]
+    run = world.add_run(account, created_at=world.now - timedelta(minutes=3), status="EXECUTING")
+    world.change_run(run["id"], tags=["drop:me", "and:me"])
+    sync()
+    world.advance(minutes=1)
+    world.change_run(run["id"], tags=[])
+    sync()
+    assert query("select count(*) from analytics.run_tags where run_id = ?", run["id"]) == [(0,)]
+    assert query("select count(*) from raw.runs__tags where run_id = ?", run["id"]) == [(0,)], "no dead rows"
+
+
 def test_an_account_whose_newest_run_is_older_still_gets_new_runs(world: World, sync, query: Query) -> None:
     """The per-account cursor trap: one global high-water mark would skip B's new run."""
     a, b = world.account_ids[:2]

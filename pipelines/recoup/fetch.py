@@ -96,6 +96,7 @@ class AccountResult:
     new: int = 0
     updated: set[str] = field(default_factory=set)
     refreshed: int = 0
+    replaced: int = 0  # answers loaded for runs stored before: their old tags and attempts go
     lost: list[str] = field(default_factory=list)
     possible_gap: bool = False
     problems: list[str] = field(default_factory=list)
@@ -217,6 +218,7 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
             result.new += 1
         elif _differs(stored, updated_us, status) or stored.account_id != account:
             result.updated.add(run_id)
+        result.replaced += stored is not None
         if _wants_details(status, updated_us, stored, options) and not carried:
             result.to_detail.append(run_id)
     result.possible_gap = len(items) >= LIST_LIMIT and not any(
@@ -289,6 +291,7 @@ def fetch_account(
             continue
         result.seen.add(run_id)
         result.detail_rows.append(row)
+        result.replaced += index.stored(run_id) is not None
         if run_id in refreshing:
             result.refreshed += 1
             if _changed(index.stored(run_id), row):
