@@ -108,9 +108,8 @@ def _release_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def _load(source: Any, paths: warehouse.Paths) -> None:
+def _load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths) -> None:
     """Extracts, normalizes and loads into the working copy; unwraps our own errors."""
-    con = warehouse.connect(paths.work_db)
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=dlt.destinations.duckdb(con),
@@ -133,8 +132,6 @@ def _load(source: Any, paths: warehouse.Paths) -> None:
             raise cause from None
         reason = f"{type(first).__name__}: {str(first).splitlines()[0][:300]}" if first else str(exc)[:300]
         raise RecoupError(f"loading failed at step {exc.step}: {reason}") from None
-    finally:
-        con.close()
 
 
 def run_sync(
@@ -177,9 +174,11 @@ def run_sync(
             if result.has_rows:
                 break
         loaded = bool(ahead) and ahead[-1].has_rows
-        if loaded:
-            _load(recoup(itertools.chain(ahead, results)), paths)
+        # One connection on the load budget for the load and its bookkeeping (a second one
+        # would replay the load's log into memory first).
         with warehouse.connect(paths.work_db) as con:
+            if loaded:
+                _load(recoup(itertools.chain(ahead, results)), con, paths)
             warehouse.add_placeholders(con)
             if any(r.replaced for r in summary.results):
                 warehouse.prune_answers(con)

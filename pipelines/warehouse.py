@@ -152,10 +152,16 @@ def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)"
     )
+    columns = con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = 'list_pages'",
+        [RAW_DATASET],
+    ).fetchall()
+    if columns and ("runs_listed",) not in columns:  # an earlier layout of this cache: start it again
+        con.execute(f"drop table {RAW_DATASET}.list_pages")
     con.execute(f"""
         create table if not exists {RAW_DATASET}.list_pages (
-            account_id varchar primary key, digest varchar, run_ids varchar[], options varchar,
-            read_at timestamptz)
+            account_id varchar primary key, digest varchar, runs_listed integer, in_flight_listed varchar[],
+            stored_runs integer, options varchar, read_at timestamptz)
     """)
 
 
@@ -185,17 +191,17 @@ def read_index(con: duckdb.DuckDBPyConnection, options: str) -> Index:
         group by account_id
     """, [terminal]).fetchall()  # fmt: skip
     index.in_flight_ids = dict(in_flight)
-    # A page is known only while every run it listed is stored for its account (someone may
-    # have deleted rows to have them read again).
+    # A page is known only while the account's stored runs are the ones stored when it was
+    # read (someone may have deleted rows to have them read again).
     pages = con.execute(f"""
-        with marks as (select * from {RAW_DATASET}.list_pages where options = ?),
-        listed as (select account_id, unnest(run_ids) as id from marks)
-        select m.account_id, m.digest, array_to_string(m.run_ids, chr(10)) from marks m
-        where len(m.run_ids) = (
-            select count(s.id) from listed l join stored_runs s on s.id = l.id and s.account_id = l.account_id
-            where l.account_id = m.account_id)
+        with stored as (select account_id, count(*) as runs from stored_runs group by account_id)
+        select p.account_id, p.digest, p.runs_listed, p.in_flight_listed from {RAW_DATASET}.list_pages p
+        join stored s on s.account_id = p.account_id and s.runs = p.stored_runs
+        where p.options = ?
     """, [options]).fetchall()  # fmt: skip
-    index.pages = {account: PageMark(digest, listed) for account, digest, listed in pages}
+    index.pages = {
+        account: PageMark(digest, listed, in_flight) for account, digest, listed, in_flight in pages
+    }
     return index
 
 
@@ -238,15 +244,18 @@ def record_sync(
     pages = pa.table({
         "account_id": [r.account for r in results],
         "digest": [m.digest if m else None for m in marks],
-        "run_ids": pa.array([m.ids if m else None for m in marks], pa.list_(pa.string())),
+        "runs_listed": pa.array([m.listed if m else None for m in marks], pa.int32()),
+        "in_flight_listed": pa.array([m.in_flight if m else None for m in marks], pa.list_(pa.string())),
     })  # fmt: skip
     con.register("list_page_rows", pages)
     con.execute(
         f"delete from {RAW_DATASET}.list_pages where account_id in (select account_id from list_page_rows)"
     )
-    con.execute(
-        f"insert into {RAW_DATASET}.list_pages select account_id, digest, run_ids, ?, ? from list_page_rows"
-        " where digest is not null",
-        [options, synced_at],
-    )
+    con.execute(f"""
+        insert into {RAW_DATASET}.list_pages
+        select p.account_id, p.digest, p.runs_listed, p.in_flight_listed, count(r.id), ?, ?
+        from list_page_rows p left join {RAW_DATASET}.runs r on r.account_id = p.account_id
+        where p.digest is not null
+        group by all
+    """, [options, synced_at])  # fmt: skip
     con.unregister("list_page_rows")

@@ -37,11 +37,8 @@ class PageMark(NamedTuple):
     """The last list answer of an account read in full and stored without a problem."""
 
     digest: str
-    listed: str  # the ids of the runs it listed, one per line (a few KB, where a list of str is ~13)
-
-    @property
-    def ids(self) -> list[str]:
-        return self.listed.split("\n") if self.listed else []
+    listed: int  # how many runs it listed
+    in_flight: list[str]  # which of them were still in flight (the others outside it get refreshed)
 
 
 @dataclass
@@ -54,7 +51,7 @@ class Index:
 
     latest: pa.Table | None = None  # id, account_id, status, updated_us, detailed_us
     in_flight_ids: dict[str, list[str]] = field(default_factory=dict)  # by account; the API still knows them
-    pages: dict[str, PageMark] = field(default_factory=dict)  # only pages whose runs are all still stored
+    pages: dict[str, PageMark] = field(default_factory=dict)  # only where no stored run has gone
     _runs: dict[str, tuple] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -91,6 +88,7 @@ class AccountResult:
     detail_rows: list[dict[str, Any]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)  # while fetching; then only its size is kept
     runs_seen: int = 0
+    page_in_flight: list[str] = field(default_factory=list)  # listed runs not yet finished
     page: PageMark | None = None  # the list answer, when it was read (or known) without a problem
     unchanged_page: bool = False  # the list answer was the page already stored, byte for byte
     new: int = 0
@@ -189,6 +187,8 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
             changed.append(item)
             continue
         result.seen.add(item["id"])
+        if not is_terminal(item.get("status")):
+            result.page_in_flight.append(item["id"])
         if verdict == DETAILS:
             result.to_detail.append(item["id"])
     checked, result.problems = (
@@ -213,6 +213,8 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
         result.list_rows = checked
     for run_id, updated_us, status, carried in facts:
         result.seen.add(run_id)
+        if not is_terminal(status):
+            result.page_in_flight.append(run_id)
         stored = index.stored(run_id)
         if stored is None:
             result.new += 1
@@ -253,12 +255,13 @@ def fetch_account(
         result.error = str(exc)
         return result
     if page.runs is None:  # byte for byte the page already stored: nothing in it changed
-        result.seen.update(known.ids)
         result.page, result.unchanged_page = known, True
+        listed, in_page = known.listed, set(known.in_flight)
     else:
         _read_page(page.runs, result, index, options)
-        result.page = PageMark(page.digest, "\n".join(result.seen))
-    refresh = [run_id for run_id in index.in_flight(account) if run_id not in result.seen]
+        result.page = PageMark(page.digest, len(result.seen), result.page_in_flight)
+        listed, in_page = 0, result.seen
+    refresh = [run_id for run_id in index.in_flight(account) if run_id not in in_page]
 
     def retrieve(run_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
         try:
@@ -296,7 +299,7 @@ def fetch_account(
             result.refreshed += 1
             if _changed(index.stored(run_id), row):
                 result.updated.add(run_id)
-    result.runs_seen, result.seen = len(result.seen), set()
+    result.runs_seen, result.seen = listed + len(result.seen), set()
     return result
 
 
