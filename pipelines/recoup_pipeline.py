@@ -155,36 +155,35 @@ def run_sync(
         log.info("syncing %d account(s) from %s into %s", len(accounts), client.base_url, settings.db)
         options = FetchOptions(settings.details, settings.keep_private)
         warehouse.start_work_copy(paths)
+        # One connection for the whole sync: opening the working copy again costs time, and
+        # after a load it would first replay the load's log into memory.
         with warehouse.connect(paths.work_db) as con:
             warehouse.add_placeholders(con)
             index = warehouse.read_index(con, str(options))
-            warehouse.drop_placeholders(con)
-        synced_at = datetime.now(UTC)
-        progress = Progress(len(accounts))
+            synced_at = datetime.now(UTC)
+            progress = Progress(len(accounts))
 
-        def on_result(result: AccountResult) -> None:
-            summary.results.append(result)
-            progress(result)
+            def on_result(result: AccountResult) -> None:
+                summary.results.append(result)
+                progress(result)
 
-        results = fetch_all(client, accounts, index, options, own, settings.max_concurrency, on_result)
-        # Look ahead for the first account with something to load: an unchanged sync never starts dlt.
-        ahead = []
-        for result in results:
-            ahead.append(result)
-            if result.has_rows:
-                break
-        loaded = bool(ahead) and ahead[-1].has_rows
-        # One connection on the load budget for the load and its bookkeeping (a second one
-        # would replay the load's log into memory first).
-        with warehouse.connect(paths.work_db) as con:
+            results = fetch_all(client, accounts, index, options, own, settings.max_concurrency, on_result)
+            # Look ahead for the first account with something to load: an unchanged sync never starts dlt.
+            ahead = []
+            for result in results:
+                ahead.append(result)
+                if result.has_rows:
+                    break
+            loaded = bool(ahead) and ahead[-1].has_rows
             if loaded:
+                warehouse.drop_placeholders(con)
                 _load(recoup(itertools.chain(ahead, results)), con, paths)
-            warehouse.add_placeholders(con)
+                warehouse.add_placeholders(con)
             if any(r.replaced for r in summary.results):
                 warehouse.prune_answers(con)
             warehouse.record_sync(con, synced_at, summary.results, str(options))
-        _release_freed_memory()
-        with warehouse.connect(paths.work_db, warehouse.MODEL_LIMITS) as con:
+            _release_freed_memory()
+            warehouse.use_limits(con, warehouse.MODEL_LIMITS)
             log.info("building models")
             try:
                 apply_models(con, unless_unchanged=not loaded)

@@ -107,11 +107,17 @@ def publish(paths: Paths) -> None:
     shutil.rmtree(paths.work, ignore_errors=True)
 
 
-# DuckDB takes up to 80% of RAM by default. A sync's merge scales with that sync's size and
-# runs within a small budget (it spills); the models scale with the whole warehouse and get
-# more room, so a million runs still rebuild in a couple of seconds.
+# DuckDB takes up to 80% of RAM by default. Both steps run within 64 MB and spill beyond it:
+# the load on one thread (a second one needs more memory than it saves time), the models on
+# every core (a million runs rebuild in about a second; more memory bought no speed).
 LOAD_LIMITS = {"memory_limit": "64MB", "threads": 1}
-MODEL_LIMITS = {"memory_limit": "64MB"}
+MODEL_LIMITS = {"memory_limit": "64MB", "threads": os.cpu_count() or 1}
+
+
+def use_limits(con: duckdb.DuckDBPyConnection, limits: dict[str, object]) -> None:
+    """Moves an open connection to other limits (the load's budget, then the models')."""
+    for name, value in limits.items():
+        con.execute(f"set {name} = '{value}'")
 
 
 def connect(path: Path, limits: dict[str, object] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:
@@ -240,9 +246,11 @@ def record_sync(
     lost = [(run_id, synced_at) for r in results for run_id in r.lost]
     if lost:
         con.executemany(f"insert or ignore into {RAW_DATASET}.lost_runs values (?, ?)", lost)
+    # A page read again to the same digest keeps its row; a page with a problem loses its row.
+    results = [r for r in results if not (r.ok and r.unchanged_page)]
     marks = [r.page if r.ok else None for r in results]
     pages = pa.table({
-        "account_id": [r.account for r in results],
+        "account_id": pa.array([r.account for r in results], pa.string()),
         "digest": [m.digest if m else None for m in marks],
         "runs_listed": pa.array([m.listed if m else None for m in marks], pa.int32()),
         "in_flight_listed": pa.array([m.in_flight if m else None for m in marks], pa.list_(pa.string())),

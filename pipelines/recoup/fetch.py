@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -321,24 +322,27 @@ def fetch_all(
     with ThreadPoolExecutor(workers, thread_name_prefix="account") as accounts_pool, \
             ThreadPoolExecutor(workers, thread_name_prefix="run") as runs_pool:  # fmt: skip
         pending: set[Future[AccountResult]] = set()
-        queue = iter(accounts)
+        finished: queue.SimpleQueue[Future[AccountResult]] = queue.SimpleQueue()  # O(1) per result
+        waiting = iter(accounts)
         try:
             while True:
                 while len(pending) < AHEAD * workers:
-                    account = next(queue, None)
+                    account = next(waiting, None)
                     if account is None:
                         break
-                    pending.add(
-                        accounts_pool.submit(fetch_account, client, account, index, options, own, runs_pool)
+                    future = accounts_pool.submit(
+                        fetch_account, client, account, index, options, own, runs_pool
                     )
+                    future.add_done_callback(finished.put)
+                    pending.add(future)
                 if not pending:
                     return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    result = future.result()
-                    if on_result:
-                        on_result(result)
-                    yield result
+                future = finished.get()
+                pending.discard(future)
+                result = future.result()
+                if on_result:
+                    on_result(result)
+                yield result
         finally:
             for future in pending:
                 future.cancel()
