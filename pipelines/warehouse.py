@@ -180,15 +180,18 @@ def read_index(con: duckdb.DuckDBPyConnection, options: str) -> Index:
     index = Index()
     # The same rule as sql/intermediate/run_versions.sql (a later retrieve answer wins), read
     # from the raw tables so that a failed model build never misleads the next sync.
-    con.execute(f"""
-        create or replace temp view stored_runs as
+    latest = f"""
         select l.id, l.account_id,
                case when d.seen_at > l.seen_at then d.status else l.status end as status,
                epoch_us(case when d.seen_at > l.seen_at then d.updated_at else l.updated_at end) as updated_us,
                epoch_us(d.updated_at) as detailed_us
         from {RAW_DATASET}.runs l left join {RAW_DATASET}.run_details d on d.id = l.id
-    """)
-    index.latest = con.sql("select * from stored_runs").to_arrow_table()
+    """
+    con.execute(f"create or replace temp view stored_runs as {latest}")
+    # Every run is read only if a page changed, maybe from a fetching thread while this
+    # connection loads: it gets a connection of its own, closed with the sync's.
+    reader = con.cursor()
+    index.read_latest = lambda: reader.sql(latest).to_arrow_table()
     terminal = [status for status, group in GROUP_OF_STATUS.items() if group in TERMINAL_GROUPS]
     in_flight = con.execute(f"""
         select account_id, list(id order by id) from stored_runs

@@ -46,11 +46,11 @@ class PageMark(NamedTuple):
 class Index:
     """The runs already stored, the ones still in flight, and each account's last list page.
 
-    `stored` answers from a dict built on first use: a sync whose pages are all unchanged
-    never needs it.
+    `stored` answers from a dict read and built on first use: a sync whose pages are all
+    unchanged never needs it.
     """
 
-    latest: pa.Table | None = None  # id, account_id, status, updated_us, detailed_us
+    read_latest: Callable[[], pa.Table] | None = None  # id, account_id, status, updated_us, detailed_us
     in_flight_ids: dict[str, list[str]] = field(default_factory=dict)  # by account; the API still knows them
     pages: dict[str, PageMark] = field(default_factory=dict)  # only where no stored run has gone
     _runs: dict[str, tuple] | None = None
@@ -61,7 +61,8 @@ class Index:
         if self._runs is None:
             with self._lock:
                 if self._runs is None:
-                    columns = [] if self.latest is None else [c.to_pylist() for c in self.latest.columns]
+                    latest = self.read_latest() if self.read_latest else None
+                    columns = [] if latest is None else [c.to_pylist() for c in latest.columns]
                     ids, *known = columns or [[]] * 5
                     self._runs = dict(zip(ids, zip(*known, strict=True), strict=True))
         return self._runs
