@@ -14,7 +14,6 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import duckdb
@@ -230,10 +230,6 @@ class Row:
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise SystemExit(f"bench: correctness check failed: {message}")
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def cases_throughput(work: Path, accounts: int, rows: list[Row], repeat: int) -> None:

@@ -250,10 +250,10 @@ def record_sync(
     if lost:
         con.executemany(f"insert or ignore into {RAW_DATASET}.lost_runs values (?, ?)", lost)
     # A page read again to the same digest keeps its row; a page with a problem loses its row.
-    results = [r for r in results if not (r.ok and r.unchanged_page)]
-    marks = [r.page if r.ok else None for r in results]
+    rewritten = [r for r in results if not (r.ok and r.unchanged_page)]
+    marks = [r.page if r.ok else None for r in rewritten]
     pages = pa.table({
-        "account_id": pa.array([r.account for r in results], pa.string()),
+        "account_id": pa.array([r.account for r in rewritten], pa.string()),
         "digest": [m.digest if m else None for m in marks],
         "runs_listed": pa.array([m.listed if m else None for m in marks], pa.int32()),
         "in_flight_listed": pa.array([m.in_flight if m else None for m in marks], pa.list_(pa.string())),

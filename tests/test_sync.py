@@ -71,15 +71,27 @@ def test_second_sync_adds_no_duplicates_and_writes_nothing(world: World, sync, q
     ]  # fmt: skip
 
 
-def test_an_in_flight_run_past_the_window_is_followed_while_the_page_stays_the_same(db_path: Path) -> None:
+def _one_account_with_an_executing_run() -> tuple[World, str, dict]:
     world = World(accounts=1, runs_per_account=10, seed=2, now=NOW)
     account = world.account_ids[0]
-    run = world.add_run(account, created_at=world.now - timedelta(minutes=30), status="EXECUTING")
+    return (
+        world,
+        account,
+        world.add_run(account, created_at=world.now - timedelta(minutes=30), status="EXECUTING"),
+    )
+
+
+def _push_out_of_the_page(world: World, account: str) -> None:
+    for _ in range(100):
+        world.add_run(account, created_at=world.now - timedelta(minutes=1))
+
+
+def test_an_in_flight_run_past_the_window_is_followed_while_the_page_stays_the_same(db_path: Path) -> None:
+    world, account, run = _one_account_with_an_executing_run()
     with EmulatorServer(world) as server:
         settings = load_settings(sync_env(world, server, db_path))
         run_sync(settings, retry=FAST_RETRY)
-        for _ in range(100):
-            world.add_run(account, created_at=world.now - timedelta(minutes=1))
+        _push_out_of_the_page(world, account)
         run_sync(settings, retry=FAST_RETRY)  # the run is out of the page now, still executing
         still = run_sync(settings, retry=FAST_RETRY).results[0]
         world.complete_run(run["id"])
@@ -116,12 +128,15 @@ def test_pages_read_under_other_options_are_read_again(world: World, sync) -> No
 
 
 def test_a_page_with_a_rejected_run_is_read_and_reported_at_every_sync(world: World, sync) -> None:
-    world.extra_items[world.account_ids[0]] = [{"id": "run_bad", "createdAt": "yesterday"}]
-    for _ in range(2):
-        summary = sync()
-        assert summary.exit_code == 1
-        assert "2 pages unchanged" in summary.lines()[-1] or "0 pages unchanged" in summary.lines()[-1]
-        assert "run_bad" in summary.failed[0].summary_error()
+    bad = world.account_ids[0]
+    world.extra_items[bad] = [{"id": "run_bad", "createdAt": "yesterday"}]
+    sync()
+    summary = sync()
+    assert summary.exit_code == 1
+    assert {r.account: r.unchanged_page for r in summary.results} == {
+        account: account != bad for account in world.account_ids
+    }, "the others' pages are skipped, the bad one is read again"
+    assert "run_bad" in summary.failed[0].summary_error()
 
 
 def test_changed_runs_are_updated_and_a_dropped_tag_is_gone(world: World, sync, query: Query) -> None:
@@ -169,15 +184,12 @@ def test_an_account_whose_newest_run_is_older_still_gets_new_runs(world: World, 
 
 
 def test_in_flight_run_past_the_100_run_window_is_followed_to_its_end(db_path: Path) -> None:
-    world = World(accounts=1, runs_per_account=10, seed=2, now=NOW)
-    account = world.account_ids[0]
-    run = world.add_run(account, created_at=world.now - timedelta(minutes=30), status="EXECUTING")
+    world, account, run = _one_account_with_an_executing_run()
     with EmulatorServer(world) as server:
         settings = load_settings(sync_env(world, server, db_path))
         run_sync(settings, retry=FAST_RETRY)
         world.advance(minutes=10)
-        for _ in range(100):
-            world.add_run(account, created_at=world.now - timedelta(minutes=1))
+        _push_out_of_the_page(world, account)
         world.complete_run(run["id"])
         assert run["id"] not in {r["id"] for r in world.visible(account, 100)}
         summary = run_sync(settings, retry=FAST_RETRY)

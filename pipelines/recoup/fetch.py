@@ -296,10 +296,11 @@ def fetch_account(
             continue
         result.seen.add(run_id)
         result.detail_rows.append(row)
-        result.replaced += index.stored(run_id) is not None
+        stored = index.stored(run_id)
+        result.replaced += stored is not None
         if run_id in refreshing:
             result.refreshed += 1
-            if _changed(index.stored(run_id), row):
+            if _changed(stored, row):
                 result.updated.add(run_id)
     result.runs_seen, result.seen = listed + len(result.seen), set()
     return result
