@@ -251,7 +251,7 @@ def run_sync(
             warehouse.use_limits(con, warehouse.MODEL_LIMITS)
             log.info("building models")
             try:
-                apply_models(con, unless_unchanged=not loaded)
+                apply_models(con, unless_unchanged=not loaded, changed_since=synced_at)
             except ModelError as exc:
                 summary.model_error = str(exc)
             con.execute("checkpoint")

@@ -69,7 +69,14 @@ def test_the_budget_defers_details_and_later_syncs_fetch_each_run_once(db_path: 
     finished = _finished(world)
     with EmulatorServer(world) as server:
         budgeted = load_settings(
-            sync_env(world, server, db_path, RECOUP_MAX_RPM="600", RECOUP_SYNC_SECONDS="1", RECOUP_MAX_CONCURRENCY="1")
+            sync_env(
+                world,
+                server,
+                db_path,
+                RECOUP_MAX_RPM="600",
+                RECOUP_SYNC_SECONDS="1",
+                RECOUP_MAX_CONCURRENCY="1",
+            )
         )
         first = run_sync(budgeted, retry=FAST_RETRY)
         assert first.exit_code == 0, "a spent budget is no failure"
@@ -105,7 +112,9 @@ def test_the_budget_defers_details_and_later_syncs_fetch_each_run_once(db_path: 
 def test_the_summary_says_when_the_lists_alone_exceed_the_budget(db_path: Path) -> None:
     world = _observed(accounts=3, runs=5)
     with EmulatorServer(world) as server:
-        env = sync_env(world, server, db_path, RECOUP_MAX_RPM="60", RECOUP_SYNC_SECONDS="2", RECOUP_DETAILS="none")
+        env = sync_env(
+            world, server, db_path, RECOUP_MAX_RPM="60", RECOUP_SYNC_SECONDS="2", RECOUP_DETAILS="none"
+        )
         summary = run_sync(load_settings(env), retry=FAST_RETRY)
     assert summary.exit_code == 0 and len(world.requests(mode="list")) == 3, "lists are never skipped"
     warning = next(line for line in summary.lines() if "more than RECOUP_SYNC_SECONDS" in line)

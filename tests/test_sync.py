@@ -242,7 +242,8 @@ def test_a_full_first_list_is_a_first_sync_and_more_than_100_new_runs_a_possible
     assert any("possible gap" in line and busy in line for line in third.lines())
     with duckdb.connect(str(db_path), read_only=True) as con:
         logged = con.execute(
-            "select possible_gap, first_sync from analytics.sync_log where account_id = ? order by synced_at", [busy]
+            "select possible_gap, first_sync from analytics.sync_log where account_id = ? order by synced_at",
+            [busy],
         ).fetchall()
     assert logged == [(False, True), (False, False), (True, False)]
 
