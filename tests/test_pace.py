@@ -175,7 +175,7 @@ def test_a_second_signal_aborts_and_leaves_the_last_published_warehouse(db_path:
         process.send_signal(signal.SIGTERM)
         time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "aborted" in err
     assert _digest(db_path) == before, "the previous warehouse stands, byte for byte"
