@@ -54,6 +54,7 @@ class SyncSummary:
     details_pending: int = 0  # the backlog left in the warehouse after this sync
     stopped: bool = False  # a signal ended the sync early
     lists_seconds: float = 0.0  # what listing every account costs at the configured rate
+    lists_done: float = 0.0  # seconds into the sync when the last list answer was read
     budget_seconds: int = 0
     max_rpm: int = 0
 
@@ -189,7 +190,8 @@ def _lists_then_followups(
         summary.results.append(result)
         progress(result)
         yield result
-    log.info("lists done in %.1f s", budget.elapsed)
+    summary.lists_done = budget.elapsed
+    log.info("lists done in %.1f s", summary.lists_done)
     yield from fetch_followups(
         client, results, index, options, budget, summary.followups, settings.max_concurrency
     )

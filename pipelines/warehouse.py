@@ -295,9 +295,14 @@ def record_sync(
 
     Returns each account's details backlog after this sync.
     """
-    lost = [(run_id, synced_at) for r in results for run_id in r.lost]
-    if lost:
-        con.executemany(f"insert or ignore into {RAW_DATASET}.lost_runs values (?, ?)", lost)
+    lost = pa.table({"run_id": pa.array([run_id for r in results for run_id in r.lost], pa.string())})
+    if lost.num_rows:  # one statement: executemany costs milliseconds a row
+        con.register("lost_rows", lost)
+        con.execute(
+            f"insert or ignore into {RAW_DATASET}.lost_runs select distinct run_id, ? from lost_rows",
+            [synced_at],
+        )
+        con.unregister("lost_rows")
     pending = details_pending(con, options.details)
     log = pa.table({
         "synced_at": pa.array([synced_at] * len(results), pa.timestamp("us", tz="UTC")),

@@ -52,6 +52,7 @@ class Followups:
     refreshes_deferred: int = 0
     details_deferred: int = 0
     details_started_at: float | None = None  # seconds into the sync
+    last_started_at: float | None = None  # when the last request by id started
 
 
 @dataclass
@@ -141,6 +142,7 @@ def fetch_followups(
                 while len(pending) < 2 * workers and started < len(jobs) and not budget.spent():
                     pending.add(pool.submit(_retrieve, client, jobs[started], options))
                     started += 1
+                    stats.last_started_at = budget.elapsed
                 if not pending:
                     break
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
