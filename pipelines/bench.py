@@ -437,7 +437,7 @@ def grow_history(db: Path, target: int) -> int:
     and moves them two weeks further back per copy, as an older history would be.
     """
     finished = [status for status, group in GROUP_OF_STATUS.items() if group in TERMINAL_GROUPS]
-    with warehouse.connect(db, warehouse.MODEL_LIMITS) as con:
+    with duckdb.connect(str(db), config={"memory_limit": "4GB"}) as con:  # setting up, not measured
         base = con.execute("select count(*) from raw.runs").fetchone()[0]
         tables = [t for (t,) in con.execute(
             "select table_name from information_schema.tables where table_schema = 'raw' and table_name like 'run%'"
@@ -460,6 +460,7 @@ def grow_history(db: Path, target: int) -> int:
         con.execute("""update raw.list_pages p set stored_runs = s.runs
                        from (select account_id, count(*) as runs from raw.runs group by 1) s
                        where s.account_id = p.account_id""")  # fmt: skip
+        warehouse.add_placeholders(con)
         apply_models(con)
         con.execute("checkpoint")
         return con.execute("select count(*) from raw.runs").fetchone()[0]
