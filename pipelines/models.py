@@ -8,9 +8,9 @@ names. Everything runs in one transaction: a broken model changes nothing and is
 its file name and DuckDB's message.
 
 A sync updates the tables for the runs it loaded instead of rebuilding them: a table model
-with an `-- incremental: <keys>` line is rebuilt only for the keys those runs touch, before and
-after the change (`run_id` itself, or a select list over `analytics.runs` such as a day and
-an account). `make models` rebuilds everything, and gives the same tables.
+with an `-- incremental: <keys> from <source>` line is rebuilt only for the keys the changed
+runs' source rows hold, before and after the change (a run id, or a day and an account).
+`make models` rebuilds everything, and gives the same tables.
 """
 
 from __future__ import annotations
@@ -53,16 +53,42 @@ class Model:
         return f"{self.schema}.{self.path.stem}"
 
     @property
-    def keys(self) -> list[tuple[str, str]] | None:
-        """The `-- incremental:` keys as (expression over analytics.runs, column) pairs."""
-        found = re.search(r"^--\s*incremental:\s*(.+?)\s*$", self.sql, re.MULTILINE)
+    def incremental(self) -> Incremental | None:
+        """What an `-- incremental: <key select list> from <source>` line declares."""
+        found = re.search(r"^--\s*incremental:\s*(.+?)\s+from\s+([\w.]+)\s*$", self.sql, re.MULTILINE)
         if not found:
             return None
-        pairs = []
+        keys = []
         for part in found.group(1).split(","):
             expression, _, alias = part.strip().rpartition(" as ")
-            pairs.append((expression.strip() or alias.strip(), alias.strip()))
-        return pairs
+            keys.append((expression.strip() or alias.strip(), alias.strip()))
+        return Incremental(found.group(2), keys)
+
+
+@dataclass(frozen=True)
+class Incremental:
+    """A table whose rows for a key depend only on the `source` rows with that key."""
+
+    source: str
+    keys: list[tuple[str, str]]  # (expression over the source, column of the table)
+
+    @property
+    def columns(self) -> str:
+        return ", ".join(column for _, column in self.keys)
+
+    def touched(self) -> str:
+        """The keys that the changed runs' source rows hold now."""
+        if self.keys == [("run_id", "run_id")]:
+            return f"select run_id from {CHANGED_RUNS}"  # no need to look
+        select = ", ".join(f"{expression} as {column}" for expression, column in self.keys)
+        return (
+            f"select distinct {select} from {self.source} where run_id in (select run_id from {CHANGED_RUNS})"
+        )
+
+    def matching(self, keys: str) -> str:
+        """The source rows whose keys are in the table `keys`."""
+        expressions = ", ".join(expression for expression, _ in self.keys)
+        return f"(select * from {self.source} where ({expressions}) in (select {self.columns} from {keys}))"
 
 
 def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
@@ -102,45 +128,35 @@ def _stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 CHANGED_RUNS = "changed_runs"  # a temp table of the run ids a sync loaded
-
-
-def _key_filter(model: Model, keys: str) -> str:
-    columns = ", ".join(column for _, column in model.keys or [])
-    return f"({columns}) in (select {columns} from {keys})"
-
-
-def _touched_keys(model: Model, name: str) -> str:
-    """A temp table of the model's keys that the changed runs have now (appended to `name`)."""
-    select = ", ".join(f"{expression} as {column}" for expression, column in model.keys or [])
-    return f"""
-        insert into {name} select distinct {select} from analytics.runs
-        where run_id in (select run_id from {CHANGED_RUNS})
-    """
+# A full rebuild over two million runs ran out of memory within 256 MB (daily_cost's aggregate);
+# updates for the runs of one sync stay within the caller's budget (64 MB).
+REBUILD_MEMORY = "1GB"
 
 
 def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]) -> None:
-    """Brings table models up to date for the runs in CHANGED_RUNS; views need nothing."""
+    """Brings table models up to date for the runs in CHANGED_RUNS; views need nothing.
+
+    For each incremental table: the keys the changed runs held before anything moved and the
+    keys they hold now; the rows of those keys are deleted and built again from the source
+    rows of those keys only.
+    """
     tables = [m for m in models if m.kind == "table"]
-    for model in tables:  # the keys the changed runs held before anything moves
-        if model.keys and model.keys != [("run_id", "run_id")] and model.name in built:
-            select = ", ".join(f"{e} as {c}" for e, c in model.keys)
-            con.execute(
-                f"create or replace temp table keys_{model.path.stem} as select {select} from analytics.runs limit 0"
-            )
-            con.execute(_touched_keys(model, f"keys_{model.path.stem}"))
     for model in tables:
-        if not model.keys or model.name not in built:
+        if model.incremental and model.name in built:
+            con.execute(
+                f"create or replace temp table keys_{model.path.stem} as {model.incremental.touched()}"
+            )
+    for model in tables:
+        plan = model.incremental
+        if not plan or model.name not in built:
             con.execute(f"create or replace table {model.name} as\n{model.sql}")
             continue
-        if model.keys == [("run_id", "run_id")]:
-            keys = CHANGED_RUNS
-        else:
-            keys = f"keys_{model.path.stem}"
-            con.execute(_touched_keys(model, keys))
-        con.execute(f"delete from {model.name} where {_key_filter(model, keys)}")
-        con.execute(
-            f"insert into {model.name} select * from (\n{model.sql}\n) where {_key_filter(model, keys)}"
-        )
+        keys = f"keys_{model.path.stem}"
+        if plan.keys != [("run_id", "run_id")]:  # a run's id does not change; other keys may
+            con.execute(f"insert into {keys} {plan.touched()}")
+        con.execute(f"delete from {model.name} where ({plan.columns}) in (select {plan.columns} from {keys})")
+        sql = re.sub(rf"\b{re.escape(plan.source)}\b", plan.matching(keys), model.sql)
+        con.execute(f"insert into {model.name} {sql}")
 
 
 def _built(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -170,6 +186,9 @@ def apply_models(
     if unless_unchanged and same:
         return []
     incremental = changed_since is not None and same
+    budget = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    if not incremental:  # a full rebuild aggregates every run: DuckDB 1.5 cannot spill all of it
+        con.execute(f"set memory_limit = '{REBUILD_MEMORY}'")
     con.execute("begin transaction")
     try:
         for schema in {m.schema for m in models}:
@@ -195,6 +214,8 @@ def apply_models(
     except BaseException:
         con.execute("rollback")
         raise
+    finally:
+        con.execute(f"set memory_limit = '{budget}'")
     con.execute("commit")
     return [m.name for m in models]
 

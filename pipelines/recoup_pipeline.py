@@ -251,7 +251,7 @@ def run_sync(
                 warehouse.drop_placeholders(con)
                 _load(recoup(itertools.chain(ahead, fetched)), con, paths)
                 warehouse.add_placeholders(con)
-            if any(r.replaced for r in summary.results):
+            if loaded:  # an answer that replaced one with tags or attempts may have left them behind
                 warehouse.prune_answers(con, synced_at)
             pending = warehouse.record_sync(con, synced_at, summary.results, options)
             summary.details_pending = sum(pending.values())

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -200,7 +200,9 @@ def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
 INDEX_HORIZON_DAYS = 14
 
 
-def _stored_runs_sql() -> str:
+def _stored_runs_sql(where: str = "true") -> str:
+    """Each run's latest status and updatedAt, for the runs whose list answer matches `where`
+    (filtering the list answers first keeps the join small on a large history)."""
     # The same rule as sql/intermediate/run_versions.sql (a later retrieve answer wins), read
     # from the raw tables so that a failed model build never misleads the next sync.
     return f"""
@@ -208,18 +210,22 @@ def _stored_runs_sql() -> str:
                case when d.seen_at > l.seen_at then d.status else l.status end as status,
                epoch_us(case when d.seen_at > l.seen_at then d.updated_at else l.updated_at end) as updated_us,
                epoch_us(d.updated_at) as detailed_us,
-               epoch_us(l.created_at) as created_us,
-               coalesce(l.has_attempts and l.has_error, false) as carried
-        from {RAW_DATASET}.runs l left join {RAW_DATASET}.run_details d on d.id = l.id
+               epoch_us(l.created_at) as created_us
+        from (select * from {RAW_DATASET}.runs where {where}) l
+        left join {RAW_DATASET}.run_details d on d.id = l.id
     """
 
 
 def _backlog_sql() -> str:
-    """Finished runs not yet detailed at their current updatedAt (`?` = the statuses that qualify)."""
+    """Finished runs not yet detailed at their current updatedAt (`?` = the statuses that qualify).
+
+    A list answer that carried attempts and error needs no details; a retrieve answer newer
+    than the list answer is itself the details.
+    """
+    listed = "coalesce(list_contains(?, status), false) and not coalesce(has_attempts and has_error, false)"
     return f"""
-        select id, account_id, status, created_us from stored_runs
-        where coalesce(list_contains(?, status), false)
-          and detailed_us is distinct from updated_us and not carried
+        select id, account_id, status, created_us from ({_stored_runs_sql(listed)})
+        where detailed_us is distinct from updated_us
           and id not in (select run_id from {RAW_DATASET}.lost_runs)
     """
 
@@ -237,27 +243,25 @@ def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
     Needs `add_placeholders` to have run, so that a warehouse with no runs yet reads as empty.
     """
     index = Index()
-    con.execute(f"create or replace temp view stored_runs as {_stored_runs_sql()}")
     terminal = _detail_statuses("all")
-    horizon = con.execute(
-        f"select max(created_us) - {INDEX_HORIZON_DAYS * 86_400_000_000} from stored_runs"
-    ).fetchone()[0]
-    recent = f"""
-        select id, account_id, status, updated_us, detailed_us from ({_stored_runs_sql()})
-        where created_us >= {horizon or 0} or not coalesce(list_contains(?, status), false)
-           or detailed_us is distinct from updated_us
-    """
+    in_flight = f"not coalesce(list_contains({terminal!r}, status), false)"  # a finished run stays finished
+    newest = con.execute(f"select max(created_at) from {RAW_DATASET}.runs").fetchone()[0]
+    recent = in_flight
+    if newest is not None:
+        horizon = newest - timedelta(days=INDEX_HORIZON_DAYS)
+        recent = f"created_at >= '{horizon.isoformat()}'::timestamptz or {in_flight}"
+    latest = f"select id, account_id, status, updated_us, detailed_us from ({_stored_runs_sql(recent)})"
     # Read only if a page changed, maybe from a listing thread while this connection loads:
     # it gets a connection of its own, closed with the sync's.
     reader = con.cursor()
-    index.read_latest = lambda: reader.execute(recent, [terminal]).to_arrow_table()
-    in_flight = con.execute(f"""
-        select account_id, list(id order by id) from stored_runs
+    index.read_latest = lambda: reader.execute(latest).to_arrow_table()
+    flying = con.execute(f"""
+        select account_id, list(id order by id) from ({_stored_runs_sql(in_flight)})
         where not coalesce(list_contains(?, status), false)
           and id not in (select run_id from {RAW_DATASET}.lost_runs)
         group by account_id
     """, [terminal]).fetchall()  # fmt: skip
-    index.in_flight_ids = dict(in_flight)
+    index.in_flight_ids = dict(flying)
     if options.details != "none":
         failed = set(_detail_statuses("failed"))
         for run_id, account, status, created_us in con.execute(
@@ -267,7 +271,9 @@ def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
             index.backlog.setdefault(account, []).append(job)
     # A page is known only while the account's stored runs are the ones stored when it was
     # read (someone may have deleted rows to have them read again).
-    stored = dict(con.execute("select account_id, count(*) from stored_runs group by account_id").fetchall())
+    stored = dict(
+        con.execute(f"select account_id, count(*) from {RAW_DATASET}.runs group by account_id").fetchall()
+    )
     index.accounts_stored = set(stored)
     pages = con.execute(f"""
         select account_id, digest, runs_listed, in_flight_listed, stored_runs from {RAW_DATASET}.list_pages

@@ -113,7 +113,6 @@ class AccountResult:
     new: int = 0
     updated: set[str] = field(default_factory=set)
     refreshed: int = 0
-    replaced: int = 0  # answers loaded for runs stored before: their old tags and attempts go
     lost: list[str] = field(default_factory=list)
     possible_gap: bool = False
     first_sync: bool = False  # a full list on the account's first sync: older runs are out of reach
@@ -267,7 +266,6 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
             result.new += 1
         elif differs(stored, updated_us, status):
             result.updated.add(run_id)
-        result.replaced += stored is not None
         if _wants_details(status, updated_us, stored, options) and not carried:
             wanted.append((run_id, status))
     if wanted:

@@ -104,10 +104,9 @@ def _record(result: AccountResult, job: Job, row: dict | None, problem: str | No
         result.lost.append(job.run_id)
         return False
     result.runs_seen += not job.listed
-    stored = index.stored(job.run_id)
-    result.replaced += stored is not None
     if job.refresh:
         result.refreshed += 1
+        stored = index.stored(job.run_id)
         if stored is None or differs(stored, micros(row["updated_at"]), row.get("status")):
             result.updated.add(job.run_id)
     return True
