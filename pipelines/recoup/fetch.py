@@ -16,7 +16,16 @@ from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.columnar import CheckedPage, list_answers
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
 from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
-from pipelines.recoup.transform import carries_details, is_terminal, micros, status_group, to_run_row, to_utc
+from pipelines.recoup.transform import (
+    DEFAULT_LIMITS,
+    Limits,
+    carries_details,
+    is_terminal,
+    micros,
+    status_group,
+    to_run_row,
+    to_utc,
+)
 
 DETAIL_MODES = ("all", "failed", "none")
 # Accounts started per worker ahead of the consumer: while dlt writes a batch, the workers
@@ -124,6 +133,7 @@ class AccountResult:
 class FetchOptions:
     details: str = "all"  # which finished runs get a details fetch: all, failed, none
     keep_private: bool = False  # store payload and output
+    limits: Limits = DEFAULT_LIMITS  # how large a run and its free-form fields may be
 
     def __str__(self) -> str:  # a page read under other options may need reading again
         return f"details={self.details} private={'yes' if self.keep_private else 'no'}"
@@ -194,7 +204,13 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
         if verdict == DETAILS:
             result.to_detail.append(item["id"])
     checked, result.problems = (
-        list_answers(changed, account_id=account, seen_at=seen_at, keep_private=options.keep_private)
+        list_answers(
+            changed,
+            account_id=account,
+            seen_at=seen_at,
+            keep_private=options.keep_private,
+            limits=options.limits,
+        )
         if changed
         else ([], [])
     )
@@ -269,7 +285,11 @@ def fetch_account(
         try:
             item = client.fetch_run(run_id)
             row = to_run_row(
-                item, account_id=account, seen_at=datetime.now(UTC), keep_private=options.keep_private
+                item,
+                account_id=account,
+                seen_at=datetime.now(UTC),
+                keep_private=options.keep_private,
+                limits=options.limits,
             )
             if row["id"] != run_id:
                 return run_id, None, f"run {run_id[:64]}: retrieve answered another run"
