@@ -121,8 +121,10 @@ def test_a_stale_wal_stops_the_sync_with_exit_2_and_says_what_to_do(
     assert wal.exists()
     before = db_path.read_bytes()
     world.add_run(world.account_ids[0], created_at=world.now - timedelta(seconds=5))
+    asked = len(world.requests())
     done = run_cli(env)
     assert done.returncode == 2
+    assert len(world.requests()) == asked, "refused before anything was fetched"
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("sync: ") and "Traceback" not in done.stderr
     assert str(wal) in last and "read-write" in last and "remove recoup.duckdb.wal" in last
