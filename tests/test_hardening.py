@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -26,7 +27,8 @@ from pipelines import warehouse
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.world import Key
-from pipelines.recoup.errors import AuthError, ConfigError
+from pipelines.recoup.client import RecoupClient
+from pipelines.recoup.errors import ApiError, AuthError, ConfigError
 from pipelines.recoup_pipeline import run_sync
 from tests.conftest import FAST_RETRY, sync_env
 from tests.test_cli import ROOT, run_cli
@@ -230,6 +232,44 @@ def test_an_answer_over_the_size_cap_fails_its_account_with_a_clear_message(
     )
     assert len(world.requests(account=big)) == 1, "not retried: the same answer would come again"
     assert _loaded(query) == _visible_ids(world, *world.account_ids[:2])
+
+
+class _ChunkedAnswer(BaseHTTPRequestHandler):
+    """Answers every request with 2 MB of valid JSON sent in chunks, with no Content-Length."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        parts = [b'{"status":"success","runs":[],"pad":"'] + [b"x" * 65536] * 32 + [b'"}']
+        try:
+            for part in parts:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client stopped reading
+            self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_answer_without_a_length_is_cut_off_at_the_cap_while_streaming() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChunkedAnswer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with RecoupClient(url, "recoup_sk_x", retry=FAST_RETRY, max_response_bytes=MB) as client:
+            with pytest.raises(ApiError, match="the answer is larger than 1,048,576 bytes"):
+                client.fetch_runs(None)
+            assert client.requests == 1
+        with RecoupClient(url, "recoup_sk_x", retry=FAST_RETRY, max_response_bytes=4 * MB) as client:
+            assert client.fetch_runs(None).runs == [], "under the cap the same answer is read"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # -- 4. valid JSON that orjson refuses --------------------------------------------------------------

@@ -227,9 +227,6 @@ class RecoupClient:
         )
         try:
             with self._http.stream("GET", path, params=params) as response:
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > self.max_response_bytes:
-                    raise too_large
                 chunks, size = [], 0
                 # A server may trickle bytes: each read has its own timeout, the deadline covers all.
                 for chunk in response.iter_bytes():
