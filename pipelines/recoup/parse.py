@@ -22,7 +22,7 @@ _SPACE = re.compile(r"[ \t\n\r]*")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Strings (brackets inside them do not count) and the punctuation that shapes a value.
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:,]', re.DOTALL)
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:,]', re.DOTALL)
 
 
 class NotJson(ValueError):
@@ -37,7 +37,7 @@ def loads(content: bytes) -> Any:
         pass
     try:
         return _Reader(content.decode("utf-8")).document()
-    except (UnicodeDecodeError, ValueError, RecursionError, IndexError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise NotJson(str(exc)[:200]) from None
 
 
