@@ -52,6 +52,10 @@ def _run(account: str, run_id: str, created: str = "2026-11-20T09:00:00.000Z", *
             "baseCostInCents": 0.0, **fields}  # fmt: skip
 
 
+def _payload_bytes(world: World, run_id: str) -> int:
+    return len(orjson.dumps(world.runs[run_id]["payload"]))
+
+
 # -- 1. a run too large to load --------------------------------------------------------------------
 
 
@@ -92,14 +96,10 @@ def test_a_20_mb_output_and_a_3_mb_metadata_are_stored_as_marks_and_their_runs_l
     )  # fmt: skip
     mark = '{{"bytes":{},"limit":2097152}}'.format
     assert {row[0]: row[1:] for row in stored} == {
-        big_output: (None, None, mark(20 * MB), stored_payload(world, big_output)),
-        big_metadata: (mark(3 * MB), None, None, stored_payload(world, big_metadata)),
+        big_output: (None, None, mark(20 * MB), _payload_bytes(world, big_output)),
+        big_metadata: (mark(3 * MB), None, None, _payload_bytes(world, big_metadata)),
         three_fields: (mark(3 * MB // 2), None, None, 3 * MB // 2),  # the largest first, until it fits
     }
-
-
-def stored_payload(world: World, run_id: str) -> int:
-    return len(orjson.dumps(world.runs[run_id]["payload"]))
 
 
 # -- 2. a file that cannot be published safely --------------------------------------------------
