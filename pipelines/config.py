@@ -11,9 +11,12 @@ from typing import Any
 
 import dlt
 
+from pipelines.recoup.client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
 from pipelines.recoup.errors import ConfigError
 from pipelines.recoup.fetch import DETAIL_MODES
+from pipelines.recoup.safety import check_base_url, check_proxy
 from pipelines.recoup.settings import DEFAULT_BASE_URL
+from pipelines.recoup.transform import DEFAULT_LIMITS, Limits
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 DEFAULT_DB = "data/recoup.duckdb"
@@ -32,6 +35,10 @@ class Settings:
     lock_wait: float
     retry_attempts: int = 6
     sync_seconds: int = 240  # the time budget of one sync; 0 = none
+    limits: Limits = DEFAULT_LIMITS
+    request_timeout: float = DEFAULT_TIMEOUT
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    proxy: str | None = None  # may hold the proxy's password: never shown
 
     def __repr__(self) -> str:  # never show the key, even in a traceback
         return f"Settings(base_url={self.base_url!r}, accounts={len(self.accounts)}, db={str(self.db)!r})"
@@ -106,9 +113,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if keep not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigError(f"RECOUP_STORE_PAYLOADS must be true or false, got {keep[:20]!r}")
     lock_wait = _integer("lock_wait", _lookup("lock_wait", env), 0, 0)
+    proxy = str(_lookup("proxy", env) or "").strip()
+
+    def number(name: str, default: int, minimum: int) -> int:
+        return _integer(name, _lookup(name, env), default, minimum)
+
     return Settings(
         api_key=api_key,
-        base_url=str(_lookup("base_url", env) or DEFAULT_BASE_URL).strip(),
+        base_url=check_base_url(str(_lookup("base_url", env) or DEFAULT_BASE_URL).strip()),
         accounts=parse_accounts(_lookup("accounts", env)),
         db=database_path(env),
         max_concurrency=_integer("max_concurrency", _lookup("max_concurrency", env), 8, 1),
@@ -118,4 +130,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         lock_wait=float(lock_wait),
         retry_attempts=_integer("retry_attempts", _lookup("retry_attempts", env), 6, 1),
         sync_seconds=_integer("sync_seconds", _lookup("sync_seconds", env), 240, 0),
+        limits=Limits(
+            max_run_bytes=number("max_run_bytes", DEFAULT_LIMITS.max_run_bytes, 1),
+            max_field_bytes=number("max_field_bytes", DEFAULT_LIMITS.max_field_bytes, 1),
+        ),
+        request_timeout=float(number("request_timeout", int(DEFAULT_TIMEOUT), 1)),
+        max_response_bytes=number("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, 1),
+        proxy=check_proxy(proxy) if proxy else None,
     )

@@ -27,7 +27,7 @@ import duckdb
 
 from pipelines import warehouse
 from pipelines.config import database_path
-from pipelines.recoup.errors import RecoupError
+from pipelines.recoup.errors import ConfigError, RecoupError
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 LAYERS = {
@@ -227,7 +227,7 @@ def main() -> int:
         print(f"models: no warehouse at {paths.db}; run `make sync` (or `make demo`) first", file=sys.stderr)
         return 2
     try:
-        with warehouse.sync_lock(paths, wait_seconds=60):
+        with warehouse.sync_lock(paths, wait_seconds=60), warehouse.discard_work_on_failure(paths):
             warehouse.start_work_copy(paths)
             with warehouse.connect(paths.work_db, warehouse.MODEL_LIMITS) as con:
                 warehouse.add_placeholders(con)
@@ -236,7 +236,7 @@ def main() -> int:
             warehouse.publish(paths)
     except (RecoupError, duckdb.Error) as exc:
         print(f"models: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, ConfigError) else 1
     print(f"models: built {len(names)} models in {paths.db}")
     return 0
 

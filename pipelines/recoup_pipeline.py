@@ -224,14 +224,16 @@ def run_sync(
     with RecoupClient(
         settings.base_url, settings.api_key, transport=transport, max_concurrency=settings.max_concurrency,
         max_rpm=settings.max_rpm, retry=retry or RetryPolicy(attempts=settings.retry_attempts),
-    ) as client, warehouse.sync_lock(paths, settings.lock_wait), stop_on_signals(budget.stop):  # fmt: skip
+        timeout=settings.request_timeout, max_response_bytes=settings.max_response_bytes, proxy=settings.proxy,
+    ) as client, warehouse.sync_lock(paths, settings.lock_wait), warehouse.discard_work_on_failure(paths), \
+            stop_on_signals(budget.stop):  # fmt: skip
         client.stop = budget.stop
         own = not settings.accounts
         accounts = [client.fetch_own_account()] if own else settings.accounts
         summary.accounts = len(accounts)
         summary.lists_seconds = len(accounts) * 60 / settings.max_rpm if settings.max_rpm else 0.0
         log.info("syncing %d account(s) from %s into %s", len(accounts), client.base_url, settings.db)
-        options = FetchOptions(settings.details, settings.keep_private)
+        options = FetchOptions(settings.details, settings.keep_private, settings.limits)
         warehouse.start_work_copy(paths)
         # One connection for the whole sync: opening the working copy again costs time, and
         # after a load it would first replay the load's log into memory.

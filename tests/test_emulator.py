@@ -286,7 +286,7 @@ def test_delay_fault_slows_then_answers(http: httpx.Client, world: World) -> Non
 def test_every_fault_kind_is_known() -> None:
     with pytest.raises(ValueError, match="unknown fault"):
         World(accounts=0).inject("gremlins")
-    assert len(FAULT_KINDS) == 10
+    assert len(FAULT_KINDS) == 13
 
 
 # -- world and log -------------------------------------------------------------------------------

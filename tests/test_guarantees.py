@@ -269,7 +269,9 @@ def test_a_run_listed_by_a_second_account_stays_with_the_first(world: World, syn
     a, b = world.account_ids[:2]
     run = world.visible(a, 1)[0]
     sync()
-    world.extra_items[b] = [orjson.loads(orjson.dumps(to_list_item(run, world.profile)))]  # the API leaks it into b
+    world.extra_items[b] = [
+        orjson.loads(orjson.dumps(to_list_item(run, world.profile)))
+    ]  # the API leaks it into b
     leaked = sync()
     assert query("select account_id, count(*) over () from analytics.runs where run_id = ?", run["id"]) == [
         (a, 1)

@@ -8,7 +8,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 
@@ -72,7 +72,16 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if not self.trickle:
+            self.wfile.write(body)
+            return
+        try:
+            for byte in range(len(body)):
+                self.wfile.write(body[byte : byte + 1])
+                self.wfile.flush()
+                time.sleep(self.trickle)
+        except OSError:  # the client gave up
+            self.close_connection = True
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
         self._send(status, orjson.dumps(body))
@@ -99,6 +108,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         world = self.server.world
+        self.trickle = 0.0  # seconds between two bytes of the answer
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         entry: dict[str, Any] = {"method": "GET", "path": url.path,
@@ -138,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "list":
             entry["account"] = account
         fault = world.take_fault(mode, account if mode == "list" else None)
-        if fault is not None and self._apply(fault, entry):
+        if fault is not None and self._apply(fault, entry, key):
             return entry["status"], None
         if mode == "retrieve":
             return self._retrieve(world, run_id)
@@ -151,6 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
             parts = [world.cached(run, lambda r: orjson.dumps(to_list_item(r, world.profile)))
                      for run in world.visible(account, limit)]  # fmt: skip
             parts += [orjson.dumps(item) for item in world.extra_items.get(account, ())]
+            parts += world.raw_items.get(account, [])
         return b'{"status":"success","runs":[' + b",".join(parts) + b"]}"
 
     def _retrieve(self, world: World, run_id: str) -> tuple[int, Any]:
@@ -164,12 +175,15 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(world.not_found_delay)
         return 500, {"status": "error", "error": "Not found"}
 
-    def _apply(self, fault: Any, entry: dict[str, Any]) -> bool:
+    def _apply(self, fault: Any, entry: dict[str, Any], key: str) -> bool:
         """Answers with the fault; returns False when the request should go on normally."""
         entry["fault"] = fault.kind
         headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
         if fault.kind == "delay":
             time.sleep(fault.delay)
+            return False
+        if fault.kind == "trickle":
+            self.trickle = fault.delay
             return False
         if fault.kind == "drop":
             raise _Dropped
@@ -188,6 +202,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(502, _HTML_PAGE, "text/html")
         elif fault.kind == "not_json":
             self._send(200, _HTML_PAGE, "text/html")
+        elif fault.kind == "echo_key":  # an upstream error that quotes the request it failed
+            error = f"Trigger.dev API error: invalid token {key} (x-api-key={quote(key, safe='')})"
+            self._send(500, orjson.dumps({"status": "error", "error": error}))
+        elif fault.kind == "status_error":  # a failure answered with 200, runs and all
+            self._send(
+                200, orjson.dumps({"status": "error", "error": "Trigger.dev API error: 429", "runs": []})
+            )
         elif fault.kind == "truncated":
             body = b'{"status":"success","runs":[{"id":"run_cut","status":"COMPL'
             self.send_response(200)

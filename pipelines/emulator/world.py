@@ -42,7 +42,8 @@ ERRORS = (
     ("TypeError", "Cannot read properties of undefined (reading 'artistId')"),
     ("Error", "OpenAI returned 503: the engine is currently overloaded"),
 )
-FAULT_KINDS = ("upstream_429", "500", "502", "503", "504", "delay", "truncated", "drop", "html", "not_json")
+FAULT_KINDS = ("upstream_429", "500", "502", "503", "504", "delay", "truncated", "drop", "html", "not_json",
+               "trickle", "echo_key", "status_error")  # fmt: skip
 
 
 def iso(moment: datetime) -> str:
@@ -59,7 +60,7 @@ class Fault:
     mode: str | None = None  # "list", "retrieve" or None for any
     account: str | None = None
     retry_after: float | None = None
-    delay: float = 0.0
+    delay: float = 0.0  # `delay`: before answering; `trickle`: between two bytes of the answer
 
 
 @dataclass
@@ -107,6 +108,8 @@ class World:
         self._json: dict[tuple[str, str], bytes] = {}
         # Raw JSON objects appended verbatim to an account's list page: malformed data on demand.
         self.extra_items: dict[str, list[Any]] = {}
+        # JSON text appended as it is, for what no JSON writer produces (lone surrogates, 1e400).
+        self.raw_items: dict[str, list[bytes]] = {}
         self.account_ids = [self._uuid() for _ in range(accounts)]
         for account in self.account_ids:
             self.by_account[account] = []
@@ -262,6 +265,10 @@ class World:
             run["updatedAt"] = fields.get("updatedAt", self.now)
             self._forget(run_id)
             return run
+
+    def inflate(self, run_id: str, field: str, size: int) -> dict[str, Any]:
+        """Makes the run's free-form `field` (metadata, payload, output) about `size` bytes of JSON."""
+        return self.change_run(run_id, **{field: {"blob": "x" * max(0, size - 11)}})
 
     def complete_run(self, run_id: str) -> dict[str, Any]:
         """Finishes an in-flight run successfully, now."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import random
 import threading
 import time
@@ -12,7 +11,6 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
-import orjson
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -22,8 +20,14 @@ from tenacity import (
     stop_when_event_set,
 )
 
-from pipelines.recoup.errors import AccessDenied, ApiError, AuthError, ConfigError, RunNotFound
+from pipelines.recoup.errors import AccessDenied, ApiError, AuthError, BadRunError, ConfigError, RunNotFound
+from pipelines.recoup.parse import NotJson, loads
+from pipelines.recoup.safety import Masker, check_base_url, check_proxy
 from pipelines.recoup.settings import ACCOUNT_PATH, LIST_LIMIT, RUNS_PATH
+from pipelines.recoup.transform import UnreadableRun
+
+DEFAULT_TIMEOUT = 60.0  # seconds for a whole request
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 2**20  # a full page of 100 runs is about 150 KB
 
 
 class _Retryable(Exception):
@@ -83,18 +87,8 @@ class RateLimiter:
             time.sleep(slot - now)
 
 
-def is_loopback(host: str) -> bool:
-    """True for localhost and any 127.0.0.0/8 or ::1 address."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("Retry-After")
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
@@ -106,12 +100,16 @@ class RecoupClient:
 
     Args:
         base_url: e.g. `https://recoup-api.vercel.app`; plain http only to loopback.
-        api_key: sent as `x-api-key`; never logged, never part of an error.
+        api_key: sent as `x-api-key`; never logged, masked out of every error.
         transport: an httpx transport, for tests or custom networking.
         max_concurrency: requests in flight at once, across all threads.
         max_rpm: requests per minute across the whole client; 0 means no cap.
         retry: the retry policy.
-        timeout: seconds for connect, read and write.
+        timeout: seconds one request may take in all (connect and every read); a request that
+            takes longer is a failed attempt, retried like any timeout.
+        max_response_bytes: the largest answer read; a larger one fails its request.
+        proxy: an https proxy for https base URLs. Proxies named in the environment
+            (HTTP_PROXY, ALL_PROXY, ...) are never used: the key goes where the settings say.
     """
 
     def __init__(
@@ -123,17 +121,18 @@ class RecoupClient:
         max_concurrency: int = 8,
         max_rpm: int = 300,
         retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
     ) -> None:
-        url = urlsplit(base_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError(f"RECOUP_BASE_URL must be an http(s) URL, got {base_url[:80]!r}")
-        if url.scheme == "http" and not is_loopback(url.hostname):
-            raise ConfigError(f"refusing to send the API key over plain http to {url.hostname}; use https")
+        self.base_url = check_base_url(base_url)
         if not api_key or not api_key.strip():
             raise ConfigError("RECOUP_API_KEY is empty")
-        self.base_url = base_url.rstrip("/")
+        https = urlsplit(self.base_url).scheme == "https"
+        proxy = check_proxy(proxy) if proxy and https else None  # never for plain http (loopback)
         self.retry = retry or RetryPolicy()
+        self.timeout, self.max_response_bytes = timeout, max_response_bytes
+        self._mask = Masker(api_key.strip())
         self._slots = threading.BoundedSemaphore(max(1, max_concurrency))
         self._limiter = RateLimiter(max_rpm)
         self._stats_lock = threading.Lock()
@@ -144,7 +143,10 @@ class RecoupClient:
             base_url=self.base_url,
             headers={"x-api-key": api_key.strip(), "User-Agent": "recoup-runs/0.1"},
             transport=transport,
-            timeout=httpx.Timeout(timeout, connect=10.0),
+            proxy=proxy,
+            trust_env=False,
+            # Per read and per connect; `timeout` bounds the whole request in `_read`.
+            timeout=httpx.Timeout(min(timeout, 30.0), connect=min(timeout, 10.0)),
             limits=httpx.Limits(
                 max_connections=max(1, max_concurrency), max_keepalive_connections=max(1, max_concurrency)
             ),
@@ -183,11 +185,19 @@ class RecoupClient:
         return RunsPage(None if body is None else body["runs"], digest)
 
     def fetch_run(self, run_id: str) -> dict[str, Any]:
-        """One run by id (retrieve mode). Raises RunNotFound when the API no longer knows it."""
+        """One run by id (retrieve mode).
+
+        Raises:
+            RunNotFound: the API no longer knows it.
+            BadRunError: its JSON could be read but not held (see `parse`).
+        """
         body, _ = self._get(RUNS_PATH, {"runId": run_id}, f"run {run_id[:64]}: retrieve")
-        if not body["runs"] or not isinstance(body["runs"][0], dict):
+        run = body["runs"][0] if body["runs"] else None
+        if isinstance(run, UnreadableRun):
+            raise BadRunError(f"run {run_id[:64]}: {run.reason}")
+        if not isinstance(run, dict):
             raise RunNotFound(f"run {run_id[:64]}: retrieve: empty answer", 200)
-        return body["runs"][0]
+        return run
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -218,26 +228,48 @@ class RecoupClient:
             tries = retrying.statistics.get("attempt_number", 1)
             raise ApiError(f"{what}: {exc} (gave up after {tries} tries)", exc.status) from None
 
+    def _read(self, path: str, params: dict[str, Any], what: str) -> tuple[int, httpx.Headers, bytes]:
+        """One request: its status, headers and whole body, within `timeout` and the size cap."""
+        deadline = time.monotonic() + self.timeout
+        late = _Retryable(f"no complete answer within {self.timeout:g} s")
+        too_large = ApiError(
+            f"{what}: the answer is larger than {self.max_response_bytes:,} bytes (RECOUP_MAX_RESPONSE_BYTES)"
+        )
+        try:
+            with self._http.stream("GET", path, params=params) as response:
+                chunks, size = [], 0
+                # A server may trickle bytes: each read has its own timeout, the deadline covers all.
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        raise too_large
+                    if time.monotonic() > deadline:
+                        raise late
+                    chunks.append(chunk)
+        except httpx.TransportError as exc:
+            raise (
+                late if time.monotonic() > deadline else _Retryable(f"transport error ({type(exc).__name__})")
+            ) from None
+        return response.status_code, response.headers, b"".join(chunks)
+
     def _get_once(
         self, path: str, params: dict[str, Any], what: str, known_digest: str | None = None
     ) -> Answer:
         self._limiter.wait()
         with self._stats_lock:
             self.requests += 1
-        try:
-            with self._slots:
-                response = self._http.get(path, params=params)
-        except httpx.TransportError as exc:
-            raise _Retryable(f"transport error ({type(exc).__name__})") from None
-        status = response.status_code
-        digest = page_digest(response.content) if status == 200 else ""
+        with self._slots:
+            status, headers, content = self._read(path, params, what)
+        digest = page_digest(content) if status == 200 else ""
         if known_digest and digest == known_digest:
             return Answer(None, digest)  # the same bytes as a page already read in full
         try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
+            body = loads(content)
+        except NotJson:
             body = None
         message = (body.get("error") or body.get("message")) if isinstance(body, dict) else None
+        # The API may echo the key in an error; nothing below may carry it further.
+        message = self._mask(str(message)[:300]) if message is not None else None
         if status == 401:
             raise AuthError(f"{what}: the API key was refused (401 {message or 'Unauthorized'})")
         if status == 403:
@@ -246,12 +278,14 @@ class RecoupClient:
             raise RunNotFound(f"{what}: not found ({status})", status)
         if status == 429 or status >= 500:
             raise _Retryable(
-                f"HTTP {status}" + (f" {message}" if message else ""), status, _retry_after(response)
+                f"HTTP {status}" + (f" {message}" if message else ""), status, _retry_after(headers)
             )
         if status != 200:
             raise ApiError(f"{what}: HTTP {status}" + (f" {message}" if message else ""), status)
         if not isinstance(body, dict):
             raise _Retryable("the answer is not JSON", status)
+        if body.get("status") == "error":  # an upstream failure answered with 200
+            raise _Retryable("HTTP 200 with status error" + (f" {message}" if message else ""), status)
         if "runs" in body and not isinstance(body["runs"], list):
             raise _Retryable("the answer's runs is not a list", status)
         if path == RUNS_PATH and "runs" not in body:

@@ -28,13 +28,19 @@ import pyarrow.compute as pc
 from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.tables import SCHEMAS, TIMESTAMP, Answers
 from pipelines.recoup.transform import (
+    DEFAULT_LIMITS,
+    EARLIEST,
     INTEGER_FIELDS,
     JSON_FIELDS,
     KNOWN_FIELDS,
+    LATEST,
+    MAX_COST_CENTS,
     NUMBER_FIELDS,
-    PRIVATE_FIELDS,
+    SIZED_FIELDS,
     TEXT_FIELDS,
     TIME_FIELDS,
+    Limits,
+    fit,
     micros,
     to_run_row,
 )
@@ -87,9 +93,10 @@ def _object_or_none(value: Any) -> bool:
     return value is None or type(value) is dict
 
 
-def _check_items(items: list[Any], json_sources: dict[str, str]) -> tuple[list, list, list, dict]:
+def _check_items(items: list[Any], keep_private: bool, limits: Limits) -> tuple[list, list, list, dict]:
     """The one Python pass over the runs: rules Arrow does not enforce, and what it cannot hold."""
     ids, statuses, carried, has_error, extra = [], [], [], [], []
+    json_sources = SIZED_FIELDS if keep_private else JSON_FIELDS
     texts: dict[str, list[str | None]] = {column: [] for column in json_sources.values()}
     for item in items:
         if type(item) is not dict:
@@ -97,6 +104,10 @@ def _check_items(items: list[Any], json_sources: dict[str, str]) -> tuple[list, 
         run_id = item.get("id")
         if type(run_id) is not str or not run_id.strip() or item.get("createdAt") is None:
             raise NotColumnar  # no id or no creation time: the row path names what is wrong
+        try:
+            marks = fit(item, keep_private, limits)
+        except BadRunError:
+            raise NotColumnar from None  # too large to load: the row path names it with its size
         for name in NUMBER_FIELDS:
             if type(item.get(name)) is bool:  # Arrow would read true as 1.0
                 raise NotColumnar
@@ -120,7 +131,7 @@ def _check_items(items: list[Any], json_sources: dict[str, str]) -> tuple[list, 
         has_error.append("error" in item)
         carried.append(attempts is not None and has_error[-1])
         for source, column in json_sources.items():
-            value = item.get(source)
+            value = marks.get(source, item.get(source))
             texts[column].append(None if value is None else orjson.dumps(value).decode())
         if KNOWN_FIELDS.issuperset(item):
             extra.append(None)
@@ -131,8 +142,18 @@ def _check_items(items: list[Any], json_sources: dict[str, str]) -> tuple[list, 
     return ids, statuses, carried, {"has_error": has_error, "extra": extra, "texts": texts}
 
 
+def _holds(condition: pa.Array) -> bool:
+    """True unless a value that is not null fails `condition` (NaN fails every comparison)."""
+    return pc.all(condition).as_py() is not False
+
+
 def check_page(
-    items: list[Any], *, account_id: str, seen_at: datetime, keep_private: bool = False
+    items: list[Any],
+    *,
+    account_id: str,
+    seen_at: datetime,
+    keep_private: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> CheckedPage:
     """Checks one list answer's runs for the column-wise path.
 
@@ -140,12 +161,13 @@ def check_page(
         NotColumnar: some run needs the run-by-run path (maybe a bad one, maybe only unusual).
     """
     try:
-        ids, statuses, carried, held = _check_items(
-            items, JSON_FIELDS | (PRIVATE_FIELDS if keep_private else {})
-        )
+        ids, statuses, carried, held = _check_items(items, keep_private, limits)
         runs = pa.array(items, type=_ITEM)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         raise NotColumnar from None
+    for cost in (runs.field(name) for name in NUMBER_FIELDS):
+        if not _holds(pc.and_(pc.greater_equal(cost, 0.0), pc.less_equal(cost, MAX_COST_CENTS))):
+            raise NotColumnar  # a negative, infinite or absurd cost: the row path names the run
     attempts = runs.field("attempts").flatten()  # the page's attempts (runs are never null)
     if runs.field("tags").flatten().null_count or attempts.null_count:
         raise NotColumnar  # a null tag or attempt: the row path rejects the run
@@ -154,6 +176,8 @@ def check_page(
         times = pc.cast(pa.concat_arrays(strings), TIMESTAMP)  # every time of the page in one call
     except pa.ArrowException:
         raise NotColumnar from None  # not an ISO-8601 time Arrow reads: the row path decides
+    if not _holds(pc.and_(pc.greater_equal(times, EARLIEST), pc.less(times, LATEST))):
+        raise NotColumnar  # a date outside 2000-2100: the row path names the run
     count = len(items)
     created = times.slice(0, count).view(pa.int64()).to_pylist()
     updated = times.slice(count, count).view(pa.int64()).to_pylist()
@@ -229,20 +253,26 @@ def assemble(pages: list[CheckedPage]) -> Answers:
 
 
 def list_answers(
-    items: list[Any], *, account_id: str, seen_at: datetime, keep_private: bool = False
+    items: list[Any],
+    *,
+    account_id: str,
+    seen_at: datetime,
+    keep_private: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[CheckedPage | list[dict[str, Any]], list[str]]:
     """A list answer's runs, checked for the column-wise path or else as rows, and a reason for
     every run rejected. A run listed twice keeps its later `updatedAt` (the first one on a tie).
     """
+    given = {"account_id": account_id, "seen_at": seen_at, "keep_private": keep_private, "limits": limits}
     try:
-        return check_page(items, account_id=account_id, seen_at=seen_at, keep_private=keep_private), []
+        return check_page(items, **given), []
     except NotColumnar:
         pass
     rows: dict[str, dict[str, Any]] = {}
     problems = []
     for item in items:
         try:
-            row = to_run_row(item, account_id=account_id, seen_at=seen_at, keep_private=keep_private)
+            row = to_run_row(item, **given)
         except BadRunError as exc:
             problems.append(f"rejected {exc}")
             continue

@@ -22,7 +22,15 @@ from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.columnar import CheckedPage, list_answers
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError
 from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
-from pipelines.recoup.transform import carries_details, is_terminal, micros, status_group, to_utc
+from pipelines.recoup.transform import (
+    DEFAULT_LIMITS,
+    Limits,
+    carries_details,
+    is_terminal,
+    micros,
+    status_group,
+    to_utc,
+)
 
 DETAIL_MODES = ("all", "failed", "none")
 # Accounts started per worker ahead of the consumer: while dlt writes a batch, the workers
@@ -149,6 +157,7 @@ class AccountResult:
 class FetchOptions:
     details: str = "all"  # which finished runs get a details fetch: all, failed, none
     keep_private: bool = False  # store payload and output
+    limits: Limits = DEFAULT_LIMITS  # how large a run and its free-form fields may be
 
     def __str__(self) -> str:  # a page read under other options may need reading again
         return f"details={self.details} private={'yes' if self.keep_private else 'no'}"
@@ -238,7 +247,13 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
         if verdict == DETAILS:
             wanted.append((item["id"], item.get("status")))
     checked, result.problems = (
-        list_answers(changed, account_id=account, seen_at=seen_at, keep_private=options.keep_private)
+        list_answers(
+            changed,
+            account_id=account,
+            seen_at=seen_at,
+            keep_private=options.keep_private,
+            limits=options.limits,
+        )
         if changed
         else ([], [])
     )

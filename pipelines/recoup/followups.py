@@ -82,7 +82,11 @@ def _retrieve(client: RecoupClient, job: Job, options: FetchOptions) -> tuple[Jo
     try:
         item = client.fetch_run(job.run_id)
         row = to_run_row(
-            item, account_id=job.account, seen_at=datetime.now(UTC), keep_private=options.keep_private
+            item,
+            account_id=job.account,
+            seen_at=datetime.now(UTC),
+            keep_private=options.keep_private,
+            limits=options.limits,
         )
     except RunNotFound:
         return job, None, None

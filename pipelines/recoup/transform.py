@@ -1,14 +1,19 @@
 """Pure functions that turn Recoup API run objects into warehouse rows.
 
-A run object is validated field by field: a missing or unusable `id` or `createdAt`, or a known
-field of the wrong type, rejects that one run with a reason (it is never loaded half right).
-Fields the API adds later are kept whole in the `extra` JSON column, never dropped silently.
+A run object is validated field by field: a missing or unusable `id` or `createdAt`, a known
+field of the wrong type, a cost that is negative or not finite, a date outside 2000-2100, or a
+run too large to load rejects that one run with a reason (it is never loaded half right).
+Fields the API adds later are kept whole in the `extra` JSON column, never dropped silently;
+a free-form field too large to store is replaced by a mark saying so.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
@@ -29,8 +34,39 @@ KNOWN_FIELDS = frozenset().union(TIME_FIELDS, TEXT_FIELDS, NUMBER_FIELDS, INTEGE
                                  PRIVATE_FIELDS, _FLAGS, _SPECIAL)  # fmt: skip
 
 
+# The free-form JSON fields: kept whole, but never larger than `Limits.max_field_bytes`.
+SIZED_FIELDS = {**JSON_FIELDS, **PRIVATE_FIELDS}
+SKIPPED = "_skipped"  # the key of the mark stored instead of a field too large to store
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
+# Dates outside these years are data errors (year 0001 is a zero value, not a date).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2101, 1, 1, tzinfo=UTC)  # exclusive
+# A cost above this is a data error, and sums of costs stay finite (cents; $10 billion a run).
+MAX_COST_CENTS = 1e12
+INT64 = (-(2**63), 2**63 - 1)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large a run may be. DuckDB's load within its 64 MB budget fails on one value of about
+    7 MB (measured with DuckDB 1.5.5), so a free-form field above `max_field_bytes` is stored as
+    a mark, then the largest ones while the run is above `max_run_bytes` (its JSON as it would
+    be stored); a run still above that is rejected."""
+
+    max_run_bytes: int = 4 * 2**20
+    max_field_bytes: int = 2 * 2**20
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class UnreadableRun(NamedTuple):
+    """Stands in the place of a run whose JSON could be read but not held (see `parse`)."""
+
+    run_id: str | None
+    reason: str
 
 
 def micros(moment: datetime | None) -> int | None:
@@ -56,9 +92,14 @@ def to_utc(value: Any, field: str) -> datetime | None:
         raise BadRunError(f"{field} is not a date string")
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except ValueError:
         raise BadRunError(f"{field} is not an ISO-8601 date: {value[:40]!r}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # e.g. year 1 with a positive offset
+        raise BadRunError(f"{field} is not a date within 2000-2100: {value[:40]!r}") from None
+    if not EARLIEST <= moment < LATEST:
+        raise BadRunError(f"{field} is not a date within 2000-2100: {value[:40]!r}")
+    return moment
 
 
 def _text(value: Any, field: str) -> str | None:
@@ -67,21 +108,34 @@ def _text(value: Any, field: str) -> str | None:
     raise BadRunError(f"{field} is not a string")
 
 
-def _number(value: Any, field: str) -> float | None:
+def _number(value: Any, field: str) -> float | int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRunError(f"{field} is not a number")
-    return float(value)
+    return value
+
+
+def _cost(value: Any, field: str) -> float | None:
+    number = _number(value, field)
+    if number is None:
+        return None
+    if not 0 <= number <= MAX_COST_CENTS:  # also false for NaN, and for infinities
+        raise BadRunError(f"{field} is not a cost between 0 and {MAX_COST_CENTS:.0e} cents: {number!r}")
+    return float(number)
 
 
 def _integer(value: Any, field: str) -> int | None:
     number = _number(value, field)
     if number is None:
         return None
-    if not number.is_integer():
-        raise BadRunError(f"{field} is not a whole number")
-    return int(number)
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise BadRunError(f"{field} is not a whole number")
+        number = int(number)
+    if not INT64[0] <= number <= INT64[1]:
+        raise BadRunError(f"{field} is out of range: {number}")
+    return number
 
 
 def _error(value: Any, field: str) -> dict[str, Any]:
@@ -122,8 +176,51 @@ def to_attempt_rows(attempts: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def skipped_mark(size: int, limits: Limits) -> dict[str, Any]:
+    """What is stored instead of a free-form field too large to store."""
+    return {SKIPPED: {"bytes": size, "limit": limits.max_field_bytes}}
+
+
+def fit(item: dict[str, Any], keep_private: bool, limits: Limits) -> dict[str, Any]:
+    """The free-form fields of `item` too large to store, each with the mark to store instead.
+
+    Raises:
+        BadRunError: the run, as it would be stored, is larger than `limits.max_run_bytes` even
+            without its free-form fields, or its JSON cannot be stored (nested deeper than 254).
+    """
+    try:
+        size = len(orjson.dumps(item))
+        if size <= min(limits.max_field_bytes, limits.max_run_bytes):
+            return {}  # nearly every run: no field and no run can be too large
+        sizes = {}
+        for source in SIZED_FIELDS.keys() & item.keys():
+            field_size = len(orjson.dumps(item[source]))
+            if source in PRIVATE_FIELDS and not keep_private:
+                size -= field_size  # not stored
+            else:
+                sizes[source] = field_size
+    except orjson.JSONEncodeError as exc:
+        raise BadRunError(f"cannot be stored as JSON ({exc})") from None
+    marks = {}
+    for source, field_size in sorted(sizes.items(), key=lambda pair: (-pair[1], pair[0])):
+        if field_size <= limits.max_field_bytes and size <= limits.max_run_bytes:
+            break  # the largest field left fits, and so does the run
+        marks[source] = skipped_mark(field_size, limits)
+        size -= field_size - len(orjson.dumps(marks[source]))
+    if size > limits.max_run_bytes:
+        raise BadRunError(
+            f"is {size:,} bytes of JSON, over the {limits.max_run_bytes:,} a run may have (RECOUP_MAX_RUN_BYTES)"
+        )
+    return marks
+
+
 def to_run_row(
-    item: Any, *, account_id: str, seen_at: datetime, keep_private: bool = False
+    item: Any,
+    *,
+    account_id: str,
+    seen_at: datetime,
+    keep_private: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """One API run object as one warehouse row (tags and attempts stay nested lists).
 
@@ -132,10 +229,13 @@ def to_run_row(
         account_id: the account this run was synced for.
         seen_at: when the response arrived; orders observations of the same run.
         keep_private: store `payload` and `output` (large, possibly private) too.
+        limits: how large a run and its free-form fields may be.
 
     Raises:
         BadRunError: the run cannot be stored; the message says why.
     """
+    if isinstance(item, UnreadableRun):
+        raise BadRunError(f"run {(item.run_id or '(no id)')[:64]}: {item.reason}")
     if not isinstance(item, dict):
         raise BadRunError("run is not an object")
     run_id = item.get("id")
@@ -144,6 +244,7 @@ def to_run_row(
     try:
         if item.get("createdAt") is None:
             raise BadRunError("createdAt is missing")
+        marks = fit(item, keep_private, limits)
         row: dict[str, Any] = {"id": run_id, "account_id": account_id, "seen_at": seen_at}
         for source, column in TIME_FIELDS.items():
             if source in item:
@@ -155,15 +256,14 @@ def to_run_row(
                 row[column] = _text(item[source], source)
         for source, column in NUMBER_FIELDS.items():
             if source in item:
-                row[column] = _number(item[source], source)
+                row[column] = _cost(item[source], source)
         for source, column in INTEGER_FIELDS.items():
             if source in item:
                 row[column] = _integer(item[source], source)
-        for source, column in JSON_FIELDS.items():
+        stored = SIZED_FIELDS if keep_private else JSON_FIELDS
+        for source, column in stored.items():
             if source in item:
-                row[column] = item[source]
-        if keep_private:
-            row.update({column: item[source] for source, column in PRIVATE_FIELDS.items() if source in item})
+                row[column] = marks.get(source, item[source])
         if "isTest" in item:
             if not isinstance(item["isTest"], bool | None):
                 raise BadRunError("isTest is not a boolean")
