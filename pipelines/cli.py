@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -161,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args, rest) if args.run is emulator else args.run(args)
     except KeyboardInterrupt:
         log.error("%s: interrupted; the published warehouse is as the last sync left it", args.command)
-        return EXIT_INTERRUPTED
+        # Everything that writes has unwound; worker threads may still wait on the network, and
+        # joining them at exit would turn the next Ctrl-C into a traceback and a wrong exit code.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

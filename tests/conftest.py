@@ -111,6 +111,12 @@ def run_recoup(
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
+def start_recoup(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """Starts the `recoup` console script in the background, its output piped."""
+    return subprocess.Popen([str(venv_script("recoup")), *args], cwd=ROOT, env=_only(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (it was free a moment ago)."""
     with socket.socket() as probe:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import orjson
 import pytest
 
 from pipelines.emulator import EmulatorServer, World
-from tests.conftest import ROOT, closed_port, run_cli, run_recoup, sync_env, venv_script
+from tests.conftest import ROOT, closed_port, run_cli, run_recoup, start_recoup, sync_env, venv_script
 
 __all__ = ["ROOT", "run_cli"]  # other test modules import them from here
 
@@ -179,6 +181,26 @@ def test_a_second_sync_exits_75_while_the_lock_is_held(
     assert done.returncode == 75
     assert "another sync is running" in done.stderr
     assert not db.exists()
+
+
+def test_an_interrupted_sync_exits_130_without_a_traceback(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    world.latency = 2.0  # every request in flight for a while
+    db = tmp_path / "recoup.duckdb"
+    process = start_recoup(sync_env(world, emulator, db), "sync")
+    for line in process.stderr:
+        if "syncing 3 account(s)" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    if process.poll() is None:  # a first interrupt may end the sync gently; a second aborts it
+        process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert "interrupted" in err.splitlines()[-1]
+    assert not db.exists(), "nothing was published"
 
 
 def test_a_file_that_is_not_a_warehouse_is_a_clear_error_and_left_alone(
