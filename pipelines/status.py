@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,12 +173,20 @@ def _accounts(con: duckdb.DuckDBPyConnection) -> list[AccountStatus]:
     return [AccountStatus(*row) for row in rows]
 
 
+def _connect(db: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(db), read_only=True)
+    except duckdb.IOException:  # an open that straddles a sync's publishing rename; the next one works
+        time.sleep(0.2)
+        return duckdb.connect(str(db), read_only=True)
+
+
 def read_status(db: Path, now: datetime | None = None) -> Status:
     """Reads the published warehouse read-only; raises StatusError when there is none."""
     if not db.is_file():
         raise StatusError(f"no warehouse at {db}; run `recoup sync` first")
     try:
-        with duckdb.connect(str(db), read_only=True) as con:
+        with _connect(db) as con:
             accounts = _accounts(con)
             try:
                 run_count = con.execute("select count(*) from analytics.runs").fetchone()[0]
