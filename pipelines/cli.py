@@ -67,7 +67,10 @@ def sync(args: argparse.Namespace) -> int:
     for line in summary.lines():
         result.info(line)
     result.info("warehouse: %s", settings.db)
-    return EXIT_CONFIG if summary.nothing_listed else summary.exit_code
+    if summary.nothing_listed:
+        log.error("sync: no account could be listed from %s (RECOUP_BASE_URL)", _host(settings.base_url))
+        return EXIT_CONFIG
+    return summary.exit_code
 
 
 def status(args: argparse.Namespace) -> int:

@@ -119,6 +119,10 @@ def test_every_account_forbidden_is_exit_2_nothing_could_be_listed(
     done = run_recoup(env, "sync")
     assert done.returncode == 2, done.stderr
     assert "0/2 accounts ok, 2 failed" in done.stdout
+    host = emulator.url.removeprefix("http://")
+    assert done.stderr.splitlines()[-1].endswith(
+        f"sync: no account could be listed from {host} (RECOUP_BASE_URL)"
+    )
 
 
 @pytest.mark.parametrize(
