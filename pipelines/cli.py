@@ -28,14 +28,17 @@ def _host(base_url: str) -> str:
     return urlsplit(base_url).netloc.rpartition("@")[2] or base_url[:80]
 
 
+# Each command imports what it needs when it runs: `--help` answers at once, without loading dlt.
+
+
 def sync(args: argparse.Namespace) -> int:
+    """One sync; maps what went wrong to the exit codes cron relies on."""
     import duckdb
 
     from pipelines.config import load_settings
     from pipelines.recoup.errors import ApiError, AuthError, ConfigError, LockHeld, RecoupError
     from pipelines.recoup_pipeline import EXIT_CONFIG, EXIT_LOCKED, EXIT_PARTIAL, run_sync
 
-    settings = None
     try:
         settings = load_settings()
         summary = run_sync(settings)
@@ -74,20 +77,21 @@ def sync(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
+    """The freshness of the published warehouse; 1 when --max-age is exceeded."""
     from pipelines.config import database_path
     from pipelines.status import StatusError, parse_duration, read_status
 
     try:
         max_age = parse_duration(args.max_age) if args.max_age else None
-        report = read_status(database_path())
+        state = read_status(database_path())
     except (ValueError, StatusError) as exc:
         log.error("status: %s", exc)
         return 2
     if args.json:
-        print(orjson.dumps(report.to_dict(max_age)).decode())
+        print(orjson.dumps(state.to_dict(max_age)).decode())
     else:
-        print("\n".join(report.lines(max_age, problems_only=args.quiet)))
-    healthy = bool(report.accounts) and not (max_age and report.stale(max_age))
+        print("\n".join(state.lines(max_age, problems_only=args.quiet)))
+    healthy = bool(state.accounts) and not (max_age and state.stale(max_age))
     return 0 if max_age is None or healthy else 1
 
 
@@ -109,10 +113,10 @@ def demo(args: argparse.Namespace) -> int:
     return main()
 
 
-def emulator(args: argparse.Namespace, rest: list[str]) -> int:
+def emulator(args: argparse.Namespace) -> int:
     from pipelines.emulator.__main__ import main
 
-    return main(rest)
+    return main(args.options)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,12 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if rest and args.run is not emulator:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.options = rest  # the emulator's own
     for name, default in (("quiet", False), ("verbose", False), ("log_format", "text")):
         vars(args).setdefault(name, default)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logs.configure(level, args.log_format)
     try:
-        return args.run(args, rest) if args.run is emulator else args.run(args)
+        return args.run(args)
     except KeyboardInterrupt:
         log.error("%s: interrupted; the published warehouse is as the last sync left it", args.command)
         # Everything that writes has unwound; worker threads may still wait on the network, and
