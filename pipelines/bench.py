@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,8 +35,10 @@ from pipelines import warehouse
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.render import to_list_item
+from pipelines.emulator.statuses import TERMINAL
 from pipelines.models import apply_models
 from pipelines.recoup.client import RetryPolicy
+from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
 from pipelines.recoup_pipeline import run_sync
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,9 +49,13 @@ DOC = ROOT / "docs" / "benchmarks.md"
 # -- the emulator in its own process ----------------------------------------------------------
 
 
-def _serve(conn: Any, accounts: int, runs: int, latency: float) -> None:
-    world = World(accounts=accounts, runs_per_account=runs, seed=99)
+def _serve(conn: Any, accounts: int, runs: int, latency: float, profile: str, finished: bool) -> None:
+    world = World(accounts=accounts, runs_per_account=runs, seed=99, profile=profile)
     world.latency = latency
+    if finished:  # every run needs its details: the most a sync can be asked to fetch
+        for run_id, run in list(world.runs.items()):
+            if run["status"] not in TERMINAL:
+                world.change_run(run_id, status="COMPLETED")
     for account in world.account_ids:  # render every page once, so no case pays the first render
         for run in world.visible(account, 100):
             world.cached(run, lambda r: orjson.dumps(to_list_item(r, world.profile)))
@@ -63,6 +70,17 @@ def _serve(conn: Any, accounts: int, runs: int, latency: float) -> None:
             return
         if command == "latency":
             world.latency = args
+        elif command == "retrieved":  # how often each run was fetched by id
+            conn.send(Counter(e["query"]["runId"] for e in world.requests(mode="retrieve")))
+            continue
+        elif command == "add":  # new runs in the first accounts, the other pages stay the same
+            accounts_, each = args
+            world.advance(minutes=5)
+            for account in world.account_ids[:accounts_]:
+                for _ in range(each):
+                    world.add_run(
+                        account, created_at=world.now - timedelta(seconds=world.rng.randrange(1, 200))
+                    )
         elif command == "churn":  # change a share of visible runs and add new ones
             changed, new = args
             rng = world.rng
@@ -80,10 +98,17 @@ def _serve(conn: Any, accounts: int, runs: int, latency: float) -> None:
 class Emulator:
     """A World served from a child process, driven through a pipe."""
 
-    def __init__(self, accounts: int, runs: int, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        accounts: int,
+        runs: int,
+        latency: float = 0.0,
+        profile: str = "documented",
+        finished: bool = False,
+    ) -> None:
         self._conn, child = mp.Pipe()
         self._process = mp.get_context("fork").Process(
-            target=_serve, args=(child, accounts, runs, latency), daemon=True
+            target=_serve, args=(child, accounts, runs, latency, profile, finished), daemon=True
         )
         self._process.start()
         info = self._conn.recv()
@@ -117,10 +142,33 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def our_sync(emu: Emulator, db: Path, concurrency: int = 8) -> Any:
+def sync_env(emu: Emulator, db: Path, **overrides: str) -> dict[str, str]:
     env = {"RECOUP_API_KEY": emu.key, "RECOUP_BASE_URL": emu.url, "RECOUP_ACCOUNTS": ",".join(emu.accounts),
-           "RECOUP_DB": str(db), "RECOUP_MAX_RPM": "0", "RECOUP_MAX_CONCURRENCY": str(concurrency)}  # fmt: skip
-    return run_sync(load_settings(env), retry=RetryPolicy(attempts=3, backoff=0.05))
+           "RECOUP_DB": str(db), "RECOUP_MAX_RPM": "0", "RECOUP_MAX_CONCURRENCY": "8", "RECOUP_SYNC_SECONDS": "0"}  # fmt: skip
+    return {**env, **overrides}
+
+
+def our_sync(emu: Emulator, db: Path, **overrides: str) -> Any:
+    return run_sync(
+        load_settings(sync_env(emu, db, **overrides)), retry=RetryPolicy(attempts=3, backoff=0.05)
+    )
+
+
+def sync_process(emu: Emulator, db: Path, **overrides: str) -> tuple[float, int, float]:
+    """One sync as cron runs it, in a process of its own: wall seconds, exit code, peak RSS in MB."""
+    accounts = db.parent / "accounts.txt"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    accounts.write_text("\n".join(emu.accounts))
+    env = {**os.environ, **sync_env(emu, db, RECOUP_ACCOUNTS=f"@{accounts}", **overrides)}
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter();"
+             " p = subprocess.run([sys.executable, '-m', 'pipelines.recoup_pipeline'], capture_output=True);"
+             " print(time.perf_counter() - t, p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
+    gc.collect()
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    seconds, code, peak_kb = done.stdout.split()
+    return float(seconds), int(code), int(peak_kb) / 1024
 
 
 def bare_download(emu: Emulator, folder: Path, concurrency: int = 8) -> int:
@@ -330,32 +378,144 @@ def case_memory(work: Path, accounts: int, rows: list[Row], repeat: int) -> None
         emu.stop()
 
 
-def case_analytics(work: Path, runs: int, rows: list[Row], repeat: int) -> None:
-    db = work / "analytics" / "recoup.duckdb"
-    db.parent.mkdir(parents=True)
-    with duckdb.connect(str(db)) as con:
-        from pipelines.warehouse import RAW_TABLES, add_placeholders
+def case_pace(work: Path, accounts: int, rows: list[Row], repeat: int, budget: int) -> None:
+    """Production's pace, scaled by 20: 300 requests/min becomes 6,000, details need one each."""
+    cap = 6000
+    emu = Emulator(accounts, 100, latency=0.05, profile="observed", finished=True)
+    try:
+        lists, stops, walls = [], [], []
+        for i in range(repeat):
+            db = work / f"pace{i}" / "recoup.duckdb"
+            wall, summary = timed(
+                lambda db=db: our_sync(emu, db, RECOUP_MAX_RPM=str(cap), RECOUP_SYNC_SECONDS=str(budget))
+            )
+            check(summary.exit_code == 0 and warehouse_counts(db)[0] == emu.run_count, "pace case row count")
+            check(summary.followups.details_deferred > 0, "the budget left details for later")
+            lists.append(summary.lists_done)
+            stops.append(summary.followups.last_started_at or 0.0)
+            walls.append(wall)
+        ideal = accounts / (cap / 60)
+        done, stop, wall = median(lists), median(stops), median(walls)
+        rows.append(Row(f"7. pace: lists of {accounts:,} accounts x 100 finished runs, cap {cap:,}/min, 50 ms",
+                        f"last list {done:.2f} s", f"ideal {ideal:.2f} s (accounts / cap)", done / ideal, "<=1.15x"))  # fmt: skip
+        rows.append(Row(f"7. pace: RECOUP_SYNC_SECONDS={budget} (whole sync {wall:.1f} s)",
+                        f"last request by id started {stop:.2f} s", f"budget {budget} s", stop / budget, "<=1.0x"))  # fmt: skip
+    finally:
+        emu.stop()
 
-        con.execute("create schema raw")
-        for name, columns in RAW_TABLES.items():
-            con.execute(f"create table raw.{name} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
-        con.execute(f"""insert into raw.runs (id, account_id, status, task_identifier, created_at, updated_at, started_at,
-            seen_at, is_test, env_name, cost_in_cents, base_cost_in_cents, duration_ms, has_attempts, has_error,
-            error_message, observation_id, attempts_listed)
-            select 'run_' || i, 'acct-' || (i % 1000), ['COMPLETED','COMPLETED','COMPLETED','FAILED','EXECUTING'][1 + i % 5],
-                'task-' || (i % 12), now() - to_seconds(i % 2592000), now(), now() - to_seconds(i % 2592000) + interval 3 second,
-                now(), i % 17 = 0, ['prod','dev'][1 + i % 2], (i % 997) / 7.0, 0.0025, 1000 + i % 600000, true, true,
-                case when i % 5 = 3 then 'error ' || (i % 7) end, 'o' || i, 1
-            from range({runs}) t(i)""")  # fmt: skip
-        con.execute(f"""insert into raw.runs__tags (run_id, observation_id, tag_index, value)
-            select 'run_' || i, 'o' || i, j, 'k' || j || ':v' || (i % 50) from range({runs}) t(i), range(3) s(j)""")
-        con.execute(f"""insert into raw.runs__attempts (run_id, observation_id, attempt_id, attempt_number, status)
-            select 'run_' || i, 'o' || i, 'a' || i, 1, 'COMPLETED' from range({runs}) t(i)""")
-        add_placeholders(con)
+
+def case_drain(work: Path, accounts: int, rows: list[Row], budget: int) -> None:
+    """Repeated budgeted syncs work the details backlog off, each run fetched once."""
+    cap = 6000
+    emu = Emulator(accounts, 100, latency=0.05, profile="observed", finished=True)
+    try:
+        db = work / "drain" / "recoup.duckdb"
+        syncs, pending = 0, None
+        while pending != 0 and syncs < 50:
+            summary = our_sync(emu, db, RECOUP_MAX_RPM=str(cap), RECOUP_SYNC_SECONDS=str(budget))
+            check(summary.exit_code == 0, "drain sync failed")
+            syncs, pending = syncs + 1, summary.details_pending
+        fetched = emu.send("retrieved")
+        check(pending == 0 and len(fetched) == emu.run_count, f"drained {len(fetched)} of {emu.run_count}")
+        check(max(fetched.values()) == 1, "a run was fetched twice")
+        rows.append(Row(f"7. backlog: {emu.run_count:,} details, cap {cap:,}/min, {budget} s budget",
+                        f"{syncs} syncs, each run fetched once", f"ideal {emu.run_count / (cap / 60) / budget:.1f} syncs",
+                        None, ""))  # fmt: skip
+    finally:
+        emu.stop()
+
+
+_TEXT_KEYS = ("id", "observation_id", "run_id", "attempt_id", "_dlt_id", "_dlt_root_id", "_dlt_parent_id")
+_TIMES = ("created_at", "updated_at", "started_at", "finished_at", "delayed_until", "expired_at", "completed_at",
+          "seen_at")  # fmt: skip
+
+
+def grow_history(db: Path, target: int) -> int:
+    """Copies the synced runs back in time until the warehouse holds `target` runs.
+
+    Every copy keeps the real rows' shape (tags, attempts, metadata, list and details answers)
+    and moves them two weeks further back per copy, as an older history would be.
+    """
+    finished = [status for status, group in GROUP_OF_STATUS.items() if group in TERMINAL_GROUPS]
+    with warehouse.connect(db, warehouse.MODEL_LIMITS) as con:
+        base = con.execute("select count(*) from raw.runs").fetchone()[0]
+        tables = [t for (t,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw' and table_name like 'run%'"
+            " and table_type = 'BASE TABLE'"
+        ).fetchall()]  # fmt: skip
+        for copy in range(1, -(-target // base)):
+            for table in tables:
+                names = [c for (c,) in con.execute(
+                    "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?",
+                    [table]).fetchall()]  # fmt: skip
+                shifted = [f"{c} || '~{copy}' as {c}" for c in names if c in _TEXT_KEYS]
+                shifted += [f"{c} - interval {14 * copy} day as {c}" for c in names if c in _TIMES]
+                if table in ("runs", "run_details"):  # runs that old have finished long ago
+                    shifted.append(
+                        f"case when status in {tuple(finished)} then status else 'COMPLETED' end as status"
+                    )
+                con.execute(f"insert into raw.{table} select * replace ({', '.join(shifted)}) from raw.{table}"
+                            f" where {'id' if 'id' in names else 'run_id'} not like '%~%'")  # fmt: skip
+        # The accounts hold more runs now: their last pages stay known, as they would have.
+        con.execute("""update raw.list_pages p set stored_runs = s.runs
+                       from (select account_id, count(*) as runs from raw.runs group by 1) s
+                       where s.account_id = p.account_id""")  # fmt: skip
+        apply_models(con)
+        con.execute("checkpoint")
+        return con.execute("select count(*) from raw.runs").fetchone()[0]
+
+
+def case_history(work: Path, accounts: int, rows: list[Row], repeat: int, big: int) -> Path:
+    """The same small sync on a warehouse of `big` runs and on one of about 100 runs an account."""
+    emu = Emulator(accounts, 100)
+    try:
+        small = work / "history-small" / "recoup.duckdb"
+        summary = our_sync(emu, small)
+        check(summary.exit_code == 0 and warehouse_counts(small)[0] == emu.run_count, "history base sync")
+        large = work / "history-large" / "recoup.duckdb"
+        large.parent.mkdir(parents=True)
+        shutil.copyfile(small, large)
+        stored = grow_history(large, big)
+        sizes = {db: db.stat().st_size / 2**30 for db in (small, large)}
+        times: dict[Path, list[float]] = {small: [], large: []}
+        peaks: list[float] = []
+        for i in range(repeat):
+            emu.truth = emu.send("add", (10, 5))
+            for db in (small, large) if i % 2 == 0 else (large, small):
+                seconds, code, peak = sync_process(emu, db)
+                check(code == 0, f"history sync exit {code}")
+                times[db].append(seconds)
+                if db == large:
+                    peaks.append(peak)
+        check(warehouse_counts(large)[0] == stored + 50 * repeat, "history sync row count")
+        fast, slow = median(times[small]), median(times[large])
+        rows.append(Row(f"8. history: a sync adding 50 runs to 10 of {accounts:,} accounts, {stored:,} runs stored"
+                        f" ({sizes[large]:.2f} GB)", f"ours {slow:.2f} s",
+                        f"{emu.run_count:,} stored ({sizes[small]:.2f} GB): {fast:.2f} s", slow / fast, "<=1.5x"))  # fmt: skip
+        rows.append(Row(f"8. history: peak RSS of that sync at {stored:,} runs", f"{max(peaks):.0f} MB",
+                        "target 300 MB", max(peaks), "<=300 MB"))  # fmt: skip
+        copies = []
+        for _ in range(repeat):
+            copies.append(timed(lambda: shutil.copyfile(large, large.with_name("copy.duckdb")))[0])
+            with open(large.with_name("copy.duckdb"), "rb+") as handle:
+                copies[-1] += timed(lambda handle=handle: os.fsync(handle.fileno()))[0]
+            large.with_name("copy.duckdb").unlink()
+        per_gb = median(copies) / sizes[large]
+        rows.append(Row("8. history: the working copy (copy + fsync) per GB of warehouse", f"{per_gb:.2f} s/GB",
+                        f"{median(copies):.2f} s for {sizes[large]:.2f} GB", None, ""))  # fmt: skip
+        return large
+    finally:
+        emu.stop()
+
+
+def case_analytics(work: Path, db: Path, rows: list[Row], repeat: int) -> None:
+    """`make models` (a full rebuild) and the report over the large synced history."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        runs = con.execute("select count(*) from analytics.runs").fetchone()[0]
     env = {**os.environ, "RECOUP_DB": str(db), "RECOUP_REPORTS_DIR": str(work / "reports")}
     builds, reports = [], []
     for _ in range(repeat):
-        with warehouse.connect(db, warehouse.MODEL_LIMITS) as con:  # as `make models` and every sync do
+        with warehouse.connect(db, warehouse.MODEL_LIMITS) as con:  # as `make models` does
             builds.append(timed(lambda con=con: apply_models(con))[0])
             check(
                 con.execute("select count(*) from analytics.runs").fetchone()[0] == runs,
@@ -367,8 +527,8 @@ def case_analytics(work: Path, runs: int, rows: list[Row], repeat: int) -> None:
         check(done.returncode == 0, f"report failed: {done.stderr.strip()}")
     models, report = median(builds), median(reports)
     total = models + report
-    rows.append(Row(f"6. models + make report over {runs:,} runs", f"{total:.2f} s (models {models:.2f}, report {report:.2f})",
-                    "target 3 s", total, "<=3.0s"))  # fmt: skip
+    rows.append(Row(f"6. full model rebuild + make report over {runs:,} synced runs",
+                    f"{total:.2f} s (models {models:.2f}, report {report:.2f})", "target 3 s", total, "<=3.0s"))  # fmt: skip
 
 
 def machine() -> str:
@@ -399,20 +559,34 @@ def write_doc(rows: list[Row], quick: bool, seconds: float) -> None:
 
 def main() -> int:
     quick = os.environ.get("QUICK", "") not in ("", "0")
-    sizes = {"accounts": 40, "latency": 40, "memory": 50, "analytics": 20_000} if quick else \
-        {"accounts": 1000, "latency": 1000, "memory": 5000, "analytics": 1_000_000}  # fmt: skip
+    sizes = {"accounts": 40, "latency": 40, "memory": 50, "pace": 60, "drain": 5, "history": 40, "big": 20_000} if quick \
+        else {"accounts": 1000, "latency": 1000, "memory": 5000, "pace": 1000, "drain": 50, "history": 1000,
+              "big": 2_000_000}  # fmt: skip
     repeat = 1 if quick else REPEAT
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="recoup-bench-"))
     rows: list[Row] = []
     try:
-        for name, case, size in (("throughput", cases_throughput, sizes["accounts"]), ("latency", case_latency, sizes["latency"]),
-                                 ("memory", case_memory, sizes["memory"]), ("analytics", case_analytics, sizes["analytics"])):  # fmt: skip
+        cases: list[tuple[str, Callable[[], Any]]] = [
+            ("throughput", lambda: cases_throughput(work, sizes["accounts"], rows, repeat)),
+            ("latency", lambda: case_latency(work, sizes["latency"], rows, repeat)),
+            ("memory", lambda: case_memory(work, sizes["memory"], rows, repeat)),
+            ("pace", lambda: case_pace(work, sizes["pace"], rows, repeat, 3 if quick else 20)),
+            ("backlog", lambda: case_drain(work, sizes["drain"], rows, 2 if quick else 10)),
+        ]
+        for name, case in cases:
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             done = len(rows)
-            case(work, size, rows, repeat)
+            case()
             for row in rows[done:]:
                 print(f"bench:   {row.case}: {row.measured} vs {row.reference}", file=sys.stderr, flush=True)
+        print("bench: history ...", file=sys.stderr, flush=True)
+        done = len(rows)
+        large = case_history(work, sizes["history"], rows, repeat, sizes["big"])
+        print("bench: analytics ...", file=sys.stderr, flush=True)
+        case_analytics(work, large, rows, repeat)
+        for row in rows[done:]:
+            print(f"bench:   {row.case}: {row.measured} vs {row.reference}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - started

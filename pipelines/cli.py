@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -17,8 +16,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from pipelines import logs
+from pipelines.stopping import EXIT_ABORTED
 
-EXIT_INTERRUPTED = 130
 log = logging.getLogger("recoup")
 result = logging.getLogger(logs.RESULT_LOGGER)
 
@@ -169,12 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except KeyboardInterrupt:
+        # During a sync's fetching and loading the sync itself handles SIGINT (see stopping.py);
+        # this is an interrupt before or around it, e.g. while waiting for the lock.
         log.error("%s: interrupted; the published warehouse is as the last sync left it", args.command)
-        # Everything that writes has unwound; worker threads may still wait on the network, and
-        # joining them at exit would turn the next Ctrl-C into a traceback and a wrong exit code.
-        logging.shutdown()
-        sys.stdout.flush()
-        os._exit(EXIT_INTERRUPTED)
+        return EXIT_ABORTED
 
 
 if __name__ == "__main__":

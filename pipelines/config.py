@@ -31,6 +31,7 @@ class Settings:
     keep_private: bool
     lock_wait: float
     retry_attempts: int = 6
+    sync_seconds: int = 240  # the time budget of one sync; 0 = none
 
     def __repr__(self) -> str:  # never show the key, even in a traceback
         return f"Settings(base_url={self.base_url!r}, accounts={len(self.accounts)}, db={str(self.db)!r})"
@@ -116,4 +117,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keep_private=keep in ("true", "1", "yes"),
         lock_wait=float(lock_wait),
         retry_attempts=_integer("retry_attempts", _lookup("retry_attempts", env), 6, 1),
+        sync_seconds=_integer("sync_seconds", _lookup("sync_seconds", env), 240, 0),
     )

@@ -6,6 +6,11 @@ Each file is one model named after the file: `sql/staging/*.sql` become views in
 for marts that read session variables such as the reporting period). A model's dependencies are the other models its SQL
 names. Everything runs in one transaction: a broken model changes nothing and is reported with
 its file name and DuckDB's message.
+
+A sync updates the tables for the runs it loaded instead of rebuilding them: a table model
+with an `-- incremental: <keys>` line is rebuilt only for the keys those runs touch, before and
+after the change (`run_id` itself, or a select list over `analytics.runs` such as a day and
+an account). `make models` rebuilds everything, and gives the same tables.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import re
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -45,6 +51,18 @@ class Model:
     @property
     def name(self) -> str:
         return f"{self.schema}.{self.path.stem}"
+
+    @property
+    def keys(self) -> list[tuple[str, str]] | None:
+        """The `-- incremental:` keys as (expression over analytics.runs, column) pairs."""
+        found = re.search(r"^--\s*incremental:\s*(.+?)\s*$", self.sql, re.MULTILINE)
+        if not found:
+            return None
+        pairs = []
+        for part in found.group(1).split(","):
+            expression, _, alias = part.strip().rpartition(" as ")
+            pairs.append((expression.strip() or alias.strip(), alias.strip()))
+        return pairs
 
 
 def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
@@ -83,29 +101,96 @@ def _stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
     return row[0] if row else None
 
 
+CHANGED_RUNS = "changed_runs"  # a temp table of the run ids a sync loaded
+
+
+def _key_filter(model: Model, keys: str) -> str:
+    columns = ", ".join(column for _, column in model.keys or [])
+    return f"({columns}) in (select {columns} from {keys})"
+
+
+def _touched_keys(model: Model, name: str) -> str:
+    """A temp table of the model's keys that the changed runs have now (appended to `name`)."""
+    select = ", ".join(f"{expression} as {column}" for expression, column in model.keys or [])
+    return f"""
+        insert into {name} select distinct {select} from analytics.runs
+        where run_id in (select run_id from {CHANGED_RUNS})
+    """
+
+
+def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]) -> None:
+    """Brings table models up to date for the runs in CHANGED_RUNS; views need nothing."""
+    tables = [m for m in models if m.kind == "table"]
+    for model in tables:  # the keys the changed runs held before anything moves
+        if model.keys and model.keys != [("run_id", "run_id")] and model.name in built:
+            select = ", ".join(f"{e} as {c}" for e, c in model.keys)
+            con.execute(
+                f"create or replace temp table keys_{model.path.stem} as select {select} from analytics.runs limit 0"
+            )
+            con.execute(_touched_keys(model, f"keys_{model.path.stem}"))
+    for model in tables:
+        if not model.keys or model.name not in built:
+            con.execute(f"create or replace table {model.name} as\n{model.sql}")
+            continue
+        if model.keys == [("run_id", "run_id")]:
+            keys = CHANGED_RUNS
+        else:
+            keys = f"keys_{model.path.stem}"
+            con.execute(_touched_keys(model, keys))
+        con.execute(f"delete from {model.name} where {_key_filter(model, keys)}")
+        con.execute(
+            f"insert into {model.name} select * from (\n{model.sql}\n) where {_key_filter(model, keys)}"
+        )
+
+
+def _built(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables where table_type = 'BASE TABLE'"
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
 def apply_models(
-    con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, unless_unchanged: bool = False
+    con: duckdb.DuckDBPyConnection,
+    sql_dir: Path = SQL_DIR,
+    unless_unchanged: bool = False,
+    changed_since: datetime | None = None,
 ) -> list[str]:
     """Builds every model in one transaction; returns their names in build order.
 
     Args:
         unless_unchanged: skip the build when the models are the ones already built (the
             caller knows no data changed since); returns an empty list then.
+        changed_since: update the tables only for the runs answered since then (a sync's
+            start), when the models are the ones already built; otherwise rebuild everything.
     """
     models = load_models(sql_dir)
     fingerprint = _fingerprint(models)
-    if unless_unchanged and _stored_fingerprint(con) == fingerprint:
+    same = _stored_fingerprint(con) == fingerprint
+    if unless_unchanged and same:
         return []
+    incremental = changed_since is not None and same
     con.execute("begin transaction")
     try:
         for schema in {m.schema for m in models}:
             con.execute(f"create schema if not exists {schema}")
-        for model in models:
-            try:
-                con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
-            except duckdb.Error as exc:
-                message = str(exc).splitlines()[0]
-                raise ModelError(f"{model.path.relative_to(sql_dir.parent)}: {message}") from None
+        current = None
+        try:
+            if incremental:
+                current = "the changed runs"
+                con.execute(f"""
+                    create or replace temp table {CHANGED_RUNS} as
+                    select id as run_id from raw.runs where seen_at >= $1
+                    union select id from raw.run_details where seen_at >= $1
+                """, [changed_since])  # fmt: skip
+                _update(con, models, _built(con))
+            else:
+                for model in models:
+                    current = str(model.path.relative_to(sql_dir.parent))
+                    con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0]
+            raise ModelError(f"{current}: {message}") from None
         con.execute(f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint", [fingerprint])
     except BaseException:
         con.execute("rollback")

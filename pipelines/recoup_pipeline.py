@@ -11,7 +11,9 @@ import ctypes
 import itertools
 import logging
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,8 +30,10 @@ from pipelines.models import ModelError, apply_models
 from pipelines.recoup import recoup
 from pipelines.recoup.client import RecoupClient, RetryPolicy
 from pipelines.recoup.errors import RecoupError
-from pipelines.recoup.fetch import AccountResult, FetchOptions, fetch_all
+from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, list_all
+from pipelines.recoup.followups import Budget, Followups, fetch_followups
 from pipelines.recoup.settings import PIPELINE_NAME, RAW_DATASET
+from pipelines.stopping import stop_on_signals
 
 log = logging.getLogger("recoup")
 
@@ -41,14 +45,26 @@ class SyncSummary:
     """What one sync did, for the closing lines and for tests."""
 
     results: list[AccountResult] = field(default_factory=list)
+    accounts: int = 0  # configured
     requests: int = 0
     retries: int = 0
     seconds: float = 0.0
     model_error: str | None = None
+    followups: Followups = field(default_factory=Followups)
+    details_pending: int = 0  # the backlog left in the warehouse after this sync
+    stopped: bool = False  # a signal ended the sync early
+    lists_seconds: float = 0.0  # what listing every account costs at the configured rate
+    lists_done: float = 0.0  # seconds into the sync when the last list answer was read
+    budget_seconds: int = 0
+    max_rpm: int = 0
 
     @property
     def failed(self) -> list[AccountResult]:
         return [r for r in self.results if not r.ok]
+
+    @property
+    def unlisted(self) -> int:
+        return self.accounts - len(self.results)
 
     @property
     def nothing_listed(self) -> bool:
@@ -62,7 +78,7 @@ class SyncSummary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_PARTIAL if self.failed or self.model_error else EXIT_OK
+        return EXIT_PARTIAL if self.failed or self.model_error or self.unlisted else EXIT_OK
 
     def lines(self) -> list[str]:
         out = [f"account {r.account}: FAILED: {r.summary_error()}" for r in self.failed]
@@ -71,18 +87,39 @@ class SyncSummary:
             for r in self.results
             if r.possible_gap
         ]
+        out += [
+            f"account {r.account}: first sync: history before {r.oldest_listed or 'its oldest listed run'}"
+            " is not available from the API"
+            for r in self.results
+            if r.first_sync
+        ]
         if self.model_error:
             out.append(f"models: FAILED: {self.model_error}")
+        if self.stopped:
+            out.append(
+                f"sync: stopped early by a signal: {self.unlisted} account(s) not listed, "
+                f"{self.followups.details_deferred + self.followups.refreshes_deferred} run(s) left for the next sync"
+            )
+        if self.budget_seconds and self.lists_seconds > self.budget_seconds:
+            need = -(-len(self.results) * 60 // self.budget_seconds)  # requests/min that fit the lists
+            out.append(
+                f"sync: listing {self.accounts} accounts takes {self.lists_seconds:.0f} s at RECOUP_MAX_RPM="
+                f"{self.max_rpm}, more than RECOUP_SYNC_SECONDS={self.budget_seconds}: details wait; set "
+                f"RECOUP_SYNC_SECONDS to at least {self.lists_seconds * 1.2:.0f} (and the cron interval above it)"
+                f" or RECOUP_MAX_RPM to at least {need}"
+            )
         total = len(self.results)
         new = sum(r.new for r in self.results)
         updated = sum(len(r.updated) for r in self.results)
         refreshed = sum(r.refreshed for r in self.results)
         lost = sum(len(r.lost) for r in self.results)
         unchanged = sum(r.unchanged_page for r in self.results)
+        deferred = self.followups.details_deferred
         out.append(
-            f"sync: {total - len(self.failed)}/{total} accounts ok, {len(self.failed)} failed · "
+            f"sync: {total - len(self.failed)}/{self.accounts} accounts ok, {len(self.failed)} failed · "
             f"runs {new} new, {updated} updated, {refreshed} refreshed, {lost} unknown to the API · "
-            f"{self.requests} requests, {self.retries} retries, {unchanged} pages unchanged · {self.seconds:.1f} s"
+            f"{self.requests} requests, {self.retries} retries, {unchanged} pages unchanged · "
+            f"details {deferred} deferred, {self.details_pending} pending · {self.seconds:.1f} s"
         )
         return out
 
@@ -144,24 +181,59 @@ def _load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths) -
         raise RecoupError(f"loading failed at step {exc.step}: {reason}") from None
 
 
+def _lists_then_followups(
+    client: RecoupClient,
+    accounts: list[str],
+    index: Index,
+    options: FetchOptions,
+    own: bool,
+    settings: Settings,
+    budget: Budget,
+    summary: SyncSummary,
+) -> Iterator[Any]:
+    """Every account's list first (results stream to the loader as they come), then the
+    refreshes and the details backlog within the budget."""
+    progress = Progress(len(accounts))
+    results: dict[str, AccountResult] = {}
+    for result in list_all(client, accounts, index, options, own, settings.max_concurrency, budget.stop):
+        results[result.account] = result
+        summary.results.append(result)
+        progress(result)
+        yield result
+    summary.lists_done = budget.elapsed
+    log.info("lists done in %.1f s", summary.lists_done)
+    yield from fetch_followups(
+        client, results, index, options, budget, summary.followups, settings.max_concurrency
+    )
+
+
 def run_sync(
-    settings: Settings, retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None
+    settings: Settings,
+    retry: RetryPolicy | None = None,
+    transport: httpx.BaseTransport | None = None,
+    stop: threading.Event | None = None,
 ) -> SyncSummary:
     """Runs one complete sync under the lock and publishes the warehouse.
+
+    Args:
+        stop: set it to end the sync early (SIGTERM and SIGINT do when run from the main thread).
 
     Raises:
         ConfigError, AuthError, LockHeld: nothing was published.
     """
-    started = time.monotonic()
+    budget = Budget(settings.sync_seconds, stop or threading.Event())
     paths = warehouse.Paths(settings.db)
     warehouse.prepare_folder(paths)
-    summary = SyncSummary()
+    summary = SyncSummary(budget_seconds=settings.sync_seconds, max_rpm=settings.max_rpm)
     with RecoupClient(
         settings.base_url, settings.api_key, transport=transport, max_concurrency=settings.max_concurrency,
         max_rpm=settings.max_rpm, retry=retry or RetryPolicy(attempts=settings.retry_attempts),
-    ) as client, warehouse.sync_lock(paths, settings.lock_wait):  # fmt: skip
+    ) as client, warehouse.sync_lock(paths, settings.lock_wait), stop_on_signals(budget.stop):  # fmt: skip
+        client.stop = budget.stop
         own = not settings.accounts
         accounts = [client.fetch_own_account()] if own else settings.accounts
+        summary.accounts = len(accounts)
+        summary.lists_seconds = len(accounts) * 60 / settings.max_rpm if settings.max_rpm else 0.0
         log.info("syncing %d account(s) from %s into %s", len(accounts), client.base_url, settings.db)
         options = FetchOptions(settings.details, settings.keep_private)
         warehouse.start_work_copy(paths)
@@ -169,41 +241,37 @@ def run_sync(
         # after a load it would first replay the load's log into memory.
         with warehouse.connect(paths.work_db) as con:
             warehouse.add_placeholders(con)
-            index = warehouse.read_index(con, str(options))
+            index = warehouse.read_index(con, options)
             synced_at = datetime.now(UTC)
-            progress = Progress(len(accounts))
-
-            def on_result(result: AccountResult) -> None:
-                summary.results.append(result)
-                progress(result)
-
-            results = fetch_all(client, accounts, index, options, own, settings.max_concurrency, on_result)
-            # Look ahead for the first account with something to load: an unchanged sync never starts dlt.
+            fetched = _lists_then_followups(client, accounts, index, options, own, settings, budget, summary)
+            # Look ahead for the first batch with something to load: an unchanged sync never starts dlt.
             ahead = []
-            for result in results:
-                ahead.append(result)
-                if result.has_rows:
+            for batch in fetched:
+                ahead.append(batch)
+                if batch.has_rows:
                     break
             loaded = bool(ahead) and ahead[-1].has_rows
             if loaded:
                 warehouse.drop_placeholders(con)
-                _load(recoup(itertools.chain(ahead, results)), con, paths)
+                _load(recoup(itertools.chain(ahead, fetched)), con, paths)
                 warehouse.add_placeholders(con)
             if any(r.replaced for r in summary.results):
-                warehouse.prune_answers(con)
-            warehouse.record_sync(con, synced_at, summary.results, str(options))
+                warehouse.prune_answers(con, synced_at)
+            pending = warehouse.record_sync(con, synced_at, summary.results, options)
+            summary.details_pending = sum(pending.values())
             _release_freed_memory()
             warehouse.use_limits(con, warehouse.MODEL_LIMITS)
             log.info("building models")
             try:
-                apply_models(con, unless_unchanged=not loaded)
+                apply_models(con, unless_unchanged=not loaded, changed_since=synced_at)
             except ModelError as exc:
                 summary.model_error = str(exc)
             con.execute("checkpoint")
         log.info("publishing %s", settings.db)
         warehouse.publish(paths)
         summary.requests, summary.retries = client.requests, client.retries
-    summary.seconds = time.monotonic() - started
+        summary.stopped = budget.stop.is_set()
+    summary.seconds = budget.elapsed
     return summary
 
 

@@ -22,7 +22,7 @@ import filelock
 import pyarrow as pa
 
 from pipelines.recoup.errors import ConfigError, LockHeld
-from pipelines.recoup.fetch import AccountResult, Index, PageMark
+from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, Job, PageMark
 from pipelines.recoup.settings import GROUP_OF_STATUS, RAW_DATASET, TERMINAL_GROUPS
 from pipelines.recoup.tables import ROOTS, TABLES
 
@@ -155,6 +155,8 @@ def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
             runs_updated integer, runs_refreshed integer, runs_lost integer, possible_gap boolean,
             error varchar)
     """)
+    for column, kind in (("details_pending", "integer"), ("first_sync", "boolean")):  # added later
+        con.execute(f"alter table {RAW_DATASET}.sync_log add column if not exists {column} {kind}")
     con.execute(
         f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)"
     )
@@ -171,28 +173,62 @@ def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def read_index(con: duckdb.DuckDBPyConnection, options: str) -> Index:
-    """What the warehouse holds: each run's latest status and updatedAt, its details mark, and
-    each account's last list page read under the same `options`.
+# The list shows runs of about the last 7 days; the index holds twice that, measured back from
+# the newest stored run (not the wall clock), plus every run still in flight or awaiting details.
+INDEX_HORIZON_DAYS = 14
+
+
+def _stored_runs_sql() -> str:
+    # The same rule as sql/intermediate/run_versions.sql (a later retrieve answer wins), read
+    # from the raw tables so that a failed model build never misleads the next sync.
+    return f"""
+        select l.id, l.account_id,
+               case when d.seen_at > l.seen_at then d.status else l.status end as status,
+               epoch_us(case when d.seen_at > l.seen_at then d.updated_at else l.updated_at end) as updated_us,
+               epoch_us(d.updated_at) as detailed_us,
+               epoch_us(l.created_at) as created_us,
+               coalesce(l.has_attempts and l.has_error, false) as carried
+        from {RAW_DATASET}.runs l left join {RAW_DATASET}.run_details d on d.id = l.id
+    """
+
+
+def _backlog_sql() -> str:
+    """Finished runs not yet detailed at their current updatedAt (`?` = the statuses that qualify)."""
+    return f"""
+        select id, account_id, status, created_us from stored_runs
+        where coalesce(list_contains(?, status), false)
+          and detailed_us is distinct from updated_us and not carried
+          and id not in (select run_id from {RAW_DATASET}.lost_runs)
+    """
+
+
+def _detail_statuses(details: str) -> list[str]:
+    groups = {"all": TERMINAL_GROUPS, "failed": {"failed"}, "none": set()}[details]
+    return [status for status, group in GROUP_OF_STATUS.items() if group in groups]
+
+
+def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
+    """What the warehouse holds: each recent run's latest status and updatedAt and its details
+    mark, the runs in flight, the details backlog, and each account's last list page read
+    under the same `options`.
 
     Needs `add_placeholders` to have run, so that a warehouse with no runs yet reads as empty.
     """
     index = Index()
-    # The same rule as sql/intermediate/run_versions.sql (a later retrieve answer wins), read
-    # from the raw tables so that a failed model build never misleads the next sync.
-    latest = f"""
-        select l.id, l.account_id,
-               case when d.seen_at > l.seen_at then d.status else l.status end as status,
-               epoch_us(case when d.seen_at > l.seen_at then d.updated_at else l.updated_at end) as updated_us,
-               epoch_us(d.updated_at) as detailed_us
-        from {RAW_DATASET}.runs l left join {RAW_DATASET}.run_details d on d.id = l.id
+    con.execute(f"create or replace temp view stored_runs as {_stored_runs_sql()}")
+    terminal = _detail_statuses("all")
+    horizon = con.execute(
+        f"select max(created_us) - {INDEX_HORIZON_DAYS * 86_400_000_000} from stored_runs"
+    ).fetchone()[0]
+    recent = f"""
+        select id, account_id, status, updated_us, detailed_us from ({_stored_runs_sql()})
+        where created_us >= {horizon or 0} or not coalesce(list_contains(?, status), false)
+           or detailed_us is distinct from updated_us
     """
-    con.execute(f"create or replace temp view stored_runs as {latest}")
-    # Every run is read only if a page changed, maybe from a fetching thread while this
-    # connection loads: it gets a connection of its own, closed with the sync's.
+    # Read only if a page changed, maybe from a listing thread while this connection loads:
+    # it gets a connection of its own, closed with the sync's.
     reader = con.cursor()
-    index.read_latest = lambda: reader.sql(latest).to_arrow_table()
-    terminal = [status for status, group in GROUP_OF_STATUS.items() if group in TERMINAL_GROUPS]
+    index.read_latest = lambda: reader.execute(recent, [terminal]).to_arrow_table()
     in_flight = con.execute(f"""
         select account_id, list(id order by id) from stored_runs
         where not coalesce(list_contains(?, status), false)
@@ -200,22 +236,45 @@ def read_index(con: duckdb.DuckDBPyConnection, options: str) -> Index:
         group by account_id
     """, [terminal]).fetchall()  # fmt: skip
     index.in_flight_ids = dict(in_flight)
+    if options.details != "none":
+        failed = set(_detail_statuses("failed"))
+        for run_id, account, status, created_us in con.execute(
+            _backlog_sql(), [_detail_statuses(options.details)]
+        ).fetchall():
+            job = Job(run_id, account, status in failed, created_us or 0, listed=True)
+            index.backlog.setdefault(account, []).append(job)
     # A page is known only while the account's stored runs are the ones stored when it was
     # read (someone may have deleted rows to have them read again).
+    stored = dict(con.execute("select account_id, count(*) from stored_runs group by account_id").fetchall())
+    index.accounts_stored = set(stored)
     pages = con.execute(f"""
-        with stored as (select account_id, count(*) as runs from stored_runs group by account_id)
-        select p.account_id, p.digest, p.runs_listed, p.in_flight_listed from {RAW_DATASET}.list_pages p
-        join stored s on s.account_id = p.account_id and s.runs = p.stored_runs
-        where p.options = ?
-    """, [options]).fetchall()  # fmt: skip
+        select account_id, digest, runs_listed, in_flight_listed, stored_runs from {RAW_DATASET}.list_pages
+        where options = ?
+    """, [str(options)]).fetchall()  # fmt: skip
     index.pages = {
-        account: PageMark(digest, listed, in_flight) for account, digest, listed, in_flight in pages
+        account: PageMark(digest, listed, in_flight)
+        for account, digest, listed, in_flight, runs in pages
+        if stored.get(account) == runs
     }
     return index
 
 
-def prune_answers(con: duckdb.DuckDBPyConnection) -> None:
-    """Drops tags and attempts of answers that were replaced (their run's new answer had none)."""
+def details_pending(con: duckdb.DuckDBPyConnection, details: str) -> dict[str, int]:
+    """Each account's details backlog as the warehouse now holds it."""
+    if details == "none":
+        return {}
+    rows = con.execute(
+        f"select account_id, count(*) from ({_backlog_sql()}) group by account_id",
+        [_detail_statuses(details)],
+    ).fetchall()
+    return dict(rows)
+
+
+def prune_answers(con: duckdb.DuckDBPyConnection, since: datetime) -> None:
+    """Drops tags and attempts of answers that were replaced (their run's new answer had none).
+
+    Only runs answered since `since` (this sync) can have such rows, so only they are looked at.
+    """
     tables = _tables(con)
     for root in ROOTS.values():
         for child in ("tags", "attempts"):
@@ -223,15 +282,28 @@ def prune_answers(con: duckdb.DuckDBPyConnection) -> None:
                 continue  # a stand-in: nothing of this kind was ever loaded
             con.execute(f"""
                 delete from {RAW_DATASET}.{root}__{child} c
-                where not exists (select 1 from {RAW_DATASET}.{root} r where r.observation_id = c.observation_id)
-            """)
+                where c.run_id in (select id from {RAW_DATASET}.{root} where seen_at >= ?)
+                  and not exists (select 1 from {RAW_DATASET}.{root} r where r.observation_id = c.observation_id)
+            """, [since])  # fmt: skip
 
 
 def record_sync(
-    con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult], options: str
-) -> None:
+    con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult], options: FetchOptions
+) -> dict[str, int]:
     """Appends one sync_log row per account, remembers runs the API has forgotten, and each
-    account's list page when it was read and stored without a problem."""
+    account's list page when it was read and stored without a problem.
+
+    Returns each account's details backlog after this sync.
+    """
+    lost = pa.table({"run_id": pa.array([run_id for r in results for run_id in r.lost], pa.string())})
+    if lost.num_rows:  # one statement: executemany costs milliseconds a row
+        con.register("lost_rows", lost)
+        con.execute(
+            f"insert or ignore into {RAW_DATASET}.lost_runs select distinct run_id, ? from lost_rows",
+            [synced_at],
+        )
+        con.unregister("lost_rows")
+    pending = details_pending(con, options.details)
     log = pa.table({
         "synced_at": pa.array([synced_at] * len(results), pa.timestamp("us", tz="UTC")),
         "account_id": [r.account for r in results],
@@ -242,13 +314,12 @@ def record_sync(
         "runs_lost": pa.array([len(r.lost) for r in results], pa.int32()),
         "possible_gap": pa.array([r.possible_gap for r in results], pa.bool_()),
         "error": pa.array([r.summary_error() for r in results], pa.string()),
+        "details_pending": pa.array([pending.get(r.account, 0) for r in results], pa.int32()),
+        "first_sync": pa.array([r.first_sync for r in results], pa.bool_()),
     })  # fmt: skip
     con.register("sync_log_rows", log)
-    con.execute(f"insert into {RAW_DATASET}.sync_log select * from sync_log_rows")
+    con.execute(f"insert into {RAW_DATASET}.sync_log by name select * from sync_log_rows")
     con.unregister("sync_log_rows")
-    lost = [(run_id, synced_at) for r in results for run_id in r.lost]
-    if lost:
-        con.executemany(f"insert or ignore into {RAW_DATASET}.lost_runs values (?, ?)", lost)
     # A page read again to the same digest keeps its row; a page with a problem loses its row.
     rewritten = [r for r in results if not (r.ok and r.unchanged_page)]
     marks = [r.page if r.ok else None for r in rewritten]
@@ -268,5 +339,6 @@ def record_sync(
         from list_page_rows p left join {RAW_DATASET}.runs r on r.account_id = p.account_id
         where p.digest is not null
         group by all
-    """, [options, synced_at])  # fmt: skip
+    """, [str(options), synced_at])  # fmt: skip
     con.unregister("list_page_rows")
+    return pending

@@ -67,13 +67,12 @@ def test_an_account_that_never_synced_well_is_failed_and_stale(
     assert "last good sync never" in lines[1]
 
 
-def test_json_holds_every_account_and_reads_the_details_backlog_when_recorded(
+def test_json_holds_every_account_and_its_details_backlog(
     sync: Callable, db_path: Path, world: World, query: Callable
 ) -> None:
     sync()
-    with duckdb.connect(str(db_path)) as con:  # what the details backlog adds to sync_log
-        con.execute("alter table raw.sync_log add column details_pending integer default 7")
-        con.execute("create or replace view analytics.sync_log as select * from raw.sync_log")
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("update raw.sync_log set details_pending = 7")
     code, out, _ = _status(db_path, "--json", "--max-age", "90s")
     assert code == 0
     status = orjson.loads(out)
@@ -83,6 +82,17 @@ def test_json_holds_every_account_and_reads_the_details_backlog_when_recorded(
     assert sorted(a["account_id"] for a in status["accounts"]) == sorted(world.account_ids)
     assert {a["details_pending"] for a in status["accounts"]} == {7}
     assert status["failed"] == [] and status["stale"] == []
+
+
+def test_a_warehouse_from_before_the_details_backlog_still_reports(sync: Callable, db_path: Path) -> None:
+    sync()
+    with duckdb.connect(str(db_path)) as con:  # sync_log as it was before details_pending
+        con.execute(
+            "create or replace view analytics.sync_log as select * exclude (details_pending) from raw.sync_log"
+        )
+    code, out, err = _status(db_path, "--json")
+    assert code == 0, err
+    assert {a["details_pending"] for a in orjson.loads(out)["accounts"]} == {None}
 
 
 def test_no_warehouse_or_a_bad_duration_is_one_line_exit_2(

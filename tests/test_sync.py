@@ -219,14 +219,17 @@ def test_a_run_the_api_forgot_keeps_its_last_state_and_is_counted(world: World, 
     assert {r.account: r.lost for r in summary.results}[account] == [], "asked about only once"
 
 
-def test_possible_gap_on_full_first_sync_and_when_more_than_100_arrive(db_path: Path) -> None:
+def test_a_full_first_list_is_a_first_sync_and_more_than_100_new_runs_a_possible_gap(db_path: Path) -> None:
     world = World(accounts=2, runs_per_account=150, seed=4, now=NOW)
     busy, quiet = world.account_ids
     world.by_account[quiet] = world.by_account[quiet][:20]
     with EmulatorServer(world) as server:
         settings = load_settings(sync_env(world, server, db_path))
-        first = {r.account: r.possible_gap for r in run_sync(settings, retry=FAST_RETRY).results}
-        assert first == {busy: True, quiet: False}
+        initial = run_sync(settings, retry=FAST_RETRY)
+        first = {r.account: (r.first_sync, r.possible_gap) for r in initial.results}
+        assert first == {busy: (True, False), quiet: (False, False)}, "a first full list is no alarm"
+        assert any(f"account {busy}: first sync: history before 20" in line for line in initial.lines())
+        assert not any("possible gap" in line for line in initial.lines())
         for _ in range(5):
             world.add_run(busy, created_at=world.now - timedelta(seconds=30))
         second = {r.account: r.possible_gap for r in run_sync(settings, retry=FAST_RETRY).results}
@@ -237,6 +240,12 @@ def test_possible_gap_on_full_first_sync_and_when_more_than_100_arrive(db_path: 
         third = run_sync(settings, retry=FAST_RETRY)
     assert {r.account: r.possible_gap for r in third.results} == {busy: True, quiet: False}
     assert any("possible gap" in line and busy in line for line in third.lines())
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        logged = con.execute(
+            "select possible_gap, first_sync from analytics.sync_log where account_id = ? order by synced_at",
+            [busy],
+        ).fetchall()
+    assert logged == [(False, True), (False, False), (True, False)]
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ import pyarrow as pa
 from dlt.extract.hints import make_hints
 
 from pipelines.recoup.columnar import CheckedPage, assemble
-from pipelines.recoup.fetch import AccountResult
 from pipelines.recoup.tables import ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
@@ -57,7 +56,7 @@ def _answers(
         yield rows_to_answers(detail_rows, "retrieve")
 
 
-def to_tables(results: Iterable[AccountResult], batch_runs: int = BATCH_RUNS) -> Iterator[Any]:
+def to_tables(results: Iterable[Any], batch_runs: int = BATCH_RUNS) -> Iterator[Any]:
     """Account results as Arrow tables for every raw table, about `batch_runs` runs at a time."""
     pages: list[CheckedPage] = []
     list_rows: list[dict[str, Any]] = []
@@ -90,7 +89,7 @@ def to_tables(results: Iterable[AccountResult], batch_runs: int = BATCH_RUNS) ->
 
 
 @dlt.source(name="recoup")
-def recoup(results: Iterable[AccountResult]) -> Any:
+def recoup(results: Iterable[Any]) -> Any:
     """The runs of every account, merged on `id` into the raw tables.
 
     Args:

@@ -13,7 +13,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_when_event_set,
+)
 
 from pipelines.recoup.errors import AccessDenied, ApiError, AuthError, ConfigError, RunNotFound
 from pipelines.recoup.settings import ACCOUNT_PATH, LIST_LIMIT, RUNS_PATH
@@ -132,6 +139,7 @@ class RecoupClient:
         self._stats_lock = threading.Lock()
         self.requests = 0
         self.retries = 0
+        self.stop = threading.Event()  # once set, no failed request is tried again (the sync is ending)
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"x-api-key": api_key.strip(), "User-Agent": "recoup-runs/0.1"},
@@ -197,7 +205,9 @@ class RecoupClient:
     def _get(self, path: str, params: dict[str, Any], what: str, known_digest: str | None = None) -> Answer:
         retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
-            stop=stop_after_attempt(self.retry.attempts) | stop_after_delay(self.retry.max_seconds),
+            stop=stop_after_attempt(self.retry.attempts)
+            | stop_after_delay(self.retry.max_seconds)
+            | stop_when_event_set(self.stop),
             wait=self._wait,
             before_sleep=self._count_retry,
             reraise=True,

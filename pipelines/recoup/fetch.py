@@ -1,4 +1,10 @@
-"""What one sync fetches for one account, decided against what the warehouse already holds."""
+"""Phase one of a sync: every account's list, compared with what the warehouse holds.
+
+Listing decides what to load (new or changed runs) and what to fetch one by one later
+(`pipelines/recoup/followups.py`): details of finished runs, and stored in-flight runs that
+left the list. Nothing here waits for those per-run requests, so every account is listed
+before any details are fetched.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +20,13 @@ import pyarrow as pa
 
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.columnar import CheckedPage, list_answers
-from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
+from pipelines.recoup.errors import ApiError, AuthError, BadRunError
 from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
-from pipelines.recoup.transform import carries_details, is_terminal, micros, status_group, to_run_row, to_utc
+from pipelines.recoup.transform import carries_details, is_terminal, micros, status_group, to_utc
 
 DETAIL_MODES = ("all", "failed", "none")
 # Accounts started per worker ahead of the consumer: while dlt writes a batch, the workers
-# keep fetching (a sync with 50 ms per request idled ~10% of the time at 2), and at most
-# this many finished results wait in memory.
+# keep listing, and at most this many finished results wait in memory.
 AHEAD = 8
 
 
@@ -42,17 +47,31 @@ class PageMark(NamedTuple):
     in_flight: list[str]  # which of them were still in flight (the others outside it get refreshed)
 
 
+class Job(NamedTuple):
+    """One run to fetch by id after the lists: a refresh or a details fetch."""
+
+    run_id: str
+    account: str
+    failed: bool  # failed runs' details go first
+    created_us: int  # then the newest
+    listed: bool = True  # the run was in this sync's list (so it is already counted as seen)
+    refresh: bool = False  # a stored in-flight run that left the list, not a details fetch
+
+
 @dataclass
 class Index:
-    """The runs already stored, the ones still in flight, and each account's last list page.
+    """What the warehouse holds that a list can still mention, and the work left for later.
 
-    `stored` answers from a dict read and built on first use: a sync whose pages are all
-    unchanged never needs it.
+    `stored` answers from a dict read on first use (a sync whose pages are all unchanged never
+    needs it); it holds the runs of the API's window, the in-flight runs and the backlog, not
+    the whole history.
     """
 
     read_latest: Callable[[], pa.Table] | None = None  # id, account_id, status, updated_us, detailed_us
     in_flight_ids: dict[str, list[str]] = field(default_factory=dict)  # by account; the API still knows them
     pages: dict[str, PageMark] = field(default_factory=dict)  # only where no stored run has gone
+    backlog: dict[str, list[Job]] = field(default_factory=dict)  # by account: finished runs awaiting details
+    accounts_stored: set[str] = field(default_factory=set)  # accounts with at least one stored run
     _runs: dict[str, tuple] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,9 +107,7 @@ class AccountResult:
     pages: list[CheckedPage] = field(default_factory=list)
     list_rows: list[dict[str, Any]] = field(default_factory=list)
     detail_rows: list[dict[str, Any]] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)  # while fetching; then only its size is kept
     runs_seen: int = 0
-    page_in_flight: list[str] = field(default_factory=list)  # listed runs not yet finished
     page: PageMark | None = None  # the list answer, when it was read (or known) without a problem
     unchanged_page: bool = False  # the list answer was the page already stored, byte for byte
     new: int = 0
@@ -99,9 +116,12 @@ class AccountResult:
     replaced: int = 0  # answers loaded for runs stored before: their old tags and attempts go
     lost: list[str] = field(default_factory=list)
     possible_gap: bool = False
+    first_sync: bool = False  # a full list on the account's first sync: older runs are out of reach
+    oldest_listed: str | None = None  # createdAt of the oldest run of a first full list
     problems: list[str] = field(default_factory=list)
     error: str | None = None
-    to_detail: list[str] = field(default_factory=list)  # runs whose details are to fetch
+    refresh: list[Job] = field(default_factory=list)  # stored in-flight runs the list no longer shows
+    to_detail: list[Job] = field(default_factory=list)  # finished runs whose details are to fetch
 
     @property
     def has_rows(self) -> bool:
@@ -129,17 +149,14 @@ class FetchOptions:
         return f"details={self.details} private={'yes' if self.keep_private else 'no'}"
 
 
-def _same_status(a: str | None, b: str | None) -> bool:
-    # The same state reads FROZEN in a list and WAITING when retrieved: not a change.
+def same_status(a: str | None, b: str | None) -> bool:
+    """The same state reads FROZEN in a list and WAITING when retrieved: not a change."""
     return LEGACY_TO_CURRENT.get(a or "", a) == LEGACY_TO_CURRENT.get(b or "", b)
 
 
-def _differs(stored: StoredRun, updated_us: int | None, status: str | None) -> bool:
-    return updated_us != stored.updated_us or not _same_status(stored.status, status)
-
-
-def _changed(stored: StoredRun, row: dict[str, Any]) -> bool:
-    return _differs(stored, micros(row["updated_at"]), row.get("status"))
+def differs(stored: StoredRun, updated_us: int | None, status: str | None) -> bool:
+    """True when an answer changes what is stored of a run."""
+    return updated_us != stored.updated_us or not same_status(stored.status, status)
 
 
 def _wants_details(
@@ -171,28 +188,44 @@ def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> st
         updated_us = micros(to_utc(item.get("updatedAt") or item.get("createdAt"), "updatedAt"))
     except BadRunError:
         return CHANGED
-    if _differs(stored, updated_us, status):
+    if differs(stored, updated_us, status):
         return CHANGED
     if _wants_details(status, updated_us, stored, options) and not carries_details(item):
         return DETAILS
     return SAME
 
 
-def _read_page(items: list[Any], result: AccountResult, index: Index, options: FetchOptions) -> None:
-    """Compares a list answer with the warehouse: what to load, what to fetch details of."""
+def _created_us(items: dict[str, Any]) -> dict[str, int]:
+    """Creation times of listed runs, to order their details newest first."""
+    created = {}
+    for run_id, item in items.items():
+        try:
+            created[run_id] = micros(to_utc(item.get("createdAt"), "createdAt")) or 0
+        except BadRunError:
+            created[run_id] = 0
+    return created
+
+
+def _read_page(items: list[Any], result: AccountResult, index: Index, options: FetchOptions) -> set[str]:
+    """Compares a list answer with the warehouse: what to load, what to fetch details of.
+
+    Returns the ids of the runs it listed.
+    """
     account = result.account
     seen_at = datetime.now(UTC)
-    changed = []
+    seen: set[str] = set()
+    in_flight: list[str] = []
+    changed, wanted = [], []
     for item in items:
         verdict = _compare(item, account, index, options)
         if verdict == CHANGED:
             changed.append(item)
             continue
-        result.seen.add(item["id"])
+        seen.add(item["id"])
         if not is_terminal(item.get("status")):
-            result.page_in_flight.append(item["id"])
+            in_flight.append(item["id"])
         if verdict == DETAILS:
-            result.to_detail.append(item["id"])
+            wanted.append((item["id"], item.get("status")))
     checked, result.problems = (
         list_answers(changed, account_id=account, seen_at=seen_at, keep_private=options.keep_private)
         if changed
@@ -214,35 +247,46 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
         ]
         result.list_rows = checked
     for run_id, updated_us, status, carried in facts:
-        result.seen.add(run_id)
+        seen.add(run_id)
         if not is_terminal(status):
-            result.page_in_flight.append(run_id)
+            in_flight.append(run_id)
         stored = index.stored(run_id)
         if stored is None:
             result.new += 1
-        elif _differs(stored, updated_us, status) or stored.account_id != account:
+        elif differs(stored, updated_us, status) or stored.account_id != account:
             result.updated.add(run_id)
         result.replaced += stored is not None
         if _wants_details(status, updated_us, stored, options) and not carried:
-            result.to_detail.append(run_id)
-    result.possible_gap = len(items) >= LIST_LIMIT and not any(
-        index.holds(run_id, account) for run_id in result.seen
-    )
+            wanted.append((run_id, status))
+    if wanted:
+        by_id = {
+            item["id"]: item for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)
+        }
+        created = _created_us({run_id: by_id[run_id] for run_id, _ in wanted if run_id in by_id})
+        result.to_detail = [
+            Job(run_id, account, status_group(status) == "failed", created.get(run_id, 0))
+            for run_id, status in dict(wanted).items()
+        ]
+    full = len(items) >= LIST_LIMIT
+    if full and account not in index.accounts_stored:
+        result.first_sync = True
+        dates = [
+            i.get("createdAt") for i in items if isinstance(i, dict) and isinstance(i.get("createdAt"), str)
+        ]
+        result.oldest_listed = min(dates) if dates else None
+    else:
+        result.possible_gap = full and not any(index.holds(run_id, account) for run_id in seen)
+    result.page = PageMark("", len(seen), in_flight)
+    return seen
 
 
-def fetch_account(
-    client: RecoupClient,
-    account: str,
-    index: Index,
-    options: FetchOptions,
-    own: bool = False,
-    pool: ThreadPoolExecutor | None = None,
+def list_account(
+    client: RecoupClient, account: str, index: Index, options: FetchOptions, own: bool = False
 ) -> AccountResult:
-    """Lists an account's newest runs, then fetches details and in-flight refreshes.
+    """Lists an account's newest runs and plans what to fetch of it by id afterwards.
 
     Args:
         own: list without `account_id` (the key's own account, whose id is `account`).
-        pool: where the per-run fetches run concurrently (the client caps requests in flight).
 
     Raises:
         AuthError: the key was refused; the whole sync must stop.
@@ -258,93 +302,61 @@ def fetch_account(
         return result
     if page.runs is None:  # byte for byte the page already stored: nothing in it changed
         result.page, result.unchanged_page = known, True
-        listed, in_page = known.listed, set(known.in_flight)
+        result.runs_seen = known.listed
+        in_page = set(known.in_flight)
+        backlog = index.backlog.get(account, [])
     else:
-        _read_page(page.runs, result, index, options)
-        result.page = PageMark(page.digest, len(result.seen), result.page_in_flight)
-        listed, in_page = 0, result.seen
-    refresh = [run_id for run_id in index.in_flight(account) if run_id not in in_page]
-
-    def retrieve(run_id: str) -> tuple[str, dict[str, Any] | None, str | None]:
-        try:
-            item = client.fetch_run(run_id)
-            row = to_run_row(
-                item, account_id=account, seen_at=datetime.now(UTC), keep_private=options.keep_private
-            )
-            if row["id"] != run_id:
-                return run_id, None, f"run {run_id[:64]}: retrieve answered another run"
-            return run_id, row, None
-        except RunNotFound:
-            return run_id, None, None
-        except AuthError:
-            raise
-        except (ApiError, BadRunError) as exc:
-            return run_id, None, str(exc)
-
-    jobs = list(dict.fromkeys(result.to_detail)) + refresh
-    fetched = pool.map(retrieve, jobs) if pool and len(jobs) > 1 else map(retrieve, jobs)
-    refreshing = set(refresh)
-    for run_id, row, problem in fetched:
-        if problem:
-            result.problems.append(problem)
-            continue
-        if row is None:
-            if run_id in refreshing:
-                result.lost.append(run_id)
-            else:
-                result.page = None  # its details are still missing: read the page again next time
-            continue
-        result.seen.add(run_id)
-        result.detail_rows.append(row)
-        stored = index.stored(run_id)
-        result.replaced += stored is not None
-        if run_id in refreshing:
-            result.refreshed += 1
-            if _changed(stored, row):
-                result.updated.add(run_id)
-    result.runs_seen, result.seen = listed + len(result.seen), set()
+        in_page = _read_page(page.runs, result, index, options)
+        result.page = result.page._replace(digest=page.digest)
+        result.runs_seen = len(in_page)
+        # A listed run was judged again above; the stored backlog speaks of the others.
+        backlog = [
+            job._replace(listed=False) for job in index.backlog.get(account, []) if job.run_id not in in_page
+        ]
+    planned = {job.run_id for job in result.to_detail}
+    result.to_detail += [job for job in backlog if job.run_id not in planned]
+    result.refresh = [
+        Job(run_id, account, False, 0, listed=False, refresh=True)
+        for run_id in index.in_flight(account)
+        if run_id not in in_page
+    ]
     return result
 
 
-def fetch_all(
+def list_all(
     client: RecoupClient,
     accounts: list[str],
     index: Index,
     options: FetchOptions,
     own: bool = False,
     concurrency: int = 8,
-    on_result: Callable[[AccountResult], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[AccountResult]:
-    """Syncs accounts concurrently and yields each result as soon as it is complete.
+    """Lists accounts concurrently and yields each result as soon as it is complete.
 
     At most `AHEAD x concurrency` accounts are in progress, so memory stays bounded however many
-    accounts there are. An AuthError stops everything at once.
+    accounts there are. Once `stop` is set no further account is started (a signal asked the
+    sync to end). An AuthError stops everything at once.
     """
     workers = max(1, concurrency)
-    with ThreadPoolExecutor(workers, thread_name_prefix="account") as accounts_pool, \
-            ThreadPoolExecutor(workers, thread_name_prefix="run") as runs_pool:  # fmt: skip
+    with ThreadPoolExecutor(workers, thread_name_prefix="list") as pool:
         pending: set[Future[AccountResult]] = set()
         finished: queue.SimpleQueue[Future[AccountResult]] = queue.SimpleQueue()  # O(1) per result
         waiting = iter(accounts)
         try:
             while True:
                 while len(pending) < AHEAD * workers:
-                    account = next(waiting, None)
+                    account = None if stop is not None and stop.is_set() else next(waiting, None)
                     if account is None:
                         break
-                    future = accounts_pool.submit(
-                        fetch_account, client, account, index, options, own, runs_pool
-                    )
+                    future = pool.submit(list_account, client, account, index, options, own)
                     future.add_done_callback(finished.put)
                     pending.add(future)
                 if not pending:
                     return
                 future = finished.get()
                 pending.discard(future)
-                result = future.result()
-                if on_result:
-                    on_result(result)
-                yield result
+                yield future.result()
         finally:
             for future in pending:
                 future.cancel()

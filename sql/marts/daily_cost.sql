@@ -1,5 +1,7 @@
 -- One row per UTC day, account, task and environment: runs created that day and their cost.
 -- Test runs are included. For the cost report and for spend questions.
+-- A sync rebuilds only the days and accounts of the runs it changed:
+-- incremental: (created_at at time zone 'UTC')::date as day, account_id
 with runs as (
     select * from analytics.runs
 ),

@@ -1,0 +1,112 @@
+"""A sync updates the model tables for the runs it loaded; the result must equal a full rebuild."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipelines import warehouse
+from pipelines.models import apply_models, load_models
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+STATUSES = ["COMPLETED", "FAILED", "EXECUTING", "QUEUED", "CANCELED", "CRASHED"]
+
+answer = st.fixed_dictionaries({
+    "run": st.integers(0, 11),
+    "mode": st.sampled_from(["list", "retrieve"]),
+    "account": st.sampled_from(["acct-a", "acct-b"]),
+    "status": st.sampled_from(STATUSES),
+    "created_hours": st.integers(-30, 30),  # moves a run across UTC days
+    "cost": st.one_of(st.none(), st.floats(0, 500, allow_nan=False)),
+    "tags": st.lists(st.sampled_from(["artist:x", "type:song", "plain", "k:"]), max_size=3, unique=True),
+    "attempts": st.one_of(st.none(), st.integers(0, 3)),
+    "error": st.one_of(st.none(), st.sampled_from(["boom", "timeout"])),
+})  # fmt: skip
+history = st.lists(st.lists(answer, min_size=1, max_size=6), min_size=1, max_size=6)
+
+
+def _create_raw(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema raw")
+    for table, columns in warehouse.RAW_TABLES.items():
+        con.execute(f"create table raw.{table} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
+    warehouse.add_placeholders(con)
+
+
+def _store(con: duckdb.DuckDBPyConnection, step: int, item: dict, seen_at: datetime) -> None:
+    """Merges one answer as dlt does: the run's row and child rows are replaced."""
+    root = "runs" if item["mode"] == "list" else "run_details"
+    run_id, oid = f"run_{item['run']}", f"{item['mode'][0]}:{item['run']}:{step}"
+    for table in (root, f"{root}__tags", f"{root}__attempts"):
+        con.execute(f"delete from raw.{table} where {'id' if table == root else 'run_id'} = ?", [run_id])
+    created = START + timedelta(hours=item["created_hours"])
+    row = {
+        "id": run_id, "observation_id": oid, "account_id": item["account"], "status": item["status"],
+        "task_identifier": f"task-{item['run'] % 3}", "created_at": created,
+        "updated_at": created + timedelta(minutes=step), "seen_at": seen_at, "is_test": item["run"] % 4 == 0,
+        "env_name": None if item["mode"] == "retrieve" else "prod", "cost_in_cents": item["cost"],
+        "base_cost_in_cents": 1.5, "has_attempts": item["attempts"] is not None,
+        "attempts_listed": item["attempts"], "has_error": item["error"] is not None,
+        "error_message": item["error"], "attempt_count": item["attempts"],
+    }  # fmt: skip
+    columns = ", ".join(row)
+    con.execute(
+        f"insert into raw.{root} ({columns}) values ({', '.join('?' * len(row))})", list(row.values())
+    )
+    for index, tag in enumerate(item["tags"]):
+        con.execute(f"insert into raw.{root}__tags values (?, ?, ?, ?)", [run_id, oid, index, tag])
+    for number in range(item["attempts"] or 0):
+        con.execute(
+            f"insert into raw.{root}__attempts (run_id, observation_id, attempt_id, attempt_number, status)"
+            " values (?, ?, ?, ?, 'COMPLETED')",
+            [run_id, oid, f"att_{item['run']}_{number}", number + 1],
+        )
+
+
+def _difference(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows that differ between each model table and its SQL run from scratch."""
+    differences = {}
+    for model in load_models():
+        if model.kind != "table":
+            continue
+        fresh = f"(\n{model.sql}\n)"
+        differences[model.name] = con.execute(f"""
+            select count(*) from (
+                (select * from {model.name} except all select * from {fresh})
+                union all
+                (select * from {fresh} except all select * from {model.name}))
+        """).fetchone()[0]
+    return differences
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=history)
+def test_incremental_models_equal_a_full_rebuild(tmp_path: Path, steps: list[list[dict]]) -> None:
+    path = tmp_path / f"models-{abs(hash(str(steps)))}.duckdb"
+    with duckdb.connect(str(path)) as con:
+        _create_raw(con)
+        apply_models(con)
+        for step, answers in enumerate(steps, start=1):
+            synced_at = START + timedelta(days=step)
+            for item in answers:
+                _store(con, step, item, synced_at + timedelta(seconds=1))
+            apply_models(con, changed_since=synced_at)
+            assert _difference(con) == {"intermediate.run_versions": 0, "analytics.daily_cost": 0}
+    path.unlink()
+
+
+def test_the_difference_check_sees_a_stale_table(tmp_path: Path) -> None:
+    """The comparison above can fail: a change that skips the model update is caught."""
+    with duckdb.connect(str(tmp_path / "stale.duckdb")) as con:
+        _create_raw(con)
+        apply_models(con)
+        item = {"run": 1, "mode": "list", "account": "acct-a", "status": "FAILED", "created_hours": 0,
+                "cost": 3.0, "tags": [], "attempts": None, "error": None}  # fmt: skip
+        _store(con, 1, item, START)
+        assert _difference(con)["intermediate.run_versions"] == 1
+        versions = next(m for m in load_models() if m.name == "intermediate.run_versions")
+        con.execute(f"create or replace table {versions.name} as {versions.sql}")  # only this one
+        assert _difference(con) == {"intermediate.run_versions": 0, "analytics.daily_cost": 1}
