@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -172,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         # this is an interrupt before or around it, e.g. while waiting for the lock.
         log.error("%s: interrupted; the published warehouse is as the last sync left it", args.command)
         return EXIT_ABORTED
+    except BrokenPipeError:  # the reader went away (`recoup status | head`): stop writing, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
