@@ -88,6 +88,12 @@ class SyncSummary:
             if r.possible_gap
         ]
         out += [
+            f"account {r.account}: {len(r.foreign)} listed run(s) belong to another account and were left"
+            f" with it (e.g. {next(iter(r.foreign))} of {next(iter(r.foreign.values()))})"
+            for r in self.results
+            if r.foreign
+        ]
+        out += [
             f"account {r.account}: first sync: history before {r.oldest_listed or 'its oldest listed run'}"
             " is not available from the API"
             for r in self.results

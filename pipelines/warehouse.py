@@ -155,7 +155,11 @@ def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
             runs_updated integer, runs_refreshed integer, runs_lost integer, possible_gap boolean,
             error varchar)
     """)
-    for column, kind in (("details_pending", "integer"), ("first_sync", "boolean")):  # added later
+    for column, kind in (
+        ("details_pending", "integer"),
+        ("first_sync", "boolean"),
+        ("runs_foreign", "integer"),
+    ):
         con.execute(f"alter table {RAW_DATASET}.sync_log add column if not exists {column} {kind}")
     con.execute(
         f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)"
@@ -313,7 +317,8 @@ def record_sync(
         "runs_refreshed": pa.array([r.refreshed for r in results], pa.int32()),
         "runs_lost": pa.array([len(r.lost) for r in results], pa.int32()),
         "possible_gap": pa.array([r.possible_gap for r in results], pa.bool_()),
-        "error": pa.array([r.summary_error() for r in results], pa.string()),
+        "error": pa.array([r.full_error() for r in results], pa.string()),
+        "runs_foreign": pa.array([len(r.foreign) for r in results], pa.int32()),
         "details_pending": pa.array([pending.get(r.account, 0) for r in results], pa.int32()),
         "first_sync": pa.array([r.first_sync for r in results], pa.bool_()),
     })  # fmt: skip
@@ -341,4 +346,7 @@ def record_sync(
         group by all
     """, [str(options), synced_at])  # fmt: skip
     con.unregister("list_page_rows")
+    owners = sorted({owner for r in results for owner in r.foreign.values()})
+    if owners:  # another account listed their runs: read their own pages in full next time
+        con.execute(f"delete from {RAW_DATASET}.list_pages where list_contains(?, account_id)", [owners])
     return pending

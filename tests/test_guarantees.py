@@ -15,9 +15,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import orjson
 import pytest
 
 from pipelines.emulator import EmulatorServer, World
+from pipelines.emulator.render import to_list_item
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import AccessDenied
 from tests.conftest import FAST_RETRY, NOW, sync_env
@@ -237,13 +239,15 @@ def test_bad_runs_are_rejected_by_name_and_the_rest_of_the_page_loads(world: Wor
     summary = sync()
     assert summary.exit_code == 1
     log = dict(query("select account_id, error from analytics.sync_log"))
-    assert log[account].startswith("rejected run has no id") and "(and 5 more)" in log[account]
-    result = next(r for r in summary.results if r.account == account)
-    assert sorted(result.problems) == sorted([
+    rejected = [
         "rejected run has no id", "rejected run run_nocreated: createdAt is missing",
         "rejected run run_badcost: costInCents is not a number", "rejected run run_badtags: tags is not a list of strings",
         "rejected run run_baddate: createdAt is not an ISO-8601 date: 'yesterday'", "rejected run is not an object",
-    ])  # fmt: skip
+    ]  # fmt: skip
+    assert sorted(log[account].split("; ")) == sorted(rejected), "every rejected run is named in sync_log"
+    result = next(r for r in summary.results if r.account == account)
+    assert sorted(result.problems) == sorted(rejected)
+    assert any(line.endswith("(and 5 more)") for line in summary.lines()), "the summary stays one line"
     assert query("select status, status_group from analytics.runs where run_id = 'run_unknown'") == [
         ("HIBERNATING", "unknown")
     ]
@@ -261,15 +265,23 @@ def test_bad_runs_are_rejected_by_name_and_the_rest_of_the_page_loads(world: Wor
     assert query("select count(*) from analytics.runs where run_id = ?", good["id"]) == [(1,)]
 
 
-def test_a_run_that_moves_between_accounts_follows_it(world: World, sync, query) -> None:
+def test_a_run_listed_by_a_second_account_stays_with_the_first(world: World, sync, query) -> None:
     a, b = world.account_ids[:2]
     run = world.visible(a, 1)[0]
     sync()
-    world.advance(minutes=1)
-    world.move_run(run["id"], b)
-    sync()
-    assert query("select account_id from analytics.runs where run_id = ?", run["id"]) == [(b,)]
-    assert query("select count(*) from analytics.runs where run_id = ?", run["id"]) == [(1,)]
+    world.extra_items[b] = [orjson.loads(orjson.dumps(to_list_item(run, world.profile)))]  # the API leaks it into b
+    leaked = sync()
+    assert query("select account_id, count(*) over () from analytics.runs where run_id = ?", run["id"]) == [
+        (a, 1)
+    ]
+    assert query(
+        "select runs_foreign from analytics.sync_log where account_id = ? order by synced_at desc limit 1", b
+    ) == [(1,)]
+    assert any(f"account {b}: 1 listed run(s) belong to another account" in line for line in leaked.lines())
+    del world.extra_items[b]
+    after = {r.account: r.unchanged_page for r in sync().results}
+    assert after[a] is False, "the owner's page is read in full again"
+    assert query("select account_id from analytics.runs where run_id = ?", run["id"]) == [(a,)]
 
 
 def test_an_empty_page_is_fine(world: World, sync, query) -> None:

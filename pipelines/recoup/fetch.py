@@ -120,6 +120,7 @@ class AccountResult:
     oldest_listed: str | None = None  # createdAt of the oldest run of a first full list
     problems: list[str] = field(default_factory=list)
     error: str | None = None
+    foreign: dict[str, str] = field(default_factory=dict)  # listed runs stored under another account: owner
     refresh: list[Job] = field(default_factory=list)  # stored in-flight runs the list no longer shows
     to_detail: list[Job] = field(default_factory=list)  # finished runs whose details are to fetch
 
@@ -132,12 +133,17 @@ class AccountResult:
         return self.error is None and not self.problems
 
     def summary_error(self) -> str | None:
+        """The error in one line: the first problem and how many more."""
         if self.error:
             return self.error
         if self.problems:
             more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
             return self.problems[0] + more
         return None
+
+    def full_error(self) -> str | None:
+        """Every problem, for sync_log: each rejected run is named."""
+        return self.error or ("; ".join(self.problems) if self.problems else None)
 
 
 @dataclass
@@ -169,20 +175,23 @@ def _wants_details(
     return stored is None or stored.detailed_us != updated_us
 
 
-SAME, DETAILS, CHANGED = "same", "details", "changed"
+SAME, DETAILS, CHANGED, FOREIGN = "same", "details", "changed", "foreign"
 
 
 def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> str:
     """The cheap test that lets most items of a re-sync skip the transform.
 
     SAME: as stored. DETAILS: as stored, but its details are still to fetch. CHANGED: new,
-    changed, or not a valid run (the transform decides which).
+    changed, or not a valid run (the transform decides which). FOREIGN: stored under another
+    account; a run keeps the account that first listed it.
     """
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
         return CHANGED
     stored = index.stored(item["id"])
     status = item.get("status")
-    if stored is None or stored.account_id != account or not isinstance(status, str | None):
+    if stored is not None and stored.account_id != account:
+        return FOREIGN
+    if stored is None or not isinstance(status, str | None):
         return CHANGED
     try:
         updated_us = micros(to_utc(item.get("updatedAt") or item.get("createdAt"), "updatedAt"))
@@ -221,6 +230,9 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
         if verdict == CHANGED:
             changed.append(item)
             continue
+        if verdict == FOREIGN:
+            result.foreign[item["id"]] = index.runs[item["id"]][0]
+            continue
         seen.add(item["id"])
         if not is_terminal(item.get("status")):
             in_flight.append(item["id"])
@@ -253,7 +265,7 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
         stored = index.stored(run_id)
         if stored is None:
             result.new += 1
-        elif differs(stored, updated_us, status) or stored.account_id != account:
+        elif differs(stored, updated_us, status):
             result.updated.add(run_id)
         result.replaced += stored is not None
         if _wants_details(status, updated_us, stored, options) and not carried:
@@ -338,7 +350,9 @@ def list_all(
     accounts there are. Once `stop` is set no further account is started (a signal asked the
     sync to end). An AuthError stops everything at once.
     """
-    workers = max(1, concurrency)
+    # Twice as many threads as requests in flight (the client caps those): while some threads
+    # check the page they got, the others keep every request slot of the rate cap in use.
+    workers = 2 * max(1, concurrency)
     with ThreadPoolExecutor(workers, thread_name_prefix="list") as pool:
         pending: set[Future[AccountResult]] = set()
         finished: queue.SimpleQueue[Future[AccountResult]] = queue.SimpleQueue()  # O(1) per result

@@ -5,4 +5,6 @@
 -- possible_gap: the list was full and reached back to no stored run. first_sync: the account's
 -- first full list (the API shows nothing older; not a gap). details_pending: finished runs of
 -- the account still waiting for their details fetch after this sync (null before it was kept).
+-- runs_foreign: listed runs already stored under another account (left with it). error: every
+-- problem of the account, each rejected run named.
 select * from staging.sync_log

@@ -12,6 +12,7 @@ renamed as (
         runs_updated,
         runs_refreshed,
         runs_lost,
+        coalesce(runs_foreign, 0) as runs_foreign,
         possible_gap,
         coalesce(first_sync, false) as first_sync,
         error,
