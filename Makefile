@@ -2,11 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+RECOUP := $(VENV)/bin/recoup
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8787
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format emulator sync models report demo bench clean
+.PHONY: help install test lint format emulator sync models report status demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,22 +32,25 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(PY) -m ruff format pipelines tests
 
 emulator: $(STAMP) ## serve the Recoup API emulator on 127.0.0.1:8787 (PORT=... to change)
-	$(PY) -m pipelines.emulator --port $(PORT)
+	$(RECOUP) emulator --port $(PORT)
 
 sync: $(STAMP) ## one sync of every configured account into RECOUP_DB (see README)
-	$(PY) -m pipelines.recoup_pipeline
+	$(RECOUP) sync
 
 models: $(STAMP) ## rebuild the SQL models of sql/ in RECOUP_DB
-	$(PY) -m pipelines.models
+	$(RECOUP) models
 
 report: $(STAMP) ## write the cost report into RECOUP_REPORTS_DIR (default reports/)
-	$(PY) -m pipelines.report
+	$(RECOUP) report
 
-demo: $(STAMP) ## zero-config: emulator, two syncs, the report
-	$(PY) -m pipelines.demo
+status: $(STAMP) ## per account: last good sync, failures, gaps, details backlog
+	$(RECOUP) status
+
+demo: $(STAMP) ## zero-config, in demo/: emulator, two syncs, the report
+	$(RECOUP) demo
 
 bench: $(STAMP) ## benchmark against the machine's limit and dlt's rest_api (QUICK=1: small)
 	QUICK=$(QUICK) $(PY) -m pipelines.bench
 
 clean: ## remove the venv, local data and reports
-	rm -rf $(VENV) data reports bench-data .pytest_cache
+	rm -rf $(VENV) data reports demo bench-data .pytest_cache

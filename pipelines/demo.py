@@ -1,8 +1,12 @@
-"""`make demo`: the whole tool on your machine with no key and no network.
+"""`recoup demo`: the whole tool on your machine with no key and no network.
 
-Starts the bundled emulator with a few dozen accounts, runs the real `make sync` command twice
+Starts the bundled emulator with a few dozen accounts, runs the real `recoup sync` command twice
 (the second after some runs changed, finished or arrived, to show an incremental sync), writes
 the cost report, and prints where the warehouse is and a query to try.
+
+Everything goes into a folder of its own, `demo/` (or RECOUP_DEMO_DIR), never into RECOUP_DB:
+a demo warehouse and a real one must never be the same file, or the next demo would erase
+history the API can no longer give back.
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipelines.config import database_path
 from pipelines.emulator import EmulatorServer, World
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".demo-warehouse"
 
 
-def _run(module: str, env: dict[str, str]) -> int:
-    return subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=env).returncode
+def _recoup(command: str, env: dict[str, str]) -> int:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", command], cwd=ROOT, env=env).returncode
 
 
 def _change_some_runs(world: World) -> None:
@@ -34,39 +39,46 @@ def _change_some_runs(world: World) -> None:
 
 
 def main() -> int:
-    db = Path(os.environ.get("RECOUP_DB") or "data/recoup.duckdb")
-    if db.exists() and not (db.parent / MARKER).exists():
+    folder = Path(os.environ.get("RECOUP_DEMO_DIR") or ROOT / "demo").absolute()
+    db = folder / "recoup.duckdb"
+    if db.resolve() == database_path().resolve():
         print(
-            f"demo: {db} holds a real warehouse; set RECOUP_DB to another file for the demo", file=sys.stderr
+            f"demo: {db} is RECOUP_DB, the real warehouse; set RECOUP_DEMO_DIR to another folder",
+            file=sys.stderr,
         )
         return 2
-    db.parent.mkdir(parents=True, exist_ok=True)
+    if db.exists() and not (folder / MARKER).exists():
+        print(f"demo: {db} was not written by a demo; set RECOUP_DEMO_DIR to another folder", file=sys.stderr)
+        return 2
+    folder.mkdir(parents=True, exist_ok=True)
     db.unlink(missing_ok=True)  # each demo starts from an empty warehouse
-    (db.parent / MARKER).write_text("this folder's warehouse was filled by `make demo`\n")
+    (folder / MARKER).write_text("this folder's warehouse was filled by `recoup demo`\n")
+    print(f"== demo folder: {folder} (RECOUP_DB is not read or written)", flush=True)
     # The emulated clock starts 15 minutes back so that after the second sync it reads "now".
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15)
     world = World(accounts=36, runs_per_account=110, seed=2026, now=start)
     with EmulatorServer(world) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECOUP_")}
         env.update(RECOUP_API_KEY=world.demo_key, RECOUP_BASE_URL=server.url, RECOUP_DB=str(db),
-                   RECOUP_ACCOUNTS=",".join(world.account_ids), RECOUP_MAX_RPM="0")  # fmt: skip
+                   RECOUP_REPORTS_DIR=str(folder / "reports"), RECOUP_ACCOUNTS=",".join(world.account_ids),
+                   RECOUP_MAX_RPM="0")  # fmt: skip
         print(f"== emulator on {server.url} with {len(world.account_ids)} accounts", flush=True)
         print("== first sync (everything is new)", flush=True)
-        if _run("pipelines.recoup_pipeline", env) != 0:
+        if _recoup("sync", env) != 0:
             return 1
         _change_some_runs(world)
         print("\n== second sync, 15 minutes later (only what changed)", flush=True)
-        if _run("pipelines.recoup_pipeline", env) != 0:
+        if _recoup("sync", env) != 0:
             return 1
     print("\n== cost report", flush=True)
-    if _run("pipelines.report", env) != 0:
+    if _recoup("report", env) != 0:
         return 1
     print(f"""
 The warehouse is {db}. Try:
   .venv/bin/python -c "import duckdb; print(duckdb.connect('{db}', read_only=True).sql(
       'select task_identifier, count(*) runs, round(sum(total_cost_usd), 2) usd '
       'from analytics.runs group by 1 order by usd desc'))"
-or, with the DuckDB CLI:  duckdb -readonly {db} "select * from analytics.daily_cost limit 10"
+or, with the DuckDB CLI:  .venv/bin/duckdb -readonly {db} "select * from analytics.daily_cost limit 10"
 """)
     return 0
 

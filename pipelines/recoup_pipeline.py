@@ -25,11 +25,11 @@ import pyarrow as pa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import warehouse
-from pipelines.config import Settings, load_settings
+from pipelines.config import Settings
 from pipelines.models import ModelError, apply_models
 from pipelines.recoup import recoup
 from pipelines.recoup.client import RecoupClient, RetryPolicy
-from pipelines.recoup.errors import AuthError, ConfigError, LockHeld, RecoupError
+from pipelines.recoup.errors import RecoupError
 from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, list_all
 from pipelines.recoup.followups import Budget, Followups, fetch_followups
 from pipelines.recoup.settings import PIPELINE_NAME, RAW_DATASET
@@ -65,6 +65,16 @@ class SyncSummary:
     @property
     def unlisted(self) -> int:
         return self.accounts - len(self.results)
+
+    @property
+    def nothing_listed(self) -> bool:
+        """Every account's list call failed: nothing could be synced."""
+        return bool(self.results) and all(r.error and ": list: " in r.error for r in self.results)
+
+    @property
+    def unreachable(self) -> bool:
+        """Every account's list call failed in transport: the base URL is wrong or its host is down."""
+        return self.nothing_listed and all("transport error" in r.error for r in self.results)
 
     @property
     def exit_code(self) -> int:
@@ -274,38 +284,10 @@ def run_sync(
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    try:
-        settings = load_settings()
-        summary = run_sync(settings)
-    except LockHeld as exc:
-        print(f"sync: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
-    except (ConfigError, AuthError) as exc:
-        print(f"sync: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except RecoupError as exc:
-        print(f"sync: {exc}", file=sys.stderr)
-        return EXIT_PARTIAL
-    except duckdb.Error as exc:  # e.g. RECOUP_DB is not a DuckDB file; it is left untouched
-        print(f"sync: the warehouse cannot be used: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
-        return EXIT_PARTIAL
-    except OSError as exc:  # e.g. the disk is full; the published warehouse is left untouched
-        print(
-            f"sync: {exc.strerror or exc} ({exc.filename or 'while writing the working copy'})",
-            file=sys.stderr,
-        )
-        return EXIT_PARTIAL
-    except KeyboardInterrupt:
-        print("sync: interrupted; the warehouse is as the last complete sync left it", file=sys.stderr)
-        return 130
-    for line in summary.lines():
-        print(line)
-    print(f"warehouse: {settings.db}")
-    return summary.exit_code
+    """`python -m pipelines.recoup_pipeline`, as older cron lines call it: the same as `recoup sync`."""
+    from pipelines.cli import main as recoup
+
+    return recoup(["sync", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

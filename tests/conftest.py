@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +20,7 @@ from pipelines.recoup.client import RetryPolicy
 from pipelines.recoup_pipeline import SyncSummary, run_sync
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -75,3 +80,45 @@ def query(db_path: Path) -> Callable[..., list[tuple]]:
             return con.execute(sql, list(params)).fetchall()
 
     return run
+
+
+def _only(env: dict[str, str]) -> dict[str, str]:
+    """The test process's environment without any recoup setting, plus `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("RECOUP_", "SOURCES__"))}
+    clean.update(env)
+    return clean
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs a module of the project (`python -m`, as older cron lines do), with only `env` configured."""
+    module = args[0] if args else "pipelines.recoup_pipeline"
+    return subprocess.run([sys.executable, "-m", module, *args[1:]], cwd=ROOT, env=_only(env),
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def venv_script(name: str) -> Path:
+    """A console script installed into the venv that runs the tests (`.venv/bin/<name>`)."""
+    path = Path(sys.executable).parent / name
+    assert path.is_file(), f"{path} is missing: run `make install`"
+    return path
+
+
+def run_recoup(
+    env: dict[str, str], *args: str, cwd: Path = ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Runs the `recoup` console script as cron does, with only `env` configured."""
+    return subprocess.run([str(venv_script("recoup")), *args], cwd=cwd, env=_only(env),
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def start_recoup(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """Starts the `recoup` console script in the background, its output piped."""
+    return subprocess.Popen([str(venv_script("recoup")), *args], cwd=ROOT, env=_only(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (it was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,35 +1,25 @@
-"""`make sync` as cron runs it: a subprocess, its exit code, its output, the files it leaves."""
+"""`recoup` as cron runs it: a subprocess of the console script, its exit code, its output, its files."""
 
 from __future__ import annotations
 
-import os
+import re
+import signal
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import filelock
+import orjson
 import pytest
 
 from pipelines.emulator import EmulatorServer, World
-from tests.conftest import sync_env
+from tests.conftest import ROOT, closed_port, run_cli, run_recoup, start_recoup, sync_env, venv_script
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["ROOT", "run_cli"]  # other test modules import them from here
 
-
-def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Runs a module of the project the way the Makefile does, with only `env` configured."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("RECOUP_", "SOURCES__"))}
-    clean.update(env)
-    module = args[0] if args else "pipelines.recoup_pipeline"
-    return subprocess.run(
-        [sys.executable, "-m", module, *args[1:]],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z ")
+COMMANDS = ("sync", "status", "models", "report", "demo", "emulator")
 
 
 def _text_values(db: Path) -> str:
@@ -48,7 +38,7 @@ def test_sync_cli_exit_0_with_a_summary_and_the_key_nowhere(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
     db = tmp_path / "data" / "recoup.duckdb"
-    done = run_cli(sync_env(world, emulator, db))
+    done = run_recoup(sync_env(world, emulator, db), "sync")
     assert done.returncode == 0, done.stderr
     assert "sync: 3/3 accounts ok, 0 failed" in done.stdout
     assert "accounts 3/3" in done.stderr, "progress is logged"
@@ -59,6 +49,37 @@ def test_sync_cli_exit_0_with_a_summary_and_the_key_nowhere(
     assert world.demo_key not in _text_values(db)
 
 
+def test_every_log_line_and_summary_line_starts_with_an_iso_utc_time(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    done = run_recoup(sync_env(world, emulator, tmp_path / "recoup.duckdb"), "sync")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines() + done.stdout.splitlines()
+    assert len(lines) > 5
+    assert [line for line in lines if not ISO_UTC.match(line)] == []
+
+
+def test_log_format_json_gives_one_object_per_line(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    done = run_recoup(sync_env(world, emulator, tmp_path / "recoup.duckdb"), "--log-format", "json", "sync")
+    assert done.returncode == 0, done.stderr
+    entries = [orjson.loads(line) for line in done.stderr.splitlines() + done.stdout.splitlines()]
+    assert all(re.match(r"^\d{4}-\d{2}-\d{2}T[\d:.]+Z$", e["ts"]) and e["level"] for e in entries)
+    assert any(e["msg"].startswith("sync: 3/3 accounts ok") for e in entries)
+
+
+def test_the_module_command_of_older_cron_lines_is_the_same_sync(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    done = run_cli(
+        sync_env(world, emulator, tmp_path / "recoup.duckdb")
+    )  # python -m pipelines.recoup_pipeline
+    assert done.returncode == 0, done.stderr
+    assert "sync: 3/3 accounts ok, 0 failed" in done.stdout
+    assert ISO_UTC.match(done.stdout)
+
+
 def test_one_failed_account_exits_1_and_names_it(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -67,10 +88,40 @@ def test_one_failed_account_exits_1_and_names_it(
         world, emulator, tmp_path / "recoup.duckdb", RECOUP_ACCOUNTS=",".join(world.account_ids[:2])
     )
     env["RECOUP_RETRY_ATTEMPTS"] = "2"
-    done = run_cli(env, timeout=300)
+    done = run_recoup(env, "sync", timeout=300)
     assert done.returncode == 1
     assert f"account {world.account_ids[0]}: FAILED" in done.stdout
     assert "1/2 accounts ok, 1 failed" in done.stdout
+
+
+def test_a_forbidden_account_exits_1_and_the_others_load(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    own, forbidden, other = world.account_ids  # the demo key belongs to the first
+    world.revoke(world.demo_key, forbidden)
+    db = tmp_path / "recoup.duckdb"
+    done = run_recoup(sync_env(world, emulator, db), "sync")
+    assert done.returncode == 1, done.stderr
+    assert f"account {forbidden}: FAILED: account {forbidden}: list: access denied (403)" in done.stdout
+    assert "2/3 accounts ok, 1 failed" in done.stdout
+    with duckdb.connect(str(db), read_only=True) as con:
+        loaded = {row[0] for row in con.execute("select distinct account_id from analytics.runs").fetchall()}
+    assert loaded == {own, other}
+
+
+def test_every_account_forbidden_is_exit_2_nothing_could_be_listed(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    key = world.add_key(world.account_ids[0])  # may read only its own account
+    env = sync_env(world, emulator, tmp_path / "recoup.duckdb", RECOUP_API_KEY=key,
+                   RECOUP_ACCOUNTS=",".join(world.account_ids[1:]))  # fmt: skip
+    done = run_recoup(env, "sync")
+    assert done.returncode == 2, done.stderr
+    assert "0/2 accounts ok, 2 failed" in done.stdout
+    host = emulator.url.removeprefix("http://")
+    assert done.stderr.splitlines()[-1].endswith(
+        f"sync: no account could be listed from {host} (RECOUP_BASE_URL)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,10 +141,10 @@ def test_bad_configuration_is_one_line_exit_2_and_writes_nothing(
     world: World, emulator: EmulatorServer, tmp_path: Path, change: dict[str, str], message: str
 ) -> None:
     db = tmp_path / "data" / "recoup.duckdb"
-    done = run_cli(sync_env(world, emulator, db, **change))
+    done = run_recoup(sync_env(world, emulator, db, **change), "sync")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert message in lines[-1] and lines[-1].startswith("sync: ")
+    assert message in lines[-1] and ISO_UTC.sub("", lines[-1]).startswith("ERROR sync: ")
     assert "Traceback" not in done.stderr
     assert not db.exists()
     assert "recoup_sk_wrong" not in done.stderr
@@ -102,19 +153,26 @@ def test_bad_configuration_is_one_line_exit_2_and_writes_nothing(
 def test_unwritable_database_folder_is_exit_2(world: World, emulator: EmulatorServer, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    done = run_cli(sync_env(world, emulator, blocker / "recoup.duckdb"))
+    done = run_recoup(sync_env(world, emulator, blocker / "recoup.duckdb"), "sync")
     assert done.returncode == 2
     assert "cannot create the database folder" in done.stderr
 
 
-def test_unreachable_url_is_a_clear_error(world: World, tmp_path: Path) -> None:
-    env = {"RECOUP_API_KEY": world.demo_key, "RECOUP_BASE_URL": "http://127.0.0.1:9", "RECOUP_ACCOUNTS": "",
+@pytest.mark.parametrize("accounts", ["own", "listed"])
+def test_an_unreachable_host_is_one_line_naming_it_and_exit_2(
+    world: World, tmp_path: Path, accounts: str
+) -> None:
+    port = closed_port()
+    env = {"RECOUP_API_KEY": world.demo_key, "RECOUP_BASE_URL": f"http://ops:hunter2@127.0.0.1:{port}",
+           "RECOUP_ACCOUNTS": "" if accounts == "own" else ",".join(world.account_ids),
            "RECOUP_DB": str(tmp_path / "recoup.duckdb"), "RECOUP_RETRY_ATTEMPTS": "2"}  # fmt: skip
-    done = run_cli(env)
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (
-        "sync: own account: transport error (ConnectError) (gave up after 2 tries)"
-    )
+    done = run_recoup(env, "sync")
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and f"cannot reach 127.0.0.1:{port} (RECOUP_BASE_URL)" in errors[0], errors
+    assert "transport error (ConnectError)" in errors[0]
+    assert "FAILED" not in done.stdout, "one line, not one per account"
+    assert "hunter2" not in errors[0] and world.demo_key not in done.stdout + done.stderr
 
 
 def test_a_second_sync_exits_75_while_the_lock_is_held(
@@ -122,10 +180,27 @@ def test_a_second_sync_exits_75_while_the_lock_is_held(
 ) -> None:
     db = tmp_path / "recoup.duckdb"
     with filelock.FileLock(tmp_path / ".recoup.duckdb.lock"):
-        done = run_cli(sync_env(world, emulator, db))
+        done = run_recoup(sync_env(world, emulator, db), "sync")
     assert done.returncode == 75
     assert "another sync is running" in done.stderr
     assert not db.exists()
+
+
+def test_an_interrupt_while_waiting_for_the_lock_exits_130_without_a_traceback(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "recoup.duckdb"
+    with filelock.FileLock(tmp_path / ".recoup.duckdb.lock"):
+        process = start_recoup(sync_env(world, emulator, db, RECOUP_LOCK_WAIT="60"), "--verbose", "sync")
+        for line in process.stderr:
+            if "Attempting to acquire lock" in line:  # filelock's debug line: it is waiting
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert "sync: interrupted" in err.splitlines()[-1]
+    assert not db.exists(), "nothing was published"
 
 
 def test_a_file_that_is_not_a_warehouse_is_a_clear_error_and_left_alone(
@@ -133,8 +208,38 @@ def test_a_file_that_is_not_a_warehouse_is_a_clear_error_and_left_alone(
 ) -> None:
     db = tmp_path / "recoup.duckdb"
     db.write_bytes(b"this is not a DuckDB file" * 100)
-    done = run_cli(sync_env(world, emulator, db))
+    done = run_recoup(sync_env(world, emulator, db), "sync")
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("sync: the warehouse cannot be used:")
+    assert ISO_UTC.sub("", done.stderr.strip().splitlines()[-1]).startswith(
+        "ERROR sync: the warehouse cannot be used:"
+    )
     assert "Traceback" not in done.stderr
     assert db.read_bytes() == b"this is not a DuckDB file" * 100
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_runs_nothing(
+    world: World, emulator: EmulatorServer, tmp_path: Path, command: str | None
+) -> None:
+    env = sync_env(world, emulator, tmp_path / "data" / "recoup.duckdb", RECOUP_DEMO_DIR=str(tmp_path / "demo"),
+                   RECOUP_REPORTS_DIR=str(tmp_path / "reports"))  # fmt: skip
+    done = run_recoup(env, *([command] if command else []), "--help", cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: ")
+    assert list(tmp_path.iterdir()) == [], "nothing written"
+    assert world.requests() == [], "no request sent"
+
+
+def test_the_duckdb_cli_from_the_package_index_reads_the_warehouse_read_only(
+    sync: Callable, db_path: Path, query: Callable
+) -> None:
+    sync()
+    before = db_path.read_bytes()
+    done = subprocess.run(
+        [str(venv_script("duckdb")), "-readonly", "-noheader", "-list", str(db_path),
+         "select count(*) from analytics.runs"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip()) == query("select count(*) from analytics.runs")[0][0] > 0
+    assert db_path.read_bytes() == before

@@ -1,0 +1,199 @@
+"""`recoup status`: how fresh the published warehouse is, per account, read without a lock."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines.recoup.errors import RecoupError
+from pipelines.recoup.settings import RAW_DATASET
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class StatusError(RecoupError):
+    """There is no warehouse to report on, or it cannot be read."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `2h`, `1d` as a timedelta; raises ValueError on anything else."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise ValueError(f"{text[:40]!r} is not a duration such as 90s, 15m, 2h or 1d")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def age_text(age: timedelta) -> str:
+    """`45s`, `12m`, `3h 5m`, `2d 4h`: precise enough to read at a glance."""
+    seconds = max(0, int(age.total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """One account as the sync log tells it."""
+
+    account_id: str
+    last_synced_at: datetime
+    last_good_at: datetime | None  # the last sync without an error; None: never
+    error: str | None  # of the last sync; None when it synced
+    gaps: int  # syncs that flagged a possible gap
+    last_gap_at: datetime | None
+    details_pending: int | None  # None when the warehouse does not record it
+
+
+@dataclass(frozen=True)
+class Status:
+    """The published warehouse at one moment."""
+
+    db: Path
+    checked_at: datetime
+    size_bytes: int
+    run_count: int | None
+    accounts: list[AccountStatus]
+
+    def stale(self, max_age: timedelta) -> list[AccountStatus]:
+        """Accounts whose last good sync is older than `max_age`, or that never synced well."""
+        oldest = self.checked_at - max_age
+        return [a for a in self.accounts if a.last_good_at is None or a.last_good_at < oldest]
+
+    @property
+    def failed(self) -> list[AccountStatus]:
+        return [a for a in self.accounts if a.error is not None]
+
+    def lines(self, max_age: timedelta | None, problems_only: bool = False) -> list[str]:
+        """What `recoup status` prints: the warehouse, one line per account, a closing count."""
+        runs = "no analytics.runs" if self.run_count is None else f"{self.run_count:,} runs"
+        out = [f"warehouse: {self.db} · {self.size_bytes / 1e6:.1f} MB · {runs}"]
+        stale = {a.account_id for a in self.stale(max_age)} if max_age is not None else set()
+        for a in self.accounts:
+            if problems_only and a.error is None and a.account_id not in stale:
+                continue
+            good = "never" if a.last_good_at is None else (
+                f"{iso(a.last_good_at)} ({age_text(self.checked_at - a.last_good_at)} ago)")  # fmt: skip
+            state = "ok" if a.error is None else f"FAILED at {iso(a.last_synced_at)}: {a.error}"
+            parts = [f"account {a.account_id}: {state}", f"last good sync {good}"]
+            if a.account_id in stale:
+                parts.append(f"STALE (older than {age_text(max_age)})")
+            if a.gaps:
+                parts.append(f"{a.gaps} possible gap(s), last {iso(a.last_gap_at)}")
+            if a.details_pending:
+                parts.append(f"{a.details_pending:,} details pending")
+            out.append(" · ".join(parts))
+        summary = f"status: {len(self.accounts)} accounts, {len(self.failed)} failed"
+        if max_age is not None:
+            summary += f", {len(stale)} without a good sync in {age_text(max_age)}"
+        out.append(summary if self.accounts else "status: no sync recorded yet")
+        return out
+
+    def to_dict(self, max_age: timedelta | None) -> dict[str, Any]:
+        stale = {a.account_id for a in self.stale(max_age)} if max_age is not None else set()
+        return {
+            "warehouse": str(self.db),
+            "checked_at": iso(self.checked_at),
+            "size_bytes": self.size_bytes,
+            "run_count": self.run_count,
+            "max_age_seconds": None if max_age is None else int(max_age.total_seconds()),
+            "accounts": [
+                {
+                    "account_id": a.account_id,
+                    "last_synced_at": iso(a.last_synced_at),
+                    "last_good_sync_at": iso(a.last_good_at),
+                    "age_seconds": None if a.last_good_at is None
+                    else int((self.checked_at - a.last_good_at).total_seconds()),
+                    "error": a.error,
+                    "stale": a.account_id in stale,
+                    "gaps": a.gaps,
+                    "last_gap_at": iso(a.last_gap_at),
+                    "details_pending": a.details_pending,
+                }
+                for a in self.accounts
+            ],
+            "failed": [a.account_id for a in self.failed],
+            "stale": sorted(stale),
+        }  # fmt: skip
+
+
+def _sync_log_table(con: duckdb.DuckDBPyConnection) -> tuple[str, set[str]]:
+    """The sync log analysts read (or the raw one when the models are missing), and its columns."""
+    for schema in ("analytics", RAW_DATASET):
+        columns = {
+            row[0]
+            for row in con.execute(
+                "select column_name from information_schema.columns where table_schema = ? and table_name = 'sync_log'",
+                [schema],
+            ).fetchall()
+        }
+        if columns:
+            return f"{schema}.sync_log", columns
+    raise StatusError("it holds no sync_log: not a recoup-runs warehouse, or never synced")
+
+
+def _accounts(con: duckdb.DuckDBPyConnection) -> list[AccountStatus]:
+    table, columns = _sync_log_table(con)
+    # details_pending arrives with the details backlog; older warehouses do not have it.
+    pending = "details_pending" if "details_pending" in columns else "null::integer"
+    rows = con.execute(f"""
+        with latest as (
+            select account_id, synced_at, error, {pending} as details_pending
+            from {table}
+            qualify row_number() over (partition by account_id order by synced_at desc) = 1
+        ),
+        history as (
+            select account_id,
+                   max(synced_at) filter (where error is null) as last_good_at,
+                   count(*) filter (where possible_gap) as gaps,
+                   max(synced_at) filter (where possible_gap) as last_gap_at
+            from {table}
+            group by account_id
+        )
+        select l.account_id, l.synced_at, h.last_good_at, l.error, h.gaps, h.last_gap_at, l.details_pending
+        from latest l join history h using (account_id)
+        order by l.account_id
+    """).fetchall()  # fmt: skip
+    return [AccountStatus(*row) for row in rows]
+
+
+def _connect(db: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(db), read_only=True)
+    except duckdb.IOException:  # an open that straddles a sync's publishing rename; the next one works
+        time.sleep(0.2)
+        return duckdb.connect(str(db), read_only=True)
+
+
+def read_status(db: Path, now: datetime | None = None) -> Status:
+    """Reads the published warehouse read-only; raises StatusError when there is none."""
+    if not db.is_file():
+        raise StatusError(f"no warehouse at {db}; run `recoup sync` first")
+    try:
+        with _connect(db) as con:
+            accounts = _accounts(con)
+            try:
+                run_count = con.execute("select count(*) from analytics.runs").fetchone()[0]
+            except duckdb.CatalogException:
+                run_count = None
+    except StatusError as exc:
+        raise StatusError(f"{db}: {exc}") from None
+    except duckdb.Error as exc:
+        raise StatusError(f"{db} cannot be read: {str(exc).splitlines()[0][:300]}") from None
+    return Status(db, now or datetime.now(UTC), db.stat().st_size, run_count, accounts)

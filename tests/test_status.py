@@ -1,0 +1,114 @@
+"""`recoup status`: freshness per account from the published warehouse, for healthchecks and alerting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+
+from pipelines.emulator import World
+from pipelines.status import parse_duration
+from tests.conftest import run_recoup
+
+
+def _status(db: Path, *args: str) -> tuple[int, str, str]:
+    done = run_recoup({"RECOUP_DB": str(db)}, "status", *args, timeout=60)
+    return done.returncode, done.stdout, done.stderr
+
+
+def _age_last_syncs(db: Path, account: str, hours: int) -> None:
+    """Moves an account's sync history `hours` into the past, as if it had stopped syncing."""
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            f"update raw.sync_log set synced_at = synced_at - interval {hours} hour where account_id = ?",
+            [account],
+        )
+
+
+def test_max_age_exits_0_when_every_account_synced_recently(
+    sync: Callable, db_path: Path, world: World
+) -> None:
+    sync()
+    code, out, err = _status(db_path, "--max-age", "15m")
+    assert code == 0, out + err
+    for account in world.account_ids:
+        assert f"account {account}: ok · last good sync " in out
+    assert "status: 3 accounts, 0 failed, 0 without a good sync in 15m" in out
+
+
+def test_max_age_exits_1_on_a_stale_account_and_names_it(sync: Callable, db_path: Path, world: World) -> None:
+    sync()
+    stale = world.account_ids[1]
+    _age_last_syncs(db_path, stale, hours=2)
+    code, out, _ = _status(db_path, "--max-age", "1h")
+    assert code == 1
+    assert [line for line in out.splitlines() if "STALE" in line] == [
+        next(line for line in out.splitlines() if line.startswith(f"account {stale}:"))
+    ]
+    assert _status(db_path, "--max-age", "3h")[0] == 0, "younger than the limit"
+    assert _status(db_path)[0] == 0, "without --max-age nothing is stale"
+
+
+def test_an_account_that_never_synced_well_is_failed_and_stale(
+    sync: Callable, db_path: Path, world: World
+) -> None:
+    forbidden = world.account_ids[2]
+    world.revoke(world.demo_key, forbidden)
+    sync()
+    code, out, _ = _status(db_path, "--max-age", "1d", "--quiet")
+    assert code == 1
+    lines = out.splitlines()
+    assert len(lines) == 3, "--quiet: the warehouse, the account with a problem, the count"
+    assert lines[1].startswith(f"account {forbidden}: FAILED at ")
+    assert "last good sync never" in lines[1]
+
+
+def test_json_holds_every_account_and_its_details_backlog(
+    sync: Callable, db_path: Path, world: World, query: Callable
+) -> None:
+    sync()
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("update raw.sync_log set details_pending = 7")
+    code, out, _ = _status(db_path, "--json", "--max-age", "90s")
+    assert code == 0
+    status = orjson.loads(out)
+    assert status["run_count"] == query("select count(*) from analytics.runs")[0][0] > 0
+    assert status["size_bytes"] == db_path.stat().st_size
+    assert status["max_age_seconds"] == 90
+    assert sorted(a["account_id"] for a in status["accounts"]) == sorted(world.account_ids)
+    assert {a["details_pending"] for a in status["accounts"]} == {7}
+    assert status["failed"] == [] and status["stale"] == []
+
+
+def test_a_warehouse_from_before_the_details_backlog_still_reports(sync: Callable, db_path: Path) -> None:
+    sync()
+    with duckdb.connect(str(db_path)) as con:  # sync_log as it was before details_pending
+        con.execute(
+            "create or replace view analytics.sync_log as select * exclude (details_pending) from raw.sync_log"
+        )
+    code, out, err = _status(db_path, "--json")
+    assert code == 0, err
+    assert {a["details_pending"] for a in orjson.loads(out)["accounts"]} == {None}
+
+
+def test_no_warehouse_or_a_bad_duration_is_one_line_exit_2(
+    sync: Callable, db_path: Path, tmp_path: Path
+) -> None:
+    code, out, err = _status(tmp_path / "missing.duckdb")
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and "no warehouse at" in err
+    sync()
+    code, out, err = _status(db_path, "--max-age", "15 minutes")
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and "is not a duration" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), ("15M", 900)]
+)
+def test_durations_read_as_operators_write_them(text: str, seconds: int) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
