@@ -27,7 +27,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pipelines import warehouse
 from pipelines.config import Settings
 from pipelines.models import ModelError, apply_models
-from pipelines.recoup import recoup
+from pipelines.recoup import LoadSize, recoup
 from pipelines.recoup.client import RecoupClient, RetryPolicy
 from pipelines.recoup.errors import RecoupError
 from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, list_all
@@ -161,7 +161,7 @@ def _release_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def _load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths) -> None:
+def _load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths, size: LoadSize) -> None:
     """Extracts, normalizes and loads into the working copy; unwraps our own errors."""
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
@@ -173,6 +173,10 @@ def _load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths) -
         pipeline.sync_destination()  # the working folder is new: take state from the warehouse
         pipeline.extract(source, loader_file_format="parquet")
         _release_freed_memory()
+        if size.large_bytes:  # DuckDB's merge holds large values in memory: give it room for them
+            budget = warehouse.memory_for(size.large_bytes)
+            log.info("%.0f MB of large JSON values: DuckDB gets %s", size.large_bytes / 2**20, budget)
+            warehouse.use_limits(con, {"memory_limit": budget})
         log.info("normalizing")
         pipeline.normalize()
         log.info("loading into the working copy")
@@ -251,6 +255,7 @@ def run_sync(
             warehouse.add_placeholders(con)
             index = warehouse.read_index(con, options)
             synced_at = datetime.now(UTC)
+            size = LoadSize()
             fetched = _lists_then_followups(client, accounts, index, options, own, settings, budget, summary)
             # Look ahead for the first batch with something to load: an unchanged sync never starts dlt.
             ahead = []
@@ -261,14 +266,16 @@ def run_sync(
             loaded = bool(ahead) and ahead[-1].has_rows
             if loaded:
                 warehouse.drop_placeholders(con)
-                _load(recoup(itertools.chain(ahead, fetched)), con, paths)
+                _load(recoup(itertools.chain(ahead, fetched), size), con, paths, size)
                 warehouse.add_placeholders(con)
             if loaded:  # an answer that replaced one with tags or attempts may have left them behind
                 warehouse.prune_answers(con, synced_at)
             pending = warehouse.record_sync(con, synced_at, summary.results, options)
             summary.details_pending = sum(pending.values())
             _release_freed_memory()
-            warehouse.use_limits(con, warehouse.MODEL_LIMITS)
+            warehouse.use_limits(
+                con, {**warehouse.MODEL_LIMITS, "memory_limit": warehouse.memory_for(size.large_bytes)}
+            )
             log.info("building models")
             try:
                 apply_models(con, unless_unchanged=not loaded, changed_since=synced_at)

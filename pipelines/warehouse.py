@@ -227,6 +227,18 @@ LOAD_LIMITS = {"memory_limit": "64MB", "threads": 1}
 MODEL_LIMITS = {"memory_limit": "64MB", "threads": os.cpu_count() or 1}
 
 
+def memory_for(large_bytes: int) -> str:
+    """DuckDB's budget for a load holding `large_bytes` of large JSON values.
+
+    Rows of ordinary size spill to disk within 64 MB; large values do not (300 runs with 50 KB of
+    metadata each failed the load at 64 MB, 300 with 200 KB failed at 128 MB and the checkpoint
+    after at 64 MB), so each byte of them gets five of budget, up to a quarter of the memory.
+    """
+    ceiling = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    budget = min(max(64 * 2**20, 64 * 2**20 + 5 * large_bytes), ceiling)
+    return f"{budget // 2**20}MB"
+
+
 def use_limits(con: duckdb.DuckDBPyConnection, limits: dict[str, object]) -> None:
     """Moves an open connection to other limits (the load's budget, then the models')."""
     for name, value in limits.items():

@@ -75,6 +75,20 @@ def test_a_run_too_large_to_load_is_rejected_by_name_with_its_size_and_the_rest_
     assert _loaded(query) == _visible_ids(world), "every other run of the page and the account loaded"
 
 
+def test_many_runs_with_large_metadata_load_together(db_path: Path) -> None:
+    """300 runs of 200 KB metadata each: 60 MB of values DuckDB cannot spill within 64 MB."""
+    world = World(accounts=3, runs_per_account=100, seed=3)
+    for account in world.account_ids:
+        for run in world.visible(account, 100):
+            world.inflate(run["id"], "metadata", 200_000)
+    with EmulatorServer(world) as server:
+        summary = run_sync(load_settings(sync_env(world, server, db_path)), retry=FAST_RETRY)
+    assert summary.exit_code == 0, summary.lines()
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        sizes = con.execute("select count(*), min(length(metadata::varchar)) from raw.runs").fetchone()
+    assert sizes[0] == len(_visible_ids(world)) and sizes[1] >= 199_000
+
+
 def test_a_20_mb_output_and_a_3_mb_metadata_are_stored_as_marks_and_their_runs_load(
     world: World, sync, query: Query
 ) -> None:

@@ -15,12 +15,30 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.extract.hints import make_hints
 
 from pipelines.recoup.columnar import CheckedPage, assemble
 from pipelines.recoup.tables import ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
+LARGE_VALUE = 16_384  # bytes: free-form JSON values this large weigh on DuckDB's merge
+JSON_COLUMNS = [name for name, (_, kind) in TABLES["runs"].items() if kind == "json"]
+
+
+class LoadSize:
+    """How much large free-form JSON a sync hands to dlt, counted as batches pass."""
+
+    def __init__(self) -> None:
+        self.large_bytes = 0
+
+    def count(self, batch: pa.Table) -> None:
+        for name in JSON_COLUMNS:
+            if name in batch.column_names:
+                lengths = pc.binary_length(batch[name])
+                self.large_bytes += (
+                    pc.sum(pc.if_else(pc.greater_equal(lengths, LARGE_VALUE), lengths, 0)).as_py() or 0
+                )
 
 
 class _JsonAsText(logging.Filter):
@@ -56,7 +74,9 @@ def _answers(
         yield rows_to_answers(detail_rows, "retrieve")
 
 
-def to_tables(results: Iterable[Any], batch_runs: int = BATCH_RUNS) -> Iterator[Any]:
+def to_tables(
+    results: Iterable[Any], batch_runs: int = BATCH_RUNS, size: LoadSize | None = None
+) -> Iterator[Any]:
     """Account results as Arrow tables for every raw table, about `batch_runs` runs at a time."""
     pages: list[CheckedPage] = []
     list_rows: list[dict[str, Any]] = []
@@ -72,6 +92,8 @@ def to_tables(results: Iterable[Any], batch_runs: int = BATCH_RUNS) -> Iterator[
         for table, tables in parts.items():
             batch = pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
             if batch.num_rows:
+                if size is not None and table in ROOTS.values():
+                    size.count(batch)
                 yield dlt.mark.with_hints(batch, HINTS[table], create_table_variant=True)
 
     runs = 0
@@ -89,17 +111,18 @@ def to_tables(results: Iterable[Any], batch_runs: int = BATCH_RUNS) -> Iterator[
 
 
 @dlt.source(name="recoup")
-def recoup(results: Iterable[Any]) -> Any:
+def recoup(results: Iterable[Any], size: LoadSize | None = None) -> Any:
     """The runs of every account, merged on `id` into the raw tables.
 
     Args:
-        results: what `fetch_all` produced for each account (only new or changed runs carry
+        results: what the lists and the fetches by id produced (only new or changed runs carry
             rows), consumed as it arrives so that memory stays bounded.
+        size: counts the large JSON values handed over, for the load's memory budget.
     """
 
     # Every batch carries the hints of its own table (see HINTS), so the resource declares none.
     @dlt.resource(name="runs")
     def runs() -> Iterator[Any]:
-        yield from to_tables(results)
+        yield from to_tables(results, size=size)
 
     return runs
