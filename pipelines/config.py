@@ -31,6 +31,9 @@ class Settings:
     keep_private: bool
     lock_wait: float
     retry_attempts: int = 6
+    lake: str | None = None  # RECOUP_LAKE: a DuckLake catalog instead of the RECOUP_DB file
+    lake_data: str | None = None  # RECOUP_LAKE_DATA: the lake's data folder or s3:// prefix
+    lake_password: str | None = None  # sources.recoup.lake_password in .dlt/secrets.toml; never shown
 
     def __repr__(self) -> str:  # never show the key, even in a traceback
         return f"Settings(base_url={self.base_url!r}, accounts={len(self.accounts)}, db={str(self.db)!r})"
@@ -116,4 +119,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keep_private=keep in ("true", "1", "yes"),
         lock_wait=float(lock_wait),
         retry_attempts=_integer("retry_attempts", _lookup("retry_attempts", env), 6, 1),
+        **lake_settings(env),
     )
+
+
+def lake_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """RECOUP_LAKE, RECOUP_LAKE_DATA and the catalog password, checked (see pipelines/lake.py)."""
+    env = os.environ if env is None else env
+    lake = str(_lookup("lake", env) or "").strip() or None
+    data = str(_lookup("lake_data", env) or "").strip() or None
+    if lake and not data:
+        raise ConfigError("RECOUP_LAKE_DATA (a folder or s3://bucket/prefix) must be set with RECOUP_LAKE")
+    if lake and "'" in lake + data:
+        raise ConfigError("RECOUP_LAKE and RECOUP_LAKE_DATA cannot contain a single quote")
+    if data and "://" not in data:  # a local folder: absolute, so every reader finds the same files
+        data = str(Path(data).expanduser().resolve()) + "/"
+    password = _lookup("lake_password", env, secret=True) if lake else None
+    return {"lake": lake, "lake_data": data, "lake_password": str(password) if password else None}

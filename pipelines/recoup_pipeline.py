@@ -22,7 +22,7 @@ import httpx
 import pyarrow as pa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines import warehouse
+from pipelines import lake, warehouse
 from pipelines.config import Settings, load_settings
 from pipelines.models import ModelError, apply_models
 from pipelines.recoup import recoup
@@ -149,17 +149,21 @@ def run_sync(
     with RecoupClient(
         settings.base_url, settings.api_key, transport=transport, max_concurrency=settings.max_concurrency,
         max_rpm=settings.max_rpm, retry=retry or RetryPolicy(attempts=settings.retry_attempts),
-    ) as client, warehouse.sync_lock(paths, settings.lock_wait):  # fmt: skip
+    ) as client, warehouse.sync_lock(paths, settings.lock_wait), lake.lake_lock(settings) as lake_lock:  # fmt: skip
         own = not settings.accounts
         accounts = [client.fetch_own_account()] if own else settings.accounts
         log.info("syncing %d account(s) from %s into %s", len(accounts), client.base_url, settings.db)
         options = FetchOptions(settings.details, settings.keep_private)
-        warehouse.start_work_copy(paths)
+        lake.start_work(paths) if settings.lake else warehouse.start_work_copy(paths)  # lake: see pipelines/lake.py
         # One connection for the whole sync: opening the working copy again costs time, and
         # after a load it would first replay the load's log into memory.
-        with warehouse.connect(paths.work_db) as con:
+        with warehouse.connect(paths.work_db) as con, contextlib.ExitStack() as stack:
             warehouse.add_placeholders(con)
-            index = warehouse.read_index(con, str(options))
+            if settings.lake:
+                index, index_con = lake.read_index(settings, str(options))
+                stack.callback(index_con.close)
+            else:
+                index = warehouse.read_index(con, str(options))
             synced_at = datetime.now(UTC)
             progress = Progress(len(accounts))
 
@@ -183,15 +187,20 @@ def run_sync(
                 warehouse.prune_answers(con)
             warehouse.record_sync(con, synced_at, summary.results, str(options))
             _release_freed_memory()
-            warehouse.use_limits(con, warehouse.MODEL_LIMITS)
-            log.info("building models")
-            try:
-                apply_models(con, unless_unchanged=not loaded)
-            except ModelError as exc:
-                summary.model_error = str(exc)
-            con.execute("checkpoint")
-        log.info("publishing %s", settings.db)
-        warehouse.publish(paths)
+            if settings.lake:  # one lake snapshot: the changes and the models together
+                log.info("publishing into the lake")
+                summary.model_error = lake.publish_to_lake(con, settings, synced_at, summary.results, lake_lock)
+            else:
+                warehouse.use_limits(con, warehouse.MODEL_LIMITS)
+                log.info("building models")
+                try:
+                    apply_models(con, unless_unchanged=not loaded)
+                except ModelError as exc:
+                    summary.model_error = str(exc)
+                con.execute("checkpoint")
+        if not settings.lake:
+            log.info("publishing %s", settings.db)
+            warehouse.publish(paths)
         summary.requests, summary.retries = client.requests, client.retries
     summary.seconds = time.monotonic() - started
     return summary
@@ -228,7 +237,7 @@ def main() -> int:
         return 130
     for line in summary.lines():
         print(line)
-    print(f"warehouse: {settings.db}")
+    print(f"warehouse: {lake.describe(settings.lake) if settings.lake else settings.db}")
     return summary.exit_code
 
 

@@ -1,0 +1,405 @@
+"""The warehouse as a DuckLake (RECOUP_LAKE): a PostgreSQL catalog and Parquet data files.
+
+A sync loads this sync's changes with dlt into a private, empty DuckDB working file, as the
+file warehouse does; then one lake transaction deletes the changed runs (and their tags and
+attempts) by id, inserts them again, appends `sync_log`, replaces `list_pages` rows, rebuilds
+the models and commits. Readers see the previous snapshot or the new one, never a mix, and the
+commit writes what changed, not the history. DuckLake has no keys or ON CONFLICT, so the merge
+is explicit; a PostgreSQL advisory lock, held on a plain connection of its own, keeps writers
+one at a time across machines (a second waits up to RECOUP_LOCK_WAIT or gets LockHeld).
+
+Commands: `python -m pipelines.lake migrate [--from FILE]` moves a file warehouse into the lake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import filelock
+
+from pipelines import warehouse
+from pipelines.config import Settings, database_path, lake_settings
+from pipelines.models import SQL_DIR, ModelError, load_models
+from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
+from pipelines.recoup.fetch import AccountResult, Index
+from pipelines.recoup.settings import RAW_DATASET
+from pipelines.recoup.tables import ROOTS
+
+ALIAS = "lake"  # the lake's name inside the sync's own connection
+LOCK_KEY = 0x7265636F75700001  # pg advisory lock id of recoup-runs syncs ("recoup" + 1)
+FINGERPRINT = "intermediate.models_fingerprint"
+# Tables the sync writes besides dlt's raw tables; DuckLake takes no PRIMARY KEY or UNIQUE.
+SIDE_TABLES = {
+    "sync_log": "synced_at timestamptz, account_id varchar, runs_seen integer, runs_new integer, "
+    "runs_updated integer, runs_refreshed integer, runs_lost integer, possible_gap boolean, error varchar",
+    "lost_runs": "run_id varchar, lost_at timestamptz",
+    "list_pages": "account_id varchar, digest varchar, runs_listed integer, in_flight_listed varchar[], "
+    "stored_runs integer, options varchar, read_at timestamptz",
+}
+# What a read-only role needs in the catalog database (README, and the tests' fixture).
+READER_GRANTS = """
+    grant connect on database {database} to {reader};
+    grant usage on schema public to {reader};
+    grant select on all tables in schema public to {reader};
+    alter default privileges for role {owner} in schema public grant select on tables to {reader};
+"""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def describe(lake: str) -> str:
+    """The catalog without a password, for messages."""
+    kind, _, rest = lake.partition(":")
+    if kind != "postgres":
+        return lake
+    return "postgres " + " ".join(p for p in rest.split() if not p.lower().startswith("password="))
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, data: str | None = None) -> None:
+    """Loads ducklake and postgres (and httpfs for s3://) from their Python packages.
+
+    Extensions cannot be downloaded here: each is installed from the `duckdb-extension-*`
+    package into DuckDB's extension folder once, where analysts' DuckDB finds it too.
+    """
+    from duckdb_extensions import import_extension
+
+    names = ["ducklake", "postgres_scanner"] + (["httpfs"] if data and data.startswith("s3://") else [])
+    for name in names:
+        try:
+            con.execute(f"load {name}")
+        except duckdb.Error:
+            import_extension(name, con=con)
+            con.execute(f"load {name}")
+
+
+def _use_password(settings: Settings) -> None:
+    # libpq (psycopg's and DuckDB's postgres extension alike) reads PGPASSWORD at connect
+    # time; a password from .dlt/secrets.toml goes there, never into a string or a message.
+    if settings.lake_password and "PGPASSWORD" not in os.environ:
+        os.environ["PGPASSWORD"] = settings.lake_password
+
+
+def attach(con: duckdb.DuckDBPyConnection, settings: Settings, alias: str = ALIAS, read_only: bool = False) -> None:
+    """Attaches the lake to `con` as `alias`, creating it on first use."""
+    assert settings.lake and settings.lake_data
+    _use_password(settings)
+    load_extensions(con, settings.lake_data)
+    if "://" not in settings.lake_data:
+        Path(settings.lake_data).mkdir(parents=True, exist_ok=True)
+    options = f"data_path {_quote(settings.lake_data)}" + (", read_only" if read_only else "")
+    try:
+        con.execute(f"attach {_quote('ducklake:' + settings.lake)} as {alias} ({options})")
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0][:300]
+        raise RecoupError(f"cannot attach the lake ({describe(settings.lake)}): {first}") from None
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> None:
+    """Creates every raw table the sync and the models use, empty, if the lake lacks it."""
+    have = con.execute("select count(*) from duckdb_tables() where database_name = ? and schema_name = ?",
+                       [alias, RAW_DATASET]).fetchone()[0]  # fmt: skip
+    if have >= len(warehouse.RAW_TABLES) + len(SIDE_TABLES):
+        return
+    con.execute(f"create schema if not exists {alias}.{RAW_DATASET}")
+    tables = {**{t: ", ".join(f'"{c}" {k}' for c, k in cols.items()) for t, cols in warehouse.RAW_TABLES.items()},
+              **SIDE_TABLES}  # fmt: skip
+    for name, columns in tables.items():
+        con.execute(f"create table if not exists {alias}.{RAW_DATASET}.{name} ({columns})")
+
+
+class LakeLock:
+    """The one-writer-at-a-time lock of a lake; `check` proves it is still held."""
+
+    def __init__(self, connection: object | None = None) -> None:
+        self._connection = connection
+
+    def check(self) -> None:
+        if self._connection is None:
+            return
+        try:
+            self._connection.execute("select 1")  # the lock lives as long as this session
+        except Exception:
+            raise RecoupError("lost the connection that holds the lake lock; nothing committed") from None
+
+
+@contextmanager
+def lake_lock(settings: Settings) -> Iterator[LakeLock]:
+    """Holds the lake's writer lock (a no-op without RECOUP_LAKE); raises LockHeld after
+    RECOUP_LOCK_WAIT seconds. PostgreSQL frees the lock when the holder's session ends."""
+    if not settings.lake:
+        yield LakeLock()
+        return
+    kind, _, conninfo = settings.lake.partition(":")
+    if kind != "postgres":  # a local catalog file: a file lock beside it
+        lock = filelock.FileLock(f"{conninfo or settings.lake}.lock", timeout=max(0.0, settings.lock_wait))
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise LockHeld(f"another sync is writing the lake {describe(settings.lake)}; not starting") from None
+        try:
+            yield LakeLock()
+        finally:
+            lock.release()
+        return
+    import psycopg
+
+    _use_password(settings)
+    try:
+        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=15,
+                                     application_name="recoup-runs sync lock")  # fmt: skip
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise RecoupError(f"cannot reach the lake catalog ({describe(settings.lake)}): {first}") from None
+    with connection:
+        deadline = time.monotonic() + settings.lock_wait
+        while not connection.execute("select pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0]:
+            if time.monotonic() >= deadline:
+                raise LockHeld(f"another sync is writing the lake {describe(settings.lake)}; not starting")
+            time.sleep(0.2)
+        yield LakeLock(connection)  # closing the session releases the lock
+
+
+def start_work(paths: warehouse.Paths) -> None:
+    """An empty working folder: dlt loads only this sync's changes there."""
+    shutil.rmtree(paths.work, ignore_errors=True)
+    paths.work.mkdir(parents=True)
+
+
+class _InLake:
+    """A connection whose cursors, too, read the lake's tables by their unqualified names."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._con, name)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self._con.cursor()
+        cursor.execute(f"use {ALIAS}")
+        return cursor
+
+
+def read_index(settings: Settings, options: str) -> tuple[Index, duckdb.DuckDBPyConnection]:
+    """What the lake holds (see `warehouse.read_index`), read from its current snapshot;
+    creates the lake's tables on first use.
+
+    Returns the index and the connection it reads lazily from; close it after the sync.
+    """
+    con = duckdb.connect()
+    try:
+        attach(con, settings)
+        ensure_tables(con)
+        con.execute(f"use {ALIAS}")
+        return warehouse.read_index(_InLake(con), options), con  # type: ignore[arg-type]
+    except BaseException:
+        con.close()
+        raise
+
+
+def _work_tables(con: duckdb.DuckDBPyConnection, work: str) -> dict[str, str]:
+    rows = con.execute(
+        "select table_name, table_type from information_schema.tables where table_catalog = ? and table_schema = ?",
+        [work, RAW_DATASET],
+    ).fetchall()
+    return dict(rows)
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, work: str, table: str) -> None:
+    """A column dlt added in the working file (a new API field) is added to the lake table too."""
+    columns = """select column_name, data_type from information_schema.columns
+                 where table_catalog = ? and table_schema = ? and table_name = ?"""
+    have = dict(con.execute(columns, [ALIAS, RAW_DATASET, table]).fetchall())
+    for name, kind in con.execute(columns, [work, RAW_DATASET, table]).fetchall():
+        if name not in have:
+            con.execute(f'alter table {ALIAS}.{RAW_DATASET}.{table} add column "{name}" {kind}')
+
+
+def merge_changes(con: duckdb.DuckDBPyConnection, work: str, results: list[AccountResult]) -> bool:
+    """Merges the working file's raw rows into the lake; returns whether any run changed."""
+    tables = _work_tables(con, work)
+    raw, lake = f"{work}.{RAW_DATASET}", f"{ALIAS}.{RAW_DATASET}"
+    changed = False
+    for root in ROOTS.values():
+        if tables.get(root) != "BASE TABLE":
+            continue  # a stand-in view: dlt loaded nothing of this kind
+        ids = f"select id from {raw}.{root}"
+        answers = f"select observation_id from {raw}.{root}"
+        for child in ("tags", "attempts"):
+            con.execute(f"delete from {lake}.{root}__{child} where run_id in ({ids})")
+        deleted = con.execute(f"delete from {lake}.{root} where id in ({ids})").fetchone()[0]
+        _add_new_columns(con, work, root)
+        inserted = con.execute(f"insert into {lake}.{root} by name select * from {raw}.{root}").fetchone()[0]
+        changed = changed or bool(deleted or inserted)
+        for child in ("tags", "attempts"):
+            if tables.get(f"{root}__{child}") == "BASE TABLE":
+                _add_new_columns(con, work, f"{root}__{child}")
+                # Only the children of the answer that won (a run answered twice in one load).
+                con.execute(f"""insert into {lake}.{root}__{child} by name select * from {raw}.{root}__{child}
+                                where observation_id in ({answers})""")  # fmt: skip
+    con.execute(f"insert into {lake}.sync_log by name select * from {raw}.sync_log")
+    con.execute(f"""insert into {lake}.lost_runs by name select * from {raw}.lost_runs
+                    where run_id not in (select run_id from {lake}.lost_runs)""")  # fmt: skip
+    rewritten = [r.account for r in results if not (r.ok and r.unchanged_page)]
+    if rewritten:  # as record_sync does in the file, with the lake's own count of stored runs
+        con.execute(f"delete from {lake}.list_pages where list_contains(?, account_id)", [rewritten])
+        con.execute(f"""
+            insert into {lake}.list_pages
+            select p.account_id, p.digest, p.runs_listed, p.in_flight_listed,
+                   (select count(*) from {lake}.runs r where r.account_id = p.account_id), p.options, p.read_at
+            from {raw}.list_pages p
+        """)
+    return changed
+
+
+def _fingerprint() -> str:
+    return hashlib.sha256(
+        "\n".join(f"{m.name}\n{m.kind}\n{m.sql}" for m in load_models()).encode()
+    ).hexdigest()
+
+
+def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> None:
+    """The models of `sql/`, rebuilt in the lake inside the caller's transaction.
+
+    The same SQL as the file warehouse (`pipelines.models`), run with the lake as the current
+    database so that `raw.*` and the models' own names resolve there.
+    """
+    con.execute(f"use {ALIAS}")
+    models = load_models(sql_dir)
+    for schema in {m.schema for m in models}:
+        con.execute(f"create schema if not exists {schema}")
+    for model in models:
+        try:
+            con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0]
+            raise ModelError(f"{model.path.relative_to(sql_dir.parent)}: {message}") from None
+    con.execute(f"create or replace table {FINGERPRINT} as select ? as fingerprint", [_fingerprint()])
+
+
+def _models_current(con: duckdb.DuckDBPyConnection) -> bool:
+    try:
+        row = con.execute(f"select fingerprint from {ALIAS}.{FINGERPRINT}").fetchone()
+    except duckdb.CatalogException:
+        return False
+    return bool(row) and row[0] == _fingerprint()
+
+
+def publish_to_lake(
+    work_con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    synced_at: datetime,
+    results: list[AccountResult],
+    lock: LakeLock | None = None,
+) -> str | None:
+    """Merges this sync's changes and the rebuilt models into the lake as one snapshot.
+
+    A model that fails to build is reported (returned) and the raw changes are committed
+    alone, as the file warehouse keeps loading when a model breaks.
+
+    Args:
+        work_con: the connection of the working file that dlt and `record_sync` wrote.
+        synced_at: when the sync started (for messages; the rows carry it already).
+    """
+    work = work_con.execute("select current_database()").fetchone()[0]
+    attach(work_con, settings)
+    warehouse.use_limits(work_con, warehouse.MODEL_LIMITS)
+    try:
+        ensure_tables(work_con)
+        error = None
+        for with_models in (True, False):
+            work_con.execute("begin transaction")
+            try:
+                changed = merge_changes(work_con, work, results)
+                if with_models and (changed or not _models_current(work_con)):
+                    build_models(work_con)
+                (lock or LakeLock()).check()
+                work_con.execute("commit")
+                return error
+            except ModelError as exc:
+                work_con.execute("rollback")
+                error = str(exc)
+            except BaseException:
+                work_con.execute("rollback")
+                raise
+            finally:
+                work_con.execute(f"use {work}")
+        raise AssertionError("unreachable")  # the second pass builds no model
+    finally:
+        work_con.execute(f"detach {ALIAS}")
+
+
+def _migrate(settings: Settings, source: Path) -> dict[str, int]:
+    """Copies every raw table of a file warehouse into an empty lake and builds the models."""
+    with lake_lock(settings) as lock, duckdb.connect() as con:
+        warehouse.use_limits(con, warehouse.MODEL_LIMITS)
+        con.execute(f"attach {_quote(str(source))} as source (read_only)")
+        attach(con, settings)
+        ensure_tables(con)
+        if con.execute(f"select count(*) from {ALIAS}.{RAW_DATASET}.runs").fetchone()[0]:
+            raise ConfigError(f"the lake {describe(settings.lake or '')} already holds runs; not migrating")
+        tables = _work_tables(con, "source")
+        counts = {}
+        con.execute("begin transaction")
+        try:
+            for table, kind in sorted(tables.items()):
+                if kind != "BASE TABLE":
+                    continue  # a stand-in: the lake has a real empty table
+                if table in warehouse.RAW_TABLES or table in SIDE_TABLES:
+                    con.execute(f"delete from {ALIAS}.{RAW_DATASET}.{table}")  # empty unless list_pages
+                    _add_new_columns(con, "source", table)
+                    con.execute(f"insert into {ALIAS}.{RAW_DATASET}.{table} by name "
+                                f"select * from source.{RAW_DATASET}.{table}")  # fmt: skip
+                else:  # dlt's own tables, kept as they are
+                    con.execute(f"create or replace table {ALIAS}.{RAW_DATASET}.{table} as "
+                                f"select * from source.{RAW_DATASET}.{table}")  # fmt: skip
+                counts[table] = con.execute(f"select count(*) from {ALIAS}.{RAW_DATASET}.{table}").fetchone()[0]
+            build_models(con)
+            lock.check()
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipelines.lake migrate`: moves the RECOUP_DB file warehouse into RECOUP_LAKE."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.lake", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    migrate = commands.add_parser("migrate", help="copy a file warehouse into an empty lake, losing nothing")
+    migrate.add_argument("--from", dest="source", type=Path, help="the DuckDB file (default: RECOUP_DB)")
+    args = parser.parse_args(argv)
+    try:
+        values = lake_settings()
+        if not values["lake"]:
+            raise ConfigError("RECOUP_LAKE is not set: nothing to migrate into")
+        source = args.source or database_path()
+        if not source.exists():
+            raise ConfigError(f"no warehouse at {source}")
+        settings = Settings(api_key="", base_url="", accounts=[], db=source, max_concurrency=1, max_rpm=0,
+                            details="all", keep_private=False, lock_wait=60.0, **values)  # fmt: skip
+        counts = _migrate(settings, source)
+    except (RecoupError, duckdb.Error) as exc:
+        print(f"migrate: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+        return 75 if isinstance(exc, LockHeld) else 2 if isinstance(exc, ConfigError) else 1
+    for table, rows in counts.items():
+        print(f"{RAW_DATASET}.{table}: {rows} rows")
+    print(f"migrate: {source} is now in the lake {describe(values['lake'])}; models built")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
