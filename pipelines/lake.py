@@ -91,7 +91,9 @@ def _use_password(settings: Settings) -> None:
         os.environ["PGPASSWORD"] = settings.lake_password
 
 
-def attach(con: duckdb.DuckDBPyConnection, settings: Settings, alias: str = ALIAS, read_only: bool = False) -> None:
+def attach(
+    con: duckdb.DuckDBPyConnection, settings: Settings, alias: str = ALIAS, read_only: bool = False
+) -> None:
     """Attaches the lake to `con` as `alias`, creating it on first use."""
     assert settings.lake and settings.lake_data
     _use_password(settings)
@@ -147,7 +149,9 @@ def lake_lock(settings: Settings) -> Iterator[LakeLock]:
         try:
             lock.acquire()
         except filelock.Timeout:
-            raise LockHeld(f"another sync is writing the lake {describe(settings.lake)}; not starting") from None
+            raise LockHeld(
+                f"another sync is writing the lake {describe(settings.lake)}; not starting"
+            ) from None
         try:
             yield LakeLock()
         finally:
@@ -365,7 +369,8 @@ def _migrate(settings: Settings, source: Path) -> dict[str, int]:
                 else:  # dlt's own tables, kept as they are
                     con.execute(f"create or replace table {ALIAS}.{RAW_DATASET}.{table} as "
                                 f"select * from source.{RAW_DATASET}.{table}")  # fmt: skip
-                counts[table] = con.execute(f"select count(*) from {ALIAS}.{RAW_DATASET}.{table}").fetchone()[0]
+                count = f"select count(*) from {ALIAS}.{RAW_DATASET}.{table}"
+                counts[table] = con.execute(count).fetchone()[0]
             build_models(con)
             lock.check()
             con.execute("commit")

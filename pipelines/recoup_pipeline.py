@@ -154,7 +154,10 @@ def run_sync(
         accounts = [client.fetch_own_account()] if own else settings.accounts
         log.info("syncing %d account(s) from %s into %s", len(accounts), client.base_url, settings.db)
         options = FetchOptions(settings.details, settings.keep_private)
-        lake.start_work(paths) if settings.lake else warehouse.start_work_copy(paths)  # lake: see pipelines/lake.py
+        if settings.lake:  # a DuckLake: see pipelines/lake.py
+            lake.start_work(paths)
+        else:
+            warehouse.start_work_copy(paths)
         # One connection for the whole sync: opening the working copy again costs time, and
         # after a load it would first replay the load's log into memory.
         with warehouse.connect(paths.work_db) as con, contextlib.ExitStack() as stack:
@@ -189,7 +192,8 @@ def run_sync(
             _release_freed_memory()
             if settings.lake:  # one lake snapshot: the changes and the models together
                 log.info("publishing into the lake")
-                summary.model_error = lake.publish_to_lake(con, settings, synced_at, summary.results, lake_lock)
+                published = lake.publish_to_lake(con, settings, synced_at, summary.results, lake_lock)
+                summary.model_error = published
             else:
                 warehouse.use_limits(con, warehouse.MODEL_LIMITS)
                 log.info("building models")
