@@ -91,9 +91,17 @@ class PostgresCluster:
         import socket
         import tempfile
 
-        self.initdb, self.pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+        # Debian keeps them out of PATH, in /usr/lib/postgresql/<version>/bin.
+        folders = [
+            os.environ.get("PATH", ""),
+            *sorted(map(str, Path("/usr/lib/postgresql").glob("*/bin")), reverse=True),
+        ]
+        self.initdb, self.pg_ctl = (
+            shutil.which(tool, path=os.pathsep.join(folders)) for tool in ("initdb", "pg_ctl")
+        )
         if not (self.initdb and self.pg_ctl):
-            pytest.skip("PostgreSQL is not installed (initdb and pg_ctl not on PATH): DuckLake tests skipped")
+            pytest.skip("PostgreSQL is not installed (no initdb and pg_ctl on PATH or in /usr/lib/postgresql): "
+                        "DuckLake tests skipped")  # fmt: skip
         self.folder = Path(tempfile.mkdtemp(prefix="recoup-pg-"))
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
