@@ -8,7 +8,8 @@ commit writes what changed, not the history. DuckLake has no keys or ON CONFLICT
 is explicit; a PostgreSQL advisory lock, held on a plain connection of its own, keeps writers
 one at a time across machines (a second waits up to RECOUP_LOCK_WAIT or gets LockHeld).
 
-Commands: `python -m pipelines.lake migrate [--from FILE]` moves a file warehouse into the lake.
+Commands: `python -m pipelines.lake migrate [--from FILE]` moves a file warehouse into the lake;
+`python -m pipelines.lake install-extensions` puts the extensions where any DuckDB 1.5.5 finds them.
 """
 
 from __future__ import annotations
@@ -345,6 +346,45 @@ def publish_to_lake(
         work_con.execute(f"detach {ALIAS}")
 
 
+def lake_only_settings(lock_wait: float = 60.0) -> Settings:
+    """The lake's settings alone, for the commands that need no API key."""
+    values = lake_settings()
+    if not values["lake"]:
+        raise ConfigError("RECOUP_LAKE is not set")
+    return Settings(api_key="", base_url="", accounts=[], db=database_path(), max_concurrency=1, max_rpm=0,
+                    details="all", keep_private=False, lock_wait=lock_wait, **values)  # fmt: skip
+
+
+def connect_reader(alias: str = "recoup") -> duckdb.DuckDBPyConnection:
+    """A read-only connection to RECOUP_LAKE with the lake as its current database (`make report`)."""
+    con = duckdb.connect()
+    attach(con, lake_only_settings(), alias=alias, read_only=True)
+    con.execute(f"use {alias}")
+    return con
+
+
+def rebuild_models() -> int:
+    """`make models` with RECOUP_LAKE: rebuilds the models in one lake snapshot, under the lock."""
+    try:
+        settings = lake_only_settings()
+        with lake_lock(settings) as lock, duckdb.connect() as con:
+            attach(con, settings)
+            ensure_tables(con)
+            con.execute("begin transaction")
+            try:
+                build_models(con)
+                lock.check()
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+    except (RecoupError, duckdb.Error) as exc:
+        print(f"models: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+        return 75 if isinstance(exc, LockHeld) else 1
+    print(f"models: built {len(load_models())} models in the lake {describe(settings.lake or '')}")
+    return 0
+
+
 def _migrate(settings: Settings, source: Path) -> dict[str, int]:
     """Copies every raw table of a file warehouse into an empty lake and builds the models."""
     with lake_lock(settings) as lock, duckdb.connect() as con:
@@ -386,23 +426,30 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     migrate = commands.add_parser("migrate", help="copy a file warehouse into an empty lake, losing nothing")
     migrate.add_argument("--from", dest="source", type=Path, help="the DuckDB file (default: RECOUP_DB)")
+    commands.add_parser(
+        "install-extensions", help="install ducklake and postgres for DuckDB from their packages"
+    )
     args = parser.parse_args(argv)
+    if args.command == "install-extensions":
+        with duckdb.connect() as con:
+            load_extensions(con, "s3://")
+            folder = con.execute(
+                "select install_path from duckdb_extensions() where extension_name = 'ducklake'"
+            )
+            print(f"extensions: ducklake, postgres_scanner, httpfs in {Path(folder.fetchone()[0]).parent}")
+        return 0
     try:
-        values = lake_settings()
-        if not values["lake"]:
-            raise ConfigError("RECOUP_LAKE is not set: nothing to migrate into")
-        source = args.source or database_path()
+        settings = lake_only_settings()
+        source = args.source or settings.db
         if not source.exists():
             raise ConfigError(f"no warehouse at {source}")
-        settings = Settings(api_key="", base_url="", accounts=[], db=source, max_concurrency=1, max_rpm=0,
-                            details="all", keep_private=False, lock_wait=60.0, **values)  # fmt: skip
         counts = _migrate(settings, source)
     except (RecoupError, duckdb.Error) as exc:
         print(f"migrate: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
         return 75 if isinstance(exc, LockHeld) else 2 if isinstance(exc, ConfigError) else 1
     for table, rows in counts.items():
         print(f"{RAW_DATASET}.{table}: {rows} rows")
-    print(f"migrate: {source} is now in the lake {describe(values['lake'])}; models built")
+    print(f"migrate: {source} is now in the lake {describe(settings.lake or '')}; models built")
     return 0
 
 

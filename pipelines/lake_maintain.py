@@ -16,8 +16,8 @@ import time
 import duckdb
 
 from pipelines import warehouse
-from pipelines.config import Settings, _integer, _lookup, database_path, lake_settings
-from pipelines.lake import ALIAS, attach, describe, lake_lock
+from pipelines.config import Settings, _integer, _lookup
+from pipelines.lake import ALIAS, attach, describe, lake_lock, lake_only_settings
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 
 # Files a crashed sync wrote but never committed are deleted once this old.
@@ -50,21 +50,17 @@ def maintain(settings: Settings, keep_days: int) -> list[tuple[str, float]]:
 def main() -> int:
     """`make maintain` (`recoup maintain`): exit 0 done, 2 no lake configured, 75 a sync is writing."""
     try:
-        values = lake_settings()
-        if not values["lake"]:
-            raise ConfigError("RECOUP_LAKE is not set: maintenance is for a DuckLake warehouse")
         keep_days = _integer("lake_keep_days", _lookup("lake_keep_days", os.environ), 7, 0)
         # A sync holds the lock for seconds: wait for it rather than skip the maintenance.
         wait = max(float(_integer("lock_wait", _lookup("lock_wait", os.environ), 0, 0)), LOCK_WAIT)
-        settings = Settings(api_key="", base_url="", accounts=[], db=database_path(), max_concurrency=1,
-                            max_rpm=0, details="all", keep_private=False, lock_wait=wait, **values)  # fmt: skip
+        settings = lake_only_settings(wait)
         timings = maintain(settings, keep_days)
     except (RecoupError, duckdb.Error) as exc:
         print(f"maintain: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
         return 75 if isinstance(exc, LockHeld) else 2 if isinstance(exc, ConfigError) else 1
     for name, seconds in timings:
         print(f"maintain: {name}: {seconds:.1f} s")
-    print(f"maintain: {describe(values['lake'])}: snapshots older than {keep_days} days expired")
+    print(f"maintain: {describe(settings.lake or '')}: snapshots older than {keep_days} days expired")
     return 0
 
 

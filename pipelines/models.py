@@ -11,6 +11,7 @@ its file name and DuckDB's message.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -116,6 +117,10 @@ def apply_models(
 
 def main() -> int:
     """`make models`: rebuild the models of RECOUP_DB, published like a sync publishes."""
+    if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake.py
+        from pipelines.lake import rebuild_models
+
+        return rebuild_models()
     paths = warehouse.Paths(database_path())
     if not paths.db.exists():
         print(f"models: no warehouse at {paths.db}; run `make sync` (or `make demo`) first", file=sys.stderr)

@@ -375,6 +375,20 @@ def test_maintenance_changes_no_query_result_while_readers_read(
     assert lake_sync().exit_code == 0, "the lake still takes syncs"
 
 
+def test_make_models_and_make_report_use_the_lake(
+    lake_env: dict[str, str], lake_sync, tmp_path: Path
+) -> None:
+    assert lake_sync().exit_code == 0
+    env = {**lake_env, "RECOUP_DB": str(tmp_path / "nowhere" / "recoup.duckdb")}
+    done = run_cli(env, "pipelines.models")
+    assert done.returncode == 0 and "in the lake" in done.stdout, done.stderr
+    done = run_cli({**env, "RECOUP_REPORTS_DIR": str(tmp_path / "reports")}, "pipelines.report")
+    assert done.returncode == 0, done.stderr
+    (summary,) = (tmp_path / "reports").glob("*/summary.md")
+    assert "Total cost" in summary.read_text()
+    assert not (tmp_path / "nowhere").exists(), "the file warehouse was never touched"
+
+
 # -- migration -------------------------------------------------------------------------------------
 
 
