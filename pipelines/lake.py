@@ -39,6 +39,7 @@ from pipelines.recoup.tables import ROOTS
 ALIAS = "lake"  # the lake's name inside the sync's own connection
 LOCK_KEY = 0x7265636F75700001  # pg advisory lock id of recoup-runs syncs ("recoup" + 1)
 FINGERPRINT = "intermediate.models_fingerprint"
+ROW_GROUP_ROWS = 10_000
 # Tables the sync writes besides dlt's raw tables; DuckLake takes no PRIMARY KEY or UNIQUE.
 SIDE_TABLES = {
     "sync_log": "synced_at timestamptz, account_id varchar, runs_seen integer, runs_new integer, "
@@ -115,6 +116,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> None:
                        [alias, RAW_DATASET]).fetchone()[0]  # fmt: skip
     if have >= len(warehouse.RAW_TABLES) + len(SIDE_TABLES):
         return
+    # DuckLake holds a whole Parquet row group in memory while it writes one, and cannot spill
+    # it: 10,000 rows keep a first sync of ~100k runs within the 64 MB the sync allows itself.
+    con.execute(f"call {alias}.set_option('parquet_row_group_size', {ROW_GROUP_ROWS})")
     con.execute(f"create schema if not exists {alias}.{RAW_DATASET}")
     tables = {**{t: ", ".join(f'"{c}" {k}' for c, k in cols.items()) for t, cols in warehouse.RAW_TABLES.items()},
               **SIDE_TABLES}  # fmt: skip
