@@ -15,7 +15,6 @@ Commands: `python -m pipelines.lake migrate [--from FILE]` moves a file warehous
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import sys
@@ -30,7 +29,7 @@ import filelock
 
 from pipelines import warehouse
 from pipelines.config import Settings, database_path, lake_settings
-from pipelines.models import SQL_DIR, ModelError, load_models
+from pipelines.models import ModelError, apply_models, load_models
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 from pipelines.recoup.fetch import AccountResult, Index
 from pipelines.recoup.settings import RAW_DATASET
@@ -38,7 +37,6 @@ from pipelines.recoup.tables import ROOTS
 
 ALIAS = "lake"  # the lake's name inside the sync's own connection
 LOCK_KEY = 0x7265636F75700001  # pg advisory lock id of recoup-runs syncs ("recoup" + 1)
-FINGERPRINT = "intermediate.models_fingerprint"
 ROW_GROUP_ROWS = 10_000
 # Tables the sync writes besides dlt's raw tables; DuckLake takes no PRIMARY KEY or UNIQUE.
 SIDE_TABLES = {
@@ -273,37 +271,34 @@ def merge_changes(con: duckdb.DuckDBPyConnection, work: str, results: list[Accou
     return changed
 
 
-def _fingerprint() -> str:
-    return hashlib.sha256(
-        "\n".join(f"{m.name}\n{m.kind}\n{m.sql}" for m in load_models()).encode()
-    ).hexdigest()
+class _InTransaction:
+    """A connection on which `begin`, `commit` and `rollback` do nothing.
+
+    `apply_models` brackets its work in a transaction of its own; in the lake it runs inside
+    the sync's one transaction, which only the caller begins and ends.
+    """
+
+    _OWN = frozenset({"begin transaction", "commit", "rollback"})
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._con, name)
+
+    def execute(self, sql: str, *args: object) -> duckdb.DuckDBPyConnection:
+        if sql.strip().lower() in self._OWN:
+            return self._con
+        return self._con.execute(sql, *args)
 
 
-def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> None:
-    """The models of `sql/`, rebuilt in the lake inside the caller's transaction.
-
-    The same SQL as the file warehouse (`pipelines.models`), run with the lake as the current
-    database so that `raw.*` and the models' own names resolve there.
+def build_models(con: duckdb.DuckDBPyConnection, changed: bool = True) -> None:
+    """The models of `sql/`, built by `pipelines.models.apply_models` with the lake as the
+    current database (so `raw.*` and the models' names resolve there), inside the caller's
+    transaction. Skipped when no run changed and the models are the ones already built.
     """
     con.execute(f"use {ALIAS}")
-    models = load_models(sql_dir)
-    for schema in {m.schema for m in models}:
-        con.execute(f"create schema if not exists {schema}")
-    for model in models:
-        try:
-            con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
-        except duckdb.Error as exc:
-            message = str(exc).splitlines()[0]
-            raise ModelError(f"{model.path.relative_to(sql_dir.parent)}: {message}") from None
-    con.execute(f"create or replace table {FINGERPRINT} as select ? as fingerprint", [_fingerprint()])
-
-
-def _models_current(con: duckdb.DuckDBPyConnection) -> bool:
-    try:
-        row = con.execute(f"select fingerprint from {ALIAS}.{FINGERPRINT}").fetchone()
-    except duckdb.CatalogException:
-        return False
-    return bool(row) and row[0] == _fingerprint()
+    apply_models(_InTransaction(con), unless_unchanged=not changed)  # type: ignore[arg-type]
 
 
 def publish_to_lake(
@@ -332,8 +327,8 @@ def publish_to_lake(
             work_con.execute("begin transaction")
             try:
                 changed = merge_changes(work_con, work, results)
-                if with_models and (changed or not _models_current(work_con)):
-                    build_models(work_con)
+                if with_models:
+                    build_models(work_con, changed)
                 (lock or LakeLock()).check()
                 work_con.execute("commit")
                 return error

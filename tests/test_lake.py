@@ -193,11 +193,11 @@ def test_control_a_commit_split_between_raw_and_models_is_seen_by_readers(
     models (as loading statement by statement would) shows runs the models do not have yet."""
     build = lake.build_models
 
-    def split_commit(con: duckdb.DuckDBPyConnection) -> None:
+    def split_commit(con: duckdb.DuckDBPyConnection, changed: bool = True) -> None:
         con.execute("commit")
         time.sleep(0.5)
         con.execute("begin transaction")
-        build(con)
+        build(con, changed)
 
     monkeypatch.setattr(lake, "build_models", split_commit)
     answers = _poll_during_syncs(world, lake_env, lake_sync, tmp_path, rounds=3)
