@@ -262,7 +262,8 @@ def test_control_without_the_lock_two_syncs_do_not_leave_a_clean_lake(
 ) -> None:
     world.latency = 0.2
     codes = _two_machines(world, emulator, tmp_path, lake_env, locked=False)
-    assert codes != [0, 0] or not _clean(world, lake_env), "without the lock both wrote the same runs"
+    state = lake_query(lake_env, CONSISTENT)[0]
+    assert codes != [0, 0] or not _clean(world, lake_env), f"without the lock: exits {codes}, counts {state}"
 
 
 def test_a_second_sync_exits_75_while_another_holds_the_lake_or_waits_when_asked(
@@ -282,6 +283,63 @@ def test_a_second_sync_exits_75_while_another_holds_the_lake_or_waits_when_asked
     assert done.returncode == 0, done.stderr
     assert released and lake_query(lake_env, "select count(*) from analytics.runs")[0][0] > 0
     assert PG_PASSWORD not in done.stdout + done.stderr
+
+
+def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
+    world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As with the file: the runs keep flowing, the previous models stay, the sync says so."""
+    import shutil
+
+    from pipelines import models
+
+    assert lake_sync().exit_code == 0
+    broken = tmp_path / "sql"
+    shutil.copytree(models.SQL_DIR, broken)
+    (broken / "marts" / "daily_cost.sql").write_text("select * from no_such_table")
+
+    def build_broken(con: duckdb.DuckDBPyConnection, changed: bool = True) -> None:
+        con.execute(f"use {lake.ALIAS}")
+        models.apply_models(lake._InTransaction(con), sql_dir=broken)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lake, "build_models", build_broken)
+    _upstream_moves_on(world, 0)
+    summary = lake_sync()
+    assert summary.exit_code == 1 and "daily_cost.sql" in (summary.model_error or "")
+    raw, modelled = lake_query(
+        lake_env, "select (select count(*) from raw.runs), (select count(*) from analytics.runs)"
+    )[0]
+    assert raw == modelled + 3, "the new runs are stored; the models are the previous ones"
+
+
+def test_a_password_from_dlt_secrets_reaches_the_catalog_and_is_stored_nowhere(
+    world: World,
+    emulator: EmulatorServer,
+    tmp_path: Path,
+    lake_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PGPASSWORD")
+    env = {k: v for k, v in lake_env.items() if k != "PGPASSWORD"}
+    env = sync_env(world, emulator, tmp_path / "a" / "recoup.duckdb", **env)
+    without = run_cli(env)
+    assert without.returncode == 1 and "cannot reach the lake catalog" in without.stderr
+    done = run_cli({**env, "SOURCES__RECOUP__LAKE_PASSWORD": PG_PASSWORD})
+    assert done.returncode == 0, done.stderr
+    assert PG_PASSWORD not in done.stdout + done.stderr + without.stdout + without.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert PG_PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_without_postgresql_the_lake_tests_are_skipped_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL is not installed"):
+        PostgresCluster()
 
 
 # -- crash safety ----------------------------------------------------------------------------------
