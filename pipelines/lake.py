@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import filelock
+import psycopg
 
 from pipelines import warehouse
 from pipelines.config import Settings, database_path, lake_settings
@@ -146,22 +146,7 @@ def lake_lock(settings: Settings) -> Iterator[LakeLock]:
     if not settings.lake:
         yield LakeLock()
         return
-    kind, _, conninfo = settings.lake.partition(":")
-    if kind != "postgres":  # a local catalog file: a file lock beside it
-        lock = filelock.FileLock(f"{conninfo or settings.lake}.lock", timeout=max(0.0, settings.lock_wait))
-        try:
-            lock.acquire()
-        except filelock.Timeout:
-            raise LockHeld(
-                f"another sync is writing the lake {describe(settings.lake)}; not starting"
-            ) from None
-        try:
-            yield LakeLock()
-        finally:
-            lock.release()
-        return
-    import psycopg
-
+    conninfo = settings.lake.removeprefix("postgres:")
     _use_password(settings)
     try:
         connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=15,

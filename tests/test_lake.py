@@ -332,6 +332,20 @@ def test_a_password_from_dlt_secrets_reaches_the_catalog_and_is_stored_nowhere(
             assert PG_PASSWORD.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.parametrize(
+    ("lake_vars", "message"),
+    [
+        ({"RECOUP_LAKE": "postgres:dbname=x"}, "RECOUP_LAKE_DATA .* must be set"),
+        ({"RECOUP_LAKE": "metadata.ducklake", "RECOUP_LAKE_DATA": "/d"}, "must be a PostgreSQL catalog"),
+    ],
+)
+def test_lake_settings_are_checked(lake_vars: dict[str, str], message: str) -> None:
+    from pipelines.recoup.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_settings({"RECOUP_API_KEY": "recoup_sk_x", **lake_vars})
+
+
 def test_without_postgresql_the_lake_tests_are_skipped_with_the_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
