@@ -124,7 +124,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def lake_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """RECOUP_LAKE, RECOUP_LAKE_DATA and the catalog password, checked (see pipelines/lake.py)."""
+    """RECOUP_LAKE, RECOUP_LAKE_DATA and the catalog password, checked (see pipelines/lake/)."""
     env = os.environ if env is None else env
     lake = str(_lookup("lake", env) or "").strip() or None
     data = str(_lookup("lake_data", env) or "").strip() or None

@@ -17,7 +17,8 @@ import duckdb
 
 from pipelines import warehouse
 from pipelines.config import Settings, _integer, _lookup
-from pipelines.lake import ALIAS, attach, describe, lake_lock, lake_only_settings
+from pipelines.lake import ALIAS, attach, describe, lake_lock
+from pipelines.lake.commands import lake_only_settings
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 
 # Files a crashed sync wrote but never committed are deleted once this old.

@@ -117,8 +117,8 @@ def apply_models(
 
 def main() -> int:
     """`make models`: rebuild the models of RECOUP_DB, published like a sync publishes."""
-    if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake.py
-        from pipelines.lake import rebuild_models
+    if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake/
+        from pipelines.lake.commands import rebuild_models
 
         return rebuild_models()
     paths = warehouse.Paths(database_path())

@@ -154,7 +154,7 @@ def run_sync(
         accounts = [client.fetch_own_account()] if own else settings.accounts
         log.info("syncing %d account(s) from %s into %s", len(accounts), client.base_url, settings.db)
         options = FetchOptions(settings.details, settings.keep_private)
-        if settings.lake:  # a DuckLake: see pipelines/lake.py
+        if settings.lake:  # a DuckLake: see pipelines/lake/
             lake.start_work(paths)
         else:
             warehouse.start_work_copy(paths)

@@ -102,8 +102,8 @@ class ReportError(Exception):
 
 def read_tables(db: Path, start: date, end: date) -> list[Table]:
     """Runs every report query over the period [start, end] (UTC days, inclusive)."""
-    if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake.py
-        from pipelines.lake import connect_reader
+    if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake/
+        from pipelines.lake.commands import connect_reader
 
         try:
             con = connect_reader()

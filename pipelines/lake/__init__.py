@@ -8,16 +8,14 @@ commit writes what changed, not the history. DuckLake has no keys or ON CONFLICT
 is explicit; a PostgreSQL advisory lock, held on a plain connection of its own, keeps writers
 one at a time across machines (a second waits up to RECOUP_LOCK_WAIT or gets LockHeld).
 
-Commands: `python -m pipelines.lake migrate [--from FILE]` moves a file warehouse into the lake;
-`python -m pipelines.lake install-extensions` puts the extensions where any DuckDB 1.5.5 finds them.
+The lake's commands (migrate a file warehouse, install the extensions, `make models` and the
+report's reader) are in `commands.py`; `make maintain` is `pipelines/lake_maintain.py`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +26,9 @@ import duckdb
 import psycopg
 
 from pipelines import warehouse
-from pipelines.config import Settings, database_path, lake_settings
-from pipelines.models import ModelError, apply_models, load_models
-from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
+from pipelines.config import Settings
+from pipelines.models import ModelError, apply_models
+from pipelines.recoup.errors import LockHeld, RecoupError
 from pipelines.recoup.fetch import AccountResult, Index
 from pipelines.recoup.settings import RAW_DATASET
 from pipelines.recoup.tables import ROOTS
@@ -55,7 +53,7 @@ READER_GRANTS = """
 """
 
 
-def _quote(text: str) -> str:
+def sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -100,9 +98,9 @@ def attach(
     load_extensions(con, settings.lake_data)
     if "://" not in settings.lake_data:
         Path(settings.lake_data).mkdir(parents=True, exist_ok=True)
-    options = f"data_path {_quote(settings.lake_data)}" + (", read_only" if read_only else "")
+    options = f"data_path {sql_text(settings.lake_data)}" + (", read_only" if read_only else "")
     try:
-        con.execute(f"attach {_quote('ducklake:' + settings.lake)} as {alias} ({options})")
+        con.execute(f"attach {sql_text('ducklake:' + settings.lake)} as {alias} ({options})")
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0][:300]
         raise RecoupError(f"cannot attach the lake ({describe(settings.lake)}): {first}") from None
@@ -201,15 +199,16 @@ def read_index(settings: Settings, options: str) -> tuple[Index, duckdb.DuckDBPy
         raise
 
 
-def _work_tables(con: duckdb.DuckDBPyConnection, work: str) -> dict[str, str]:
+def raw_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str]:
+    """The tables and views of schema raw in an attached database, by name."""
     rows = con.execute(
         "select table_name, table_type from information_schema.tables where table_catalog = ? and table_schema = ?",
-        [work, RAW_DATASET],
+        [catalog, RAW_DATASET],
     ).fetchall()
     return dict(rows)
 
 
-def _add_new_columns(con: duckdb.DuckDBPyConnection, work: str, table: str) -> None:
+def add_new_columns(con: duckdb.DuckDBPyConnection, work: str, table: str) -> None:
     """A column dlt added in the working file (a new API field) is added to the lake table too."""
     columns = """select column_name, data_type from information_schema.columns
                  where table_catalog = ? and table_schema = ? and table_name = ?"""
@@ -221,7 +220,7 @@ def _add_new_columns(con: duckdb.DuckDBPyConnection, work: str, table: str) -> N
 
 def merge_changes(con: duckdb.DuckDBPyConnection, work: str, results: list[AccountResult]) -> bool:
     """Merges the working file's raw rows into the lake; returns whether any run changed."""
-    tables = _work_tables(con, work)
+    tables = raw_tables(con, work)
     raw, lake = f"{work}.{RAW_DATASET}", f"{ALIAS}.{RAW_DATASET}"
     changed = False
     for root in ROOTS.values():
@@ -232,12 +231,12 @@ def merge_changes(con: duckdb.DuckDBPyConnection, work: str, results: list[Accou
         for child in ("tags", "attempts"):
             con.execute(f"delete from {lake}.{root}__{child} where run_id in ({ids})")
         deleted = con.execute(f"delete from {lake}.{root} where id in ({ids})").fetchone()[0]
-        _add_new_columns(con, work, root)
+        add_new_columns(con, work, root)
         inserted = con.execute(f"insert into {lake}.{root} by name select * from {raw}.{root}").fetchone()[0]
         changed = changed or bool(deleted or inserted)
         for child in ("tags", "attempts"):
             if tables.get(f"{root}__{child}") == "BASE TABLE":
-                _add_new_columns(con, work, f"{root}__{child}")
+                add_new_columns(con, work, f"{root}__{child}")
                 # Only the children of the answer that won (a run answered twice in one load).
                 con.execute(f"""insert into {lake}.{root}__{child} by name select * from {raw}.{root}__{child}
                                 where observation_id in ({answers})""")  # fmt: skip
@@ -328,114 +327,3 @@ def publish_to_lake(
         raise AssertionError("unreachable")  # the second pass builds no model
     finally:
         work_con.execute(f"detach {ALIAS}")
-
-
-def lake_only_settings(lock_wait: float = 60.0) -> Settings:
-    """The lake's settings alone, for the commands that need no API key."""
-    values = lake_settings()
-    if not values["lake"]:
-        raise ConfigError("RECOUP_LAKE is not set")
-    return Settings(api_key="", base_url="", accounts=[], db=database_path(), max_concurrency=1, max_rpm=0,
-                    details="all", keep_private=False, lock_wait=lock_wait, **values)  # fmt: skip
-
-
-def connect_reader(alias: str = "recoup") -> duckdb.DuckDBPyConnection:
-    """A read-only connection to RECOUP_LAKE with the lake as its current database (`make report`)."""
-    con = duckdb.connect()
-    attach(con, lake_only_settings(), alias=alias, read_only=True)
-    con.execute(f"use {alias}")
-    return con
-
-
-def rebuild_models() -> int:
-    """`make models` with RECOUP_LAKE: rebuilds the models in one lake snapshot, under the lock."""
-    try:
-        settings = lake_only_settings()
-        with lake_lock(settings) as lock, duckdb.connect() as con:
-            attach(con, settings)
-            ensure_tables(con)
-            con.execute("begin transaction")
-            try:
-                build_models(con)
-                lock.check()
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
-    except (RecoupError, duckdb.Error) as exc:
-        print(f"models: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
-        return 75 if isinstance(exc, LockHeld) else 1
-    print(f"models: built {len(load_models())} models in the lake {describe(settings.lake or '')}")
-    return 0
-
-
-def _migrate(settings: Settings, source: Path) -> dict[str, int]:
-    """Copies every raw table of a file warehouse into an empty lake and builds the models."""
-    with lake_lock(settings) as lock, duckdb.connect() as con:
-        warehouse.use_limits(con, warehouse.MODEL_LIMITS)
-        con.execute(f"attach {_quote(str(source))} as source (read_only)")
-        attach(con, settings)
-        ensure_tables(con)
-        if con.execute(f"select count(*) from {ALIAS}.{RAW_DATASET}.runs").fetchone()[0]:
-            raise ConfigError(f"the lake {describe(settings.lake or '')} already holds runs; not migrating")
-        tables = _work_tables(con, "source")
-        counts = {}
-        con.execute("begin transaction")
-        try:
-            for table, kind in sorted(tables.items()):
-                if kind != "BASE TABLE":
-                    continue  # a stand-in: the lake has a real empty table
-                if table in warehouse.RAW_TABLES or table in SIDE_TABLES:
-                    con.execute(f"delete from {ALIAS}.{RAW_DATASET}.{table}")  # empty unless list_pages
-                    _add_new_columns(con, "source", table)
-                    con.execute(f"insert into {ALIAS}.{RAW_DATASET}.{table} by name "
-                                f"select * from source.{RAW_DATASET}.{table}")  # fmt: skip
-                else:  # dlt's own tables, kept as they are
-                    con.execute(f"create or replace table {ALIAS}.{RAW_DATASET}.{table} as "
-                                f"select * from source.{RAW_DATASET}.{table}")  # fmt: skip
-                count = f"select count(*) from {ALIAS}.{RAW_DATASET}.{table}"
-                counts[table] = con.execute(count).fetchone()[0]
-            build_models(con)
-            lock.check()
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
-        return counts
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m pipelines.lake migrate`: moves the RECOUP_DB file warehouse into RECOUP_LAKE."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.lake", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    migrate = commands.add_parser("migrate", help="copy a file warehouse into an empty lake, losing nothing")
-    migrate.add_argument("--from", dest="source", type=Path, help="the DuckDB file (default: RECOUP_DB)")
-    commands.add_parser(
-        "install-extensions", help="install ducklake and postgres for DuckDB from their packages"
-    )
-    args = parser.parse_args(argv)
-    if args.command == "install-extensions":
-        with duckdb.connect() as con:
-            load_extensions(con, "s3://")
-            folder = con.execute(
-                "select install_path from duckdb_extensions() where extension_name = 'ducklake'"
-            )
-            print(f"extensions: ducklake, postgres_scanner, httpfs in {Path(folder.fetchone()[0]).parent}")
-        return 0
-    try:
-        settings = lake_only_settings()
-        source = args.source or settings.db
-        if not source.exists():
-            raise ConfigError(f"no warehouse at {source}")
-        counts = _migrate(settings, source)
-    except (RecoupError, duckdb.Error) as exc:
-        print(f"migrate: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
-        return 75 if isinstance(exc, LockHeld) else 2 if isinstance(exc, ConfigError) else 1
-    for table, rows in counts.items():
-        print(f"{RAW_DATASET}.{table}: {rows} rows")
-    print(f"migrate: {source} is now in the lake {describe(settings.lake or '')}; models built")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
