@@ -140,6 +140,7 @@ READER = textwrap.dedent("""
     attach, stop, query = sys.argv[1], sys.argv[2], sys.argv[3]
     until = time.monotonic() + 200
     with duckdb.connect() as con:
+        con.execute("set enable_progress_bar = false")  # it would write to stdout
         con.execute(attach)
         con.execute("use recoup")
         while not os.path.exists(stop) and time.monotonic() < until:
@@ -158,7 +159,8 @@ def _poll_during_syncs(
     stop = tmp_path / "stop-readers"
     env = {**os.environ, "PGPASSWORD": lake_env["PGPASSWORD"]}
     readers = [subprocess.Popen([sys.executable, "-c", READER, attach_sql(lake_env), str(stop), CONSISTENT],
-                                stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]  # fmt: skip
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for _ in range(2)]  # fmt: skip
     try:
         time.sleep(2)  # the readers have attached
         for round_ in range(rounds):
@@ -169,7 +171,8 @@ def _poll_during_syncs(
         stop.touch()
     answers = []
     for reader in readers:
-        out, _ = reader.communicate(timeout=60)
+        out, err = reader.communicate(timeout=60)
+        assert reader.returncode == 0, (reader.returncode, err[-2000:], out[-300:])
         answers += [json.loads(line) for line in out.splitlines()]
     return [a if isinstance(a, dict) else a[0] for a in answers]
 
