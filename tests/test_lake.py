@@ -250,7 +250,7 @@ def _clean(world: World, lake_env: dict[str, str]) -> bool:
 def test_two_syncs_from_two_machines_lose_and_duplicate_nothing(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
 ) -> None:
-    world.latency = 0.2  # both are fetching when the first commits
+    world.latency = 1.0  # both have read the index before the first commits
     codes = _two_machines(world, emulator, tmp_path, lake_env, locked=True)
     assert codes == [0, 0]
     assert _clean(world, lake_env)
@@ -263,7 +263,7 @@ def test_two_syncs_from_two_machines_lose_and_duplicate_nothing(
 def test_control_without_the_lock_two_syncs_do_not_leave_a_clean_lake(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
 ) -> None:
-    world.latency = 0.2
+    world.latency = 1.0
     codes = _two_machines(world, emulator, tmp_path, lake_env, locked=False)
     state = lake_query(lake_env, CONSISTENT)[0]
     assert codes != [0, 0] or not _clean(world, lake_env), f"without the lock: exits {codes}, counts {state}"
