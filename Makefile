@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8787
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format emulator sync models report status demo bench clean
+.PHONY: help install test lint format emulator sync models report status demo bench clean maintain
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,3 +54,6 @@ bench: $(STAMP) ## benchmark against the machine's limit and dlt's rest_api (QUI
 
 clean: ## remove the venv, local data and reports
 	rm -rf $(VENV) data reports demo bench-data .pytest_cache
+
+maintain: $(STAMP) ## RECOUP_LAKE only: merge small files, expire old snapshots, delete unused files
+	$(PY) -m pipelines.lake_maintain

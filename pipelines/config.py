@@ -39,6 +39,9 @@ class Settings:
     request_timeout: float = DEFAULT_TIMEOUT
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     proxy: str | None = None  # may hold the proxy's password: never shown
+    lake: str | None = None  # RECOUP_LAKE: a DuckLake catalog instead of the RECOUP_DB file
+    lake_data: str | None = None  # RECOUP_LAKE_DATA: the lake's data folder or s3:// prefix
+    lake_password: str | None = None  # sources.recoup.lake_password in .dlt/secrets.toml; never shown
 
     def __repr__(self) -> str:  # never show the key, even in a traceback
         return f"Settings(base_url={self.base_url!r}, accounts={len(self.accounts)}, db={str(self.db)!r})"
@@ -137,4 +140,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         request_timeout=float(number("request_timeout", int(DEFAULT_TIMEOUT), 1)),
         max_response_bytes=number("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, 1),
         proxy=check_proxy(proxy) if proxy else None,
+        **lake_settings(env),
     )
+
+
+def lake_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """RECOUP_LAKE, RECOUP_LAKE_DATA and the catalog password, checked (see pipelines/lake/)."""
+    env = os.environ if env is None else env
+    lake = str(_lookup("lake", env) or "").strip() or None
+    data = str(_lookup("lake_data", env) or "").strip() or None
+    if lake and not data:
+        raise ConfigError("RECOUP_LAKE_DATA (a folder or s3://bucket/prefix) must be set with RECOUP_LAKE")
+    if lake and not lake.startswith("postgres:"):
+        raise ConfigError("RECOUP_LAKE must be a PostgreSQL catalog: postgres:dbname=... host=... user=...")
+    if lake and "'" in lake + data:
+        raise ConfigError("RECOUP_LAKE and RECOUP_LAKE_DATA cannot contain a single quote")
+    if data and "://" not in data:  # a local folder: absolute, so every reader finds the same files
+        data = str(Path(data).expanduser().resolve()) + "/"
+    password = _lookup("lake_password", env, secret=True) if lake else None
+    return {"lake": lake, "lake_data": data, "lake_password": str(password) if password else None}

@@ -16,6 +16,7 @@ runs' source rows hold, before and after the change (a run id, or a day and an a
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -222,6 +223,10 @@ def apply_models(
 
 def main() -> int:
     """`make models`: rebuild the models of RECOUP_DB, published like a sync publishes."""
+    if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake/
+        from pipelines.lake.commands import rebuild_models
+
+        return rebuild_models()
     paths = warehouse.Paths(database_path())
     if not paths.db.exists():
         print(f"models: no warehouse at {paths.db}; run `make sync` (or `make demo`) first", file=sys.stderr)

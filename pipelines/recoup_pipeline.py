@@ -24,7 +24,7 @@ import httpx
 import pyarrow as pa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines import warehouse
+from pipelines import lake, warehouse
 from pipelines.config import Settings
 from pipelines.models import ModelError, apply_models
 from pipelines.recoup import LoadSize, recoup
@@ -240,7 +240,8 @@ def run_sync(
         max_rpm=settings.max_rpm, retry=retry or RetryPolicy(attempts=settings.retry_attempts),
         timeout=settings.request_timeout, max_response_bytes=settings.max_response_bytes, proxy=settings.proxy,
     ) as client, warehouse.sync_lock(paths, settings.lock_wait), warehouse.discard_work_on_failure(paths), \
-            stop_on_signals(budget.stop):  # fmt: skip
+            stop_on_signals(budget.stop), \
+            lake.lake_lock(settings) as lake_lock:  # fmt: skip
         client.stop = budget.stop
         own = not settings.accounts
         accounts = [client.fetch_own_account()] if own else settings.accounts
@@ -248,12 +249,19 @@ def run_sync(
         summary.lists_seconds = len(accounts) * 60 / settings.max_rpm if settings.max_rpm else 0.0
         log.info("syncing %d account(s) from %s into %s", len(accounts), client.base_url, settings.db)
         options = FetchOptions(settings.details, settings.keep_private, settings.limits)
-        warehouse.start_work_copy(paths)
+        if settings.lake:  # a DuckLake: dlt loads this sync's changes into an empty file (pipelines/lake/)
+            lake.start_work(paths)
+        else:
+            warehouse.start_work_copy(paths)
         # One connection for the whole sync: opening the working copy again costs time, and
         # after a load it would first replay the load's log into memory.
-        with warehouse.connect(paths.work_db) as con:
+        with warehouse.connect(paths.work_db) as con, contextlib.ExitStack() as stack:
             warehouse.add_placeholders(con)
-            index = warehouse.read_index(con, options)
+            if settings.lake:
+                index, index_con = lake.read_index(settings, options)
+                stack.callback(index_con.close)
+            else:
+                index = warehouse.read_index(con, options)
             synced_at = datetime.now(UTC)
             size = LoadSize()
             fetched = _lists_then_followups(client, accounts, index, options, own, settings, budget, summary)
@@ -273,17 +281,25 @@ def run_sync(
             pending = warehouse.record_sync(con, synced_at, summary.results, options)
             summary.details_pending = sum(pending.values())
             _release_freed_memory()
-            warehouse.use_limits(
-                con, {**warehouse.MODEL_LIMITS, "memory_limit": warehouse.memory_for(size.large_bytes)}
-            )
-            log.info("building models")
-            try:
-                apply_models(con, unless_unchanged=not loaded, changed_since=synced_at)
-            except ModelError as exc:
-                summary.model_error = str(exc)
-            con.execute("checkpoint")
-        log.info("publishing %s", settings.db)
-        warehouse.publish(paths)
+            if settings.lake:  # one lake snapshot: the changes and the models together
+                log.info("publishing into the lake")
+                summary.model_error, pending = lake.publish_to_lake(
+                    con, settings, synced_at, summary.results, options, lake_lock
+                )
+                summary.details_pending = sum(pending.values())
+            else:
+                warehouse.use_limits(
+                    con, {**warehouse.MODEL_LIMITS, "memory_limit": warehouse.memory_for(size.large_bytes)}
+                )
+                log.info("building models")
+                try:
+                    apply_models(con, unless_unchanged=not loaded, changed_since=synced_at)
+                except ModelError as exc:
+                    summary.model_error = str(exc)
+                con.execute("checkpoint")
+        if not settings.lake:
+            log.info("publishing %s", settings.db)
+            warehouse.publish(paths)
         summary.requests, summary.retries = client.requests, client.retries
         summary.stopped = budget.stop.is_set()
     summary.seconds = budget.elapsed

@@ -102,12 +102,20 @@ class ReportError(Exception):
 
 def read_tables(db: Path, start: date, end: date) -> list[Table]:
     """Runs every report query over the period [start, end] (UTC days, inclusive)."""
-    if not db.exists():
+    if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake/
+        from pipelines.lake.commands import connect_reader
+
+        try:
+            con = connect_reader()
+        except Exception as exc:
+            raise ReportError(f"cannot open the lake: {str(exc).splitlines()[0]}") from None
+    elif not db.exists():
         raise ReportError(f"no warehouse at {db}; run `make sync` (or `make demo`) first")
-    try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error as exc:
-        raise ReportError(f"cannot open {db}: {str(exc).splitlines()[0]}") from None
+    else:
+        try:
+            con = duckdb.connect(str(db), read_only=True)
+        except duckdb.Error as exc:
+            raise ReportError(f"cannot open {db}: {str(exc).splitlines()[0]}") from None
     with con:
         con.execute("set variable period_start = ?", [start])
         con.execute("set variable period_end = ?", [end])

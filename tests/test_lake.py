@@ -1,0 +1,503 @@
+"""The warehouse as a DuckLake: the same tables, one snapshot per sync, one writer at a time.
+
+Every test runs against a real PostgreSQL catalog that the `postgres` fixture starts (skipped,
+with the reason, when PostgreSQL is not installed) and the emulator over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+
+from pipelines import lake
+from pipelines.config import load_settings
+from pipelines.emulator import EmulatorServer, World
+from pipelines.recoup_pipeline import SyncSummary, run_sync
+from tests.conftest import FAST_RETRY, PG_PASSWORD, PG_READER, PostgresCluster, sync_env
+from tests.test_cli import ROOT, run_cli
+from tests.test_guarantees import CONSISTENT, _is_consistent
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def attach_sql(env: dict[str, str], alias: str = "recoup", read_only: bool = True) -> str:
+    """What an analyst types (README, "DuckLake")."""
+    mode = ", READ_ONLY" if read_only else ""
+    return f"ATTACH 'ducklake:{env['RECOUP_LAKE']}' AS {alias} (DATA_PATH '{env['RECOUP_LAKE_DATA']}'{mode})"
+
+
+def lake_query(env: dict[str, str], sql: str, *params: object) -> list[tuple]:
+    with duckdb.connect() as con:
+        con.execute(attach_sql(env))
+        con.execute("use recoup")
+        return con.execute(sql, list(params)).fetchall()
+
+
+@pytest.fixture
+def lake_sync(world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]) -> Callable:
+    """One sync in this process into the test's lake (working files in `machine`'s folder)."""
+
+    def run(machine: str = "a", **overrides: str) -> SyncSummary:
+        env = sync_env(world, emulator, tmp_path / machine / "recoup.duckdb", **lake_env, **overrides)
+        return run_sync(load_settings(env), retry=FAST_RETRY)
+
+    return run
+
+
+def _upstream_moves_on(world: World, round_: int) -> None:
+    """New runs in every account, a finished run, a run whose tags changed."""
+    world.advance(minutes=5)
+    for account in world.account_ids:
+        world.add_run(account, created_at=world.now - timedelta(seconds=round_ + 1))
+        in_flight = world.in_flight(account)
+        if in_flight:
+            world.complete_run(in_flight[0])
+    first = world.visible(world.account_ids[0], 5)[-1]
+    world.change_run(first["id"], tags=[f"account:{world.account_ids[0]}", f"round:{round_}"])
+
+
+# -- extensions ------------------------------------------------------------------------------------
+
+
+def test_the_extensions_load_from_their_packages_without_a_download(tmp_path: Path) -> None:
+    folder = tmp_path / "extensions"
+    config = {"extension_directory": str(folder), "autoinstall_known_extensions": False,
+              "custom_extension_repository": str(tmp_path / "no-repository")}  # fmt: skip
+    with duckdb.connect(config=config) as con:
+        with pytest.raises(duckdb.Error):
+            con.execute("load ducklake")  # nothing installed in this fresh folder
+        lake.load_extensions(con, data="s3://bucket/prefix")
+        loaded = dict(
+            con.execute(
+                "select extension_name, install_path from duckdb_extensions() where loaded"
+            ).fetchall()
+        )
+    for name in ("ducklake", "postgres_scanner", "httpfs"):
+        assert name in loaded, name
+        assert loaded[name].startswith(str(folder)), "installed from the package into the folder"
+
+
+# -- the same tables as the file -------------------------------------------------------------------
+
+
+def _analytics_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, list[tuple]]:
+    rows = con.execute("""
+        select table_name, list((column_name, data_type) order by ordinal_position)
+        from information_schema.columns where table_catalog = ? and table_schema = 'analytics'
+        group by table_name
+    """, [catalog]).fetchall()  # fmt: skip
+    return dict(rows)
+
+
+def test_two_rounds_into_a_file_and_into_a_lake_give_identical_analytics(
+    world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str], lake_sync
+) -> None:
+    file_db = tmp_path / "file" / "recoup.duckdb"
+    for round_ in range(2):
+        if round_:
+            _upstream_moves_on(world, round_)
+        assert run_sync(load_settings(sync_env(world, emulator, file_db)), retry=FAST_RETRY).exit_code == 0
+        assert lake_sync().exit_code == 0
+    with duckdb.connect() as con:
+        con.execute(f"attach '{file_db}' as file (read_only)")
+        con.execute(attach_sql(lake_env))
+        tables = _analytics_tables(con, "file")
+        assert tables == _analytics_tables(con, "recoup"), "the same tables, columns and types"
+        assert {"runs", "run_tags", "run_attempts", "daily_cost", "sync_log"} <= set(tables)
+        for table, columns in tables.items():
+            # Sums of DOUBLE differ in the last bits with the order rows are read in.
+            select = ", ".join(f"round({c}, 9)" if kind == "DOUBLE" else c for c, kind in columns
+                               if c != "synced_at")  # when each sync ran  # fmt: skip
+            one, other = (
+                f"select {select} from {catalog}.analytics.{table}" for catalog in ("file", "recoup")
+            )
+            differ = con.execute(
+                f"select count(*) from (({one} except all {other}) union all ({other} except all {one}))"
+            )
+            assert differ.fetchone()[0] == 0, table
+        assert con.execute("select count(*) from recoup.analytics.runs").fetchone()[0] == sum(
+            len(world.visible(a, 100)) for a in world.account_ids
+        )
+
+
+# -- readers see one snapshot or the next ----------------------------------------------------------
+
+READER = textwrap.dedent("""
+    import json, os, sys, time, duckdb
+    attach, stop, query = sys.argv[1], sys.argv[2], sys.argv[3]
+    until = time.monotonic() + 200
+    with duckdb.connect() as con:
+        con.execute("set enable_progress_bar = false")  # it would write to stdout
+        con.execute(attach)
+        con.execute("use recoup")
+        while not os.path.exists(stop) and time.monotonic() < until:
+            try:
+                print(json.dumps(con.execute(query).fetchall()), flush=True)
+            except duckdb.Error as exc:
+                print(json.dumps({"error": str(exc)[:200]}), flush=True)
+            time.sleep(0.005)
+""")
+
+
+def _poll_during_syncs(
+    world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path, rounds: int
+) -> list:
+    assert lake_sync().exit_code == 0
+    stop = tmp_path / "stop-readers"
+    env = {**os.environ, "PGPASSWORD": lake_env["PGPASSWORD"]}
+    readers = [subprocess.Popen([sys.executable, "-c", READER, attach_sql(lake_env), str(stop), CONSISTENT],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for _ in range(2)]  # fmt: skip
+    try:
+        time.sleep(2)  # the readers have attached
+        for round_ in range(rounds):
+            _upstream_moves_on(world, round_)
+            assert lake_sync().exit_code == 0
+        time.sleep(1)  # let every reader see the last sync
+    finally:
+        stop.touch()
+    answers = []
+    for reader in readers:
+        out, err = reader.communicate(timeout=60)
+        assert reader.returncode == 0, (reader.returncode, err[-2000:], out[-300:])
+        answers += [json.loads(line) for line in out.splitlines()]
+    return [a if isinstance(a, dict) else a[0] for a in answers]
+
+
+def test_readers_polling_during_lake_syncs_see_each_snapshot_whole(
+    world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path
+) -> None:
+    answers = _poll_during_syncs(world, lake_env, lake_sync, tmp_path, rounds=4)
+    assert len(answers) > 50
+    assert not [a for a in answers if isinstance(a, dict)], "every query was answered"
+    assert all(_is_consistent(tuple(a)) for a in answers), [
+        a for a in answers if not _is_consistent(tuple(a))
+    ][:3]
+    assert len({a[0] for a in answers}) >= 3, "the readers saw the syncs land"
+
+
+def test_control_a_commit_split_between_raw_and_models_is_seen_by_readers(
+    world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves the readers above can see a mixed state: committing the raw changes before the
+    models (as loading statement by statement would) shows runs the models do not have yet."""
+    build = lake.build_models
+
+    def split_commit(con: duckdb.DuckDBPyConnection, changed: bool = True, changed_since=None) -> None:
+        con.execute("commit")
+        time.sleep(0.5)
+        con.execute("begin transaction")
+        build(con, changed, changed_since)
+
+    monkeypatch.setattr(lake, "build_models", split_commit)
+    answers = _poll_during_syncs(world, lake_env, lake_sync, tmp_path, rounds=3)
+    assert [a for a in answers if isinstance(a, list) and not _is_consistent(tuple(a))], (
+        "a mixed state was seen"
+    )
+
+
+# -- one writer at a time --------------------------------------------------------------------------
+
+UNLOCKED = textwrap.dedent("""
+    import contextlib, sys
+    import pipelines.lake
+    pipelines.lake.lake_lock = lambda settings: contextlib.nullcontext(pipelines.lake.LakeLock())
+    from pipelines.recoup_pipeline import main
+    sys.exit(main())
+""")
+
+
+def _two_machines(
+    world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict, locked: bool
+) -> list:
+    """Two syncs started at once from two machines (two working folders) into one lake."""
+    processes = []
+    for machine in ("a", "b"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECOUP_")}
+        env.update(
+            sync_env(
+                world, emulator, tmp_path / machine / "recoup.duckdb", **lake_env, RECOUP_LOCK_WAIT="120"
+            )
+        )
+        command = ["-m", "pipelines.recoup_pipeline"] if locked else ["-c", UNLOCKED]
+        processes.append(subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
+    return [p.communicate(timeout=180) and p.returncode for p in processes]
+
+
+def _clean(world: World, lake_env: dict[str, str]) -> bool:
+    expected = sum(len(world.visible(a, 100)) for a in world.account_ids)
+    (state,) = lake_query(lake_env, CONSISTENT)
+    (raw_tags, distinct_tags) = lake_query(
+        lake_env, "select count(*), count(distinct (observation_id, tag_index)) from raw.runs__tags"
+    )[0]
+    return _is_consistent(state) and state[0] == expected and raw_tags == distinct_tags
+
+
+def test_two_syncs_from_two_machines_lose_and_duplicate_nothing(
+    world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
+) -> None:
+    world.latency = 1.0  # both have read the index before the first commits
+    codes = _two_machines(world, emulator, tmp_path, lake_env, locked=True)
+    assert codes == [0, 0]
+    assert _clean(world, lake_env)
+    runs_new = lake_query(
+        lake_env, "select sum(runs_new) from analytics.sync_log group by synced_at order by 1"
+    )
+    assert [n for (n,) in runs_new] == [0, 114], "the second waited and found everything stored"
+
+
+def test_control_without_the_lock_two_syncs_do_not_leave_a_clean_lake(
+    world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
+) -> None:
+    world.latency = 1.0
+    codes = _two_machines(world, emulator, tmp_path, lake_env, locked=False)
+    state = lake_query(lake_env, CONSISTENT)[0]
+    assert codes != [0, 0] or not _clean(world, lake_env), f"without the lock: exits {codes}, counts {state}"
+
+
+def test_a_second_sync_exits_75_while_another_holds_the_lake_or_waits_when_asked(
+    world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
+) -> None:
+    holder = psycopg.connect(
+        lake_env["RECOUP_LAKE"].removeprefix("postgres:"), password=PG_PASSWORD, autocommit=True
+    )
+    holder.execute("select pg_advisory_lock(%s)", [lake.LOCK_KEY])
+    env = sync_env(world, emulator, tmp_path / "a" / "recoup.duckdb", **lake_env)
+    done = run_cli(env)
+    assert done.returncode == 75, done.stderr
+    assert "another sync is writing the lake" in done.stderr and PG_PASSWORD not in done.stderr
+    released = []
+    threading.Timer(3, lambda: (holder.close(), released.append(time.time()))).start()
+    done = run_cli({**env, "RECOUP_LOCK_WAIT": "60"})
+    assert done.returncode == 0, done.stderr
+    assert released and lake_query(lake_env, "select count(*) from analytics.runs")[0][0] > 0
+    assert PG_PASSWORD not in done.stdout + done.stderr
+
+
+def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
+    world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As with the file: the runs keep flowing, the previous models stay, the sync says so."""
+    import shutil
+
+    from pipelines import models
+
+    assert lake_sync().exit_code == 0
+    broken = tmp_path / "sql"
+    shutil.copytree(models.SQL_DIR, broken)
+    (broken / "marts" / "daily_cost.sql").write_text("select * from no_such_table")
+
+    def build_broken(con: duckdb.DuckDBPyConnection, changed: bool = True, changed_since=None) -> None:
+        con.execute(f"use {lake.ALIAS}")
+        models.apply_models(lake._InTransaction(con), sql_dir=broken)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lake, "build_models", build_broken)
+    _upstream_moves_on(world, 0)
+    summary = lake_sync()
+    assert summary.exit_code == 1 and "daily_cost.sql" in (summary.model_error or "")
+    raw, modelled = lake_query(
+        lake_env, "select (select count(*) from raw.runs), (select count(*) from analytics.runs)"
+    )[0]
+    assert raw == modelled + 3, "the new runs are stored; the models are the previous ones"
+
+
+def test_a_password_from_dlt_secrets_reaches_the_catalog_and_is_stored_nowhere(
+    world: World,
+    emulator: EmulatorServer,
+    tmp_path: Path,
+    lake_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PGPASSWORD")
+    env = {k: v for k, v in lake_env.items() if k != "PGPASSWORD"}
+    env = sync_env(world, emulator, tmp_path / "a" / "recoup.duckdb", **env)
+    without = run_cli(env)
+    assert without.returncode == 1 and "cannot reach the lake catalog" in without.stderr
+    done = run_cli({**env, "SOURCES__RECOUP__LAKE_PASSWORD": PG_PASSWORD})
+    assert done.returncode == 0, done.stderr
+    assert PG_PASSWORD not in done.stdout + done.stderr + without.stdout + without.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert PG_PASSWORD.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize(
+    ("lake_vars", "message"),
+    [
+        ({"RECOUP_LAKE": "postgres:dbname=x"}, "RECOUP_LAKE_DATA .* must be set"),
+        ({"RECOUP_LAKE": "metadata.ducklake", "RECOUP_LAKE_DATA": "/d"}, "must be a PostgreSQL catalog"),
+    ],
+)
+def test_lake_settings_are_checked(lake_vars: dict[str, str], message: str) -> None:
+    from pipelines.recoup.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_settings({"RECOUP_API_KEY": "recoup_sk_x", **lake_vars})
+
+
+def test_without_postgresql_the_lake_tests_are_skipped_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL is not installed"):
+        PostgresCluster()
+
+
+# -- crash safety ----------------------------------------------------------------------------------
+
+
+def test_sigkill_during_the_lake_commit_leaves_the_previous_snapshot(
+    world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
+) -> None:
+    env = sync_env(world, emulator, tmp_path / "a" / "recoup.duckdb", **lake_env)
+    assert run_cli(env).returncode == 0
+    kills = 0
+    for trial in range(4):
+        _upstream_moves_on(world, trial)
+        before = lake_query(lake_env, "select count(*) from analytics.runs")[0][0]
+        process = subprocess.Popen([sys.executable, "-m", "pipelines.recoup_pipeline"], cwd=ROOT, text=True,
+                                   env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        for line in process.stderr:
+            if "publishing into the lake" in line:
+                time.sleep(0.6 * trial)  # at the attach, the merge, the models, the commit
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+        process.wait(timeout=120)
+        process.stdout.close()
+        process.stderr.close()
+        (state,) = lake_query(lake_env, CONSISTENT)
+        assert _is_consistent(state), state
+        everything = sum(len(world.visible(a, 100)) for a in world.account_ids)
+        assert state[0] in (before, everything), "the previous snapshot, or the whole sync"
+    assert kills == 4
+    assert run_cli(env).returncode == 0
+    assert _clean(world, lake_env)
+
+
+# -- the read-only role ----------------------------------------------------------------------------
+
+
+def test_the_read_only_role_reads_the_models_and_cannot_write(
+    lake_env: dict[str, str], lake_sync, postgres: PostgresCluster
+) -> None:
+    assert lake_sync().exit_code == 0
+    reader = {**lake_env, "RECOUP_LAKE": lake_env["RECOUP_LAKE"].replace("user=recoup", f"user={PG_READER}")}
+    assert lake_query(reader, "select count(*) from analytics.runs")[0][0] == 114
+    with duckdb.connect() as con:
+        con.execute(attach_sql(reader, read_only=False))
+        for statement in ("insert into recoup.raw.sync_log (account_id) values ('x')",
+                          "delete from recoup.raw.runs", "create table recoup.analytics.mine (x int)"):  # fmt: skip
+            with pytest.raises(duckdb.Error, match=r"(?i)permission denied"):
+                con.execute(statement)
+    assert lake_query(lake_env, "select count(*) from raw.runs")[0][0] == 114
+
+
+# -- maintenance -----------------------------------------------------------------------------------
+
+EVERY_ANSWER = """
+    select 'runs', count(*), sum(hash(run_id, status, updated_at, cost_cents, attempt_count)) from analytics.runs
+    union all select 'tags', count(*), sum(hash(run_id, tag)) from analytics.run_tags
+    union all select 'attempts', count(*), sum(hash(run_id, attempt_id)) from analytics.run_attempts
+    union all select 'daily', count(*), sum(hash(day, account_id, total_cost_usd)) from analytics.daily_cost
+    union all select 'log', count(*), sum(hash(account_id, runs_new)) from analytics.sync_log
+    order by 1
+"""
+
+
+def test_maintenance_changes_no_query_result_while_readers_read(
+    world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path
+) -> None:
+    assert lake_sync().exit_code == 0
+    for round_ in range(3):
+        _upstream_moves_on(world, round_)
+        assert lake_sync().exit_code == 0
+    before = lake_query(lake_env, EVERY_ANSWER)
+    data = Path(lake_env["RECOUP_LAKE_DATA"])
+    files = len(list(data.rglob("*.parquet")))
+    stop = tmp_path / "stop-reader"
+    reader = subprocess.Popen([sys.executable, "-c", READER, attach_sql(lake_env), str(stop), EVERY_ANSWER],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, **lake_env})  # fmt: skip
+    try:
+        time.sleep(2)
+        done = run_cli({**lake_env, "RECOUP_LAKE_KEEP_DAYS": "0"}, "pipelines.lake_maintain")
+        assert done.returncode == 0, done.stderr
+    finally:
+        stop.touch()
+    answers = [json.loads(line) for line in reader.communicate(timeout=60)[0].splitlines()]
+    assert answers and all(a == [list(row) for row in before] for a in answers), (
+        "readers ran through it unharmed"
+    )
+    assert lake_query(lake_env, EVERY_ANSWER) == before
+    assert len(lake_query(lake_env, "select * from ducklake_snapshots('recoup')")) == 1, "older ones expired"
+    assert len(list(data.rglob("*.parquet"))) < files, "files of expired snapshots deleted"
+    _upstream_moves_on(world, 9)
+    assert lake_sync().exit_code == 0, "the lake still takes syncs"
+
+
+def test_make_models_and_make_report_use_the_lake(
+    lake_env: dict[str, str], lake_sync, tmp_path: Path
+) -> None:
+    assert lake_sync().exit_code == 0
+    env = {**lake_env, "RECOUP_DB": str(tmp_path / "nowhere" / "recoup.duckdb")}
+    done = run_cli(env, "pipelines.models")
+    assert done.returncode == 0 and "in the lake" in done.stdout, done.stderr
+    done = run_cli({**env, "RECOUP_REPORTS_DIR": str(tmp_path / "reports")}, "pipelines.report")
+    assert done.returncode == 0, done.stderr
+    (summary,) = (tmp_path / "reports").glob("*/summary.md")
+    assert "Total cost" in summary.read_text()
+    assert not (tmp_path / "nowhere").exists(), "the file warehouse was never touched"
+
+
+# -- migration -------------------------------------------------------------------------------------
+
+
+def test_migrating_a_file_warehouse_into_a_lake_loses_nothing(
+    world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str], lake_sync
+) -> None:
+    file_db = tmp_path / "a" / "recoup.duckdb"
+    for round_ in range(2):
+        assert run_sync(load_settings(sync_env(world, emulator, file_db)), retry=FAST_RETRY).exit_code == 0
+        _upstream_moves_on(world, round_)
+    done = run_cli({**lake_env, "RECOUP_DB": str(file_db)}, "pipelines.lake", "migrate")
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect() as con:
+        con.execute(f"attach '{file_db}' as file (read_only)")
+        con.execute(attach_sql(lake_env))
+        tables = con.execute("""
+            select table_name from information_schema.tables
+            where table_catalog = 'file' and table_schema = 'raw' and table_type = 'BASE TABLE'
+        """).fetchall()  # fmt: skip
+        assert len(tables) >= 6
+        for (table,) in tables:
+            one, other = f"select * from file.raw.{table}", f"select * from recoup.raw.{table}"
+            differ = con.execute(
+                f"select count(*) from (({one} except all {other}) union all ({other} except all {one}))"
+            )
+            assert differ.fetchone()[0] == 0, table
+        one, other = "select * from file.analytics.runs", "select * from recoup.analytics.runs"
+        assert con.execute(f"select count(*) from ({one} except all {other})").fetchone()[0] == 0
+        assert (
+            con.execute(f"select count(*) from ({one})").fetchone()
+            == con.execute(f"select count(*) from ({other})").fetchone()
+        )
+    again = run_cli({**lake_env, "RECOUP_DB": str(file_db)}, "pipelines.lake", "migrate")
+    assert again.returncode == 2 and "already holds runs" in again.stderr
+    summary = lake_sync(machine="b")
+    assert summary.exit_code == 0 and sum(r.new for r in summary.results) == 3, "the lake goes on from there"
