@@ -4,6 +4,7 @@ proxy never stops the job or leaks the key."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import stat
@@ -35,6 +36,11 @@ from tests.test_cli import ROOT, run_cli
 
 Query = Callable[..., list[tuple]]
 MB = 2**20
+
+
+def _message(line: str) -> str:
+    """A log line without its time and level (`2026-11-29T07:00:00.000Z ERROR sync: ...`)."""
+    return re.sub(r"^\S+Z [A-Z]+ ", "", line)
 
 
 def _visible_ids(world: World, *accounts: str) -> set[str]:
@@ -141,7 +147,7 @@ def test_a_stale_wal_stops_the_sync_with_exit_2_and_says_what_to_do(
     done = run_cli(env)
     assert done.returncode == 2
     assert len(world.requests()) == asked, "refused before anything was fetched"
-    last = done.stderr.strip().splitlines()[-1]
+    last = _message(done.stderr.strip().splitlines()[-1])
     assert last.startswith("sync: ") and "Traceback" not in done.stderr
     assert str(wal) in last and "read-write" in last and "remove recoup.duckdb.wal" in last
     assert db_path.read_bytes() == before and wal.exists(), "nothing published, the log left as it was"
@@ -413,7 +419,7 @@ def test_bad_urls_are_one_line_exit_2_and_never_show_a_password(
     done = run_cli(sync_env(world, emulator, db, **change))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"sync: {message}"), done.stderr
+    assert len(lines) == 1 and _message(lines[0]).startswith(f"sync: {message}"), done.stderr
     assert "s3cret-pw" not in done.stderr + done.stdout
     assert not db.parent.exists(), "nothing written"
 
@@ -499,6 +505,7 @@ def test_a_full_disk_is_refused_before_copying_naming_the_folder_and_the_space_n
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 1, done.stderr
     *_, message, left = done.stderr.strip().splitlines()
+    message = _message(message)
     need = (size + warehouse.SPACE_MARGIN) / MB
     assert message == (
         f"sync: not enough free space in {folder}/.recoup-work: the working copy needs {need:,.0f} MB"
