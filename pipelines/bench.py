@@ -36,6 +36,7 @@ from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.render import to_list_item
 from pipelines.emulator.statuses import TERMINAL
+from pipelines.lake.local_postgres import PG_PASSWORD, PostgresCluster, PostgresMissing
 from pipelines.models import apply_models
 from pipelines.recoup.client import RetryPolicy
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
@@ -495,6 +496,7 @@ def case_history(work: Path, accounts: int, rows: list[Row], repeat: int, big: i
                         f"{emu.run_count:,} stored ({sizes[small]:.2f} GB): {fast:.2f} s", slow / fast, "<=1.5x"))  # fmt: skip
         rows.append(Row(f"8. history: peak RSS of that sync at {stored:,} runs", f"{max(peaks):.0f} MB",
                         "target 300 MB", max(peaks), "<=300 MB"))  # fmt: skip
+        lakes(work, emu, {"small": small, "large": large}, stored, rows, repeat)
         copies = []
         for _ in range(repeat):
             copies.append(timed(lambda: shutil.copyfile(large, large.with_name("copy.duckdb")))[0])
@@ -507,6 +509,56 @@ def case_history(work: Path, accounts: int, rows: list[Row], repeat: int, big: i
         return large
     finally:
         emu.stop()
+
+
+def lakes(
+    work: Path, emu: Emulator, files: dict[str, Path], stored: int, rows: list[Row], repeat: int
+) -> None:
+    """The same syncs into DuckLakes (a private PostgreSQL catalog), beside the file warehouse.
+
+    The two history files are migrated into two lakes, then each lake takes the same small
+    syncs; a first sync into an empty lake is timed against one into a new file.
+    """
+    try:
+        cluster = PostgresCluster()
+    except PostgresMissing as exc:
+        print(f"bench: lake cases skipped: {exc}", file=sys.stderr)
+        return
+    cluster.start()
+    try:
+
+        def lake(name: str) -> dict[str, str]:
+            database = cluster.new_database()
+            return {"RECOUP_LAKE": f"postgres:{cluster.conninfo(database)}", "PGPASSWORD": PG_PASSWORD,
+                    "RECOUP_LAKE_DATA": str(work / f"lake-{name}") + "/"}  # fmt: skip
+
+        envs = {name: lake(name) for name in files}
+        for name, db in files.items():
+            env = {**os.environ, **sync_env(emu, db), **envs[name]}
+            done = subprocess.run([sys.executable, "-m", "pipelines.lake", "migrate", "--from", str(db)], cwd=ROOT,
+                                  env=env, capture_output=True, text=True)  # fmt: skip
+            check(done.returncode == 0, f"migrating {name} into a lake: {done.stderr.strip()[-300:]}")
+        times: dict[str, list[float]] = {name: [] for name in files}
+        for i in range(repeat):
+            emu.truth = emu.send("add", (10, 5))
+            for name in files if i % 2 == 0 else reversed(list(files)):
+                seconds, code, _ = sync_process(
+                    emu, work / f"lake-{name}-work" / "recoup.duckdb", **envs[name]
+                )
+                check(code == 0, f"lake sync exit {code}")
+                times[name].append(seconds)
+        fast, slow = median(times["small"]), median(times["large"])
+        rows.append(Row(f"9. lake: a sync adding 50 runs to 10 accounts, {stored:,} runs in the lake",
+                        f"ours {slow:.2f} s", f"{emu.run_count:,}-run lake: {fast:.2f} s", slow / fast, "<=1.3x"))  # fmt: skip
+        firsts: dict[str, float] = {}
+        for name, overrides in (("file", {}), ("lake", lake("first"))):
+            seconds, code, _ = sync_process(emu, work / f"first-{name}" / "recoup.duckdb", **overrides)
+            check(code == 0, f"first sync into the {name} exit {code}")
+            firsts[name] = seconds
+        rows.append(Row(f"9. lake: first sync of {emu.run_count:,} runs into an empty lake", f"lake {firsts['lake']:.2f} s",
+                        f"file {firsts['file']:.2f} s ({firsts['lake'] / firsts['file']:.2f}x)", None, ""))  # fmt: skip
+    finally:
+        cluster.stop()
 
 
 def case_analytics(work: Path, db: Path, rows: list[Row], repeat: int) -> None:

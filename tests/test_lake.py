@@ -25,8 +25,9 @@ import pytest
 from pipelines import lake
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
+from pipelines.lake.local_postgres import PG_PASSWORD, PG_READER, PostgresCluster
 from pipelines.recoup_pipeline import SyncSummary, run_sync
-from tests.conftest import FAST_RETRY, PG_PASSWORD, PG_READER, PostgresCluster, sync_env
+from tests.conftest import FAST_RETRY, skip_without_postgres, sync_env
 from tests.test_cli import ROOT, run_cli
 from tests.test_guarantees import CONSISTENT, _is_consistent
 
@@ -356,7 +357,7 @@ def test_without_postgresql_the_lake_tests_are_skipped_with_the_reason(
 
     monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
     with pytest.raises(pytest.skip.Exception, match="PostgreSQL is not installed"):
-        PostgresCluster()
+        skip_without_postgres()
 
 
 # -- crash safety ----------------------------------------------------------------------------------
