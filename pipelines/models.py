@@ -11,6 +11,12 @@ A sync updates the tables for the runs it loaded instead of rebuilding them: a t
 with an `-- incremental: <keys> from <source>` line is rebuilt only for the keys the changed
 runs' source rows hold, before and after the change (a run id, or a day and an account).
 `make models` rebuilds everything, and gives the same tables.
+
+Each model explains itself in the catalog (`COMMENT ON`), from its own file: the opening
+paragraph of comments describes the relation, and a `-- Columns:` block lists `--   name: text` per column
+(indented lines continue the text). An `analytics` column the block leaves out takes the
+comment of the same column in the analytics model it reads; one that still has none, or a
+listed column the model does not have, fails the build.
 """
 
 from __future__ import annotations
@@ -51,6 +57,39 @@ class Model:
     @property
     def name(self) -> str:
         return f"{self.schema}.{self.path.stem}"
+
+    @property
+    def reads(self) -> set[str]:
+        """The relations (`schema.name`) its SQL names outside comments."""
+        code = re.sub(r"--[^\n]*", "", self.sql.lower())  # a name in a comment is no dependency
+        return {f"{s}.{t}" for s, t in re.findall(r"\b(staging|intermediate|analytics)\.(\w+)", code)}
+
+    @property
+    def description(self) -> str:
+        """The opening comment's first paragraph, without directives."""
+        lines = []
+        for line in self.sql.splitlines():
+            if not line.startswith("--") or re.match(r"--\s*(columns:.*)?$", line, re.IGNORECASE):
+                break  # the opening paragraph ends at a bare `--` or the column block
+            if not re.match(r"--\s*(materialized|incremental):", line):
+                lines.append(line[2:].strip())
+        return " ".join(lines)
+
+    @property
+    def column_docs(self) -> dict[str, str]:
+        """The `-- Columns:` block: column name to its text."""
+        docs: dict[str, str] = {}
+        block = re.search(
+            r"^--\s*columns:\s*\n((?:--[ \t]{2,}.*\n?)+)", self.sql, re.MULTILINE | re.IGNORECASE
+        )
+        for line in block.group(1).splitlines() if block else []:
+            entry = re.match(r"--\s{2,3}(\w+):\s*(.*)$", line)
+            if entry:
+                name = entry.group(1)
+                docs[name] = entry.group(2).strip()
+            else:  # deeper indentation continues the previous column's text
+                docs[name] = f"{docs[name]} {line[2:].strip()}"
+        return docs
 
     @property
     def incremental(self) -> Incremental | None:
@@ -100,16 +139,51 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
             materialized = re.search(r"^--\s*materialized:\s*(view|table)\s*$", sql, re.MULTILINE)
             model = Model(path, schema, materialized.group(1) if materialized else kind, sql)
             models[model.name] = model
-    graph = {}
-    for name, model in models.items():
-        code = re.sub(r"--[^\n]*", "", model.sql.lower())  # a name in a comment is no dependency
-        named = set(re.findall(r"\b(staging|intermediate|analytics)\.(\w+)", code))
-        graph[name] = {f"{s}.{t}" for s, t in named if f"{s}.{t}" in models and f"{s}.{t}" != name}
+    graph = {
+        name: {read for read in model.reads if read in models and read != name}
+        for name, model in models.items()
+    }
     try:
         order = list(TopologicalSorter(graph).static_order())
     except CycleError as exc:
         raise ModelError(f"models depend on each other in a cycle: {' -> '.join(exc.args[1])}") from None
     return [models[name] for name in order]
+
+
+def _label(model: Model) -> str:
+    return f"sql/{model.path.parent.name}/{model.path.name}"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """Writes the model's comments into the catalog (a `create or replace` drops them)."""
+    kind = "view" if model.kind == "view" else "table"
+    con.execute(f"comment on {kind} {model.name} is {_quote(model.description)}")
+    columns = [name for (name,) in con.execute(
+        "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
+        [model.schema, model.path.stem]).fetchall()]  # fmt: skip
+    docs = model.column_docs
+    unknown = sorted(set(docs) - set(columns))
+    if unknown:
+        raise ModelError(f"{_label(model)} describes columns it does not have: {', '.join(unknown)}")
+    if model.schema != "analytics":
+        return
+    inherited = dict(con.execute("""
+        select column_name, first(comment order by schema_name, table_name) from duckdb_columns()
+        where schema_name || '.' || table_name in (select unnest($1::varchar[])) and comment <> ''
+        group by all
+    """, [sorted(model.reads - {model.name})]).fetchall())  # fmt: skip
+    missing = [c for c in columns if not (docs.get(c) or inherited.get(c))]
+    if missing:
+        raise ModelError(
+            f"{_label(model)} does not describe its columns {', '.join(missing)} (see `-- Columns:`)"
+        )
+    for column in columns:
+        text = docs.get(column) or inherited[column]
+        con.execute(f'comment on column {model.name}."{column}" is {_quote(text)}')
 
 
 FINGERPRINT_TABLE = "intermediate.models_fingerprint"
@@ -150,6 +224,7 @@ def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]
         plan = model.incremental
         if not plan or model.name not in built:
             con.execute(f"create or replace table {model.name} as\n{model.sql}")
+            describe(con, model)
             continue
         keys = f"keys_{model.path.stem}"
         if plan.keys != [("run_id", "run_id")]:  # a run's id does not change; other keys may
@@ -207,6 +282,7 @@ def apply_models(
                 for model in models:
                     current = str(model.path.relative_to(sql_dir.parent))
                     con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
+                    describe(con, model)
         except duckdb.Error as exc:
             message = str(exc).splitlines()[0]
             raise ModelError(f"{current}: {message}") from None

@@ -74,6 +74,54 @@ def test_every_model_file_says_what_a_row_is() -> None:
         assert first.startswith("-- One row"), model.path
 
 
+def _undescribed(con) -> list[tuple]:
+    """Every analytics relation and column whose catalog comment is missing or blank."""
+    return con.execute("""
+        select 'relation', table_name, null from duckdb_tables() where schema_name = 'analytics'
+            and coalesce(trim(comment), '') = ''
+        union all
+        select 'relation', view_name, null from duckdb_views() where schema_name = 'analytics'
+            and coalesce(trim(comment), '') = ''
+        union all
+        select 'column', table_name, column_name from duckdb_columns() where schema_name = 'analytics'
+            and coalesce(trim(comment), '') = ''
+    """).fetchall()
+
+
+def test_every_analytics_relation_and_column_has_a_catalog_comment(sync, db_path: Path) -> None:
+    sync()
+    sync()  # the second sync updates the tables incrementally: the comments must survive it
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert _undescribed(con) == []
+        described = con.execute(
+            "select count(*) from duckdb_columns() where schema_name = 'analytics' and comment <> ''"
+        ).fetchone()[0]
+        assert described >= 90
+        comment = con.execute(
+            "select comment from duckdb_columns() where schema_name = 'analytics' and table_name = 'runs'"
+            " and column_name = 'status_group'"
+        ).fetchone()[0]
+    assert comment.startswith(
+        "the status grouped over both API vocabularies: queued, running, waiting, succeeded"
+    )
+
+
+def test_a_model_file_must_describe_every_column_it_has_and_no_other(warehouse_con, tmp_path: Path) -> None:
+    changed = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, changed)
+    runs = changed / "marts" / "runs.sql"
+    original = runs.read_text()
+    runs.write_text(original.replace("--   is_test: true for a test run (the API's isTest)\n", ""))
+    with pytest.raises(ModelError, match=r"sql/marts/runs\.sql does not describe its columns is_test"):
+        apply_models(warehouse_con, changed)
+    runs.write_text(original.replace("--   is_test:", "--   is_a_test:"))
+    with pytest.raises(
+        ModelError, match=r"sql/marts/runs\.sql describes columns it does not have: is_a_test"
+    ):
+        apply_models(warehouse_con, changed)
+    assert _undescribed(warehouse_con) == []  # the previous models and their comments stand
+
+
 def test_applying_twice_changes_nothing(warehouse_con) -> None:
     first = warehouse_con.execute("select * from analytics.daily_cost order by all").fetchall()
     apply_models(warehouse_con)

@@ -3,6 +3,7 @@
 -- answer each group of fields comes from. The latest answer wins, but a field an answer did
 -- not carry keeps the value of the latest answer that did (errors and attempts come only from
 -- some answers, env only from list mode). analytics.runs is this table, named for analysts.
+--
 -- A sync rebuilds only the rows of the runs it loaded:
 -- incremental: run_id from staging.run_answers
 with listed as (

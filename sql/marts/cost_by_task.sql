@@ -1,6 +1,13 @@
 -- materialized: view
 -- One row per account and task over the reporting period: runs, outcomes and cost in USD,
 -- with the cost of each successful run. For "what do we spend, where, and is it worth it".
+-- Columns:
+--   run_count: runs created in the period
+--   succeeded_run_count: of those, runs that succeeded
+--   failed_run_count: of those, runs whose status_group is failed
+--   total_cost_usd: their total cost in US dollars, in-flight runs' cost so far included
+--   cost_per_successful_run_usd: total_cost_usd / succeeded_run_count (failed runs' cost included);
+--     null without a successful run
 with runs as (
     select * from analytics.runs_in_period
 ),

@@ -2,6 +2,26 @@
 -- One row per run id: the run's latest known state. The base of every question about runs.
 -- Money: cost_cents and base_cost_cents as the API gives them (cents, with fractions);
 -- total_cost_usd = (cost_cents + base_cost_cents) / 100.
+-- Columns:
+--   run_id: the run's id in the Recoup API (run_...); unique
+--   account_id: the id of the Recoup account that owns the runs
+--   status: the run's status, verbatim from the latest API answer that carried it
+--   status_group: the status grouped over both API vocabularies: queued, running, waiting,
+--     succeeded, failed, canceled, expired, or unknown for a status this warehouse does not know
+--   is_test: true for a test run (the API's isTest)
+--   env_name: the environment the run ran in (e.g. prod, staging); from list answers only
+--   task_identifier: the task that ran
+--   created_at: when the run was triggered (UTC)
+--   updated_at: when the API last changed the run (UTC)
+--   started_at: when its first attempt started executing (UTC); null while queued
+--   finished_at: when it reached a final status (UTC); null while in flight
+--   duration_ms: the run's duration in milliseconds, as the API reports it (durationMs)
+--   cost_cents: compute cost in US cents, with fractions, as the API gives it
+--   base_cost_cents: the run's base cost in US cents, with fractions, as the API gives it
+--   total_cost_usd: (cost_cents + base_cost_cents) / 100, a missing part counted as 0; a run still
+--     in flight carries its cost so far
+--   attempt_count: how many attempts ran: the length of the attempts list, else the API's attemptCount, else null
+--   error_message: the run's error message, whole; null unless the API gave one
 with versions as (
     select * from intermediate.run_versions
 ),

@@ -1,6 +1,9 @@
 -- materialized: view
 -- One row per run created within the reporting period (staging.report_period), with the
 -- UTC day it was created and its queue wait. The base of the period marts below.
+-- Columns:
+--   day: the UTC date the run was created on
+--   queue_wait_s: seconds from created_at to started_at; null for a run that never started
 with runs as (
     select * from analytics.runs
 ),
