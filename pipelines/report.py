@@ -150,7 +150,7 @@ def _stacked_daily(rows: list[tuple], start: date, end: date) -> str:
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     stack = {(d, s): 0.0 for d in days for s in series}
     for day, account, cost, _ in rows:
-        stack[(day, account if account in top else "others")] += cost or 0
+        stack[(day, account if account in top else "others")] += float(cost or 0)  # geometry, not money
     peak = max((sum(stack[(d, s)] for s in series) for d in days), default=0) or 1
     width = 680 / max(1, len(days))
     parts = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -206,10 +207,37 @@ def test_daily_cost_splits_days_in_utc_whatever_the_reader_timezone(raw_con) -> 
         "select day, env_name, run_count, failed_run_count, round(total_cost_usd, 8) from analytics.daily_cost order by all"
     ).fetchall()
     assert rows == [
-        (date(2026, 11, 10), "prod", 1, 0, 0.010075),  # (1.005 + 0.0025) / 100
-        (date(2026, 11, 10), "staging", 1, 0, 0.1),
-        (date(2026, 11, 11), "prod", 2, 2, 0.028358),  # (0.3333 + 0.0025 + 2.5) / 100, test run included
+        (date(2026, 11, 10), "prod", 1, 0, Decimal("0.010075")),  # (1.005 + 0.0025) / 100
+        (date(2026, 11, 10), "staging", 1, 0, Decimal("0.1")),
+        (
+            date(2026, 11, 11),
+            "prod",
+            2,
+            2,
+            Decimal("0.028358"),
+        ),  # (0.3333 + 0.0025 + 2.5) / 100, test run included
     ]
+
+
+def test_money_is_decimal_and_sums_to_the_api_cents_exactly(world, sync, query) -> None:
+    for run_id in list(world.runs)[::3]:  # 0.1 + 0.2 is not 0.3 in binary floating point
+        world.change_run(run_id, costInCents=0.1, baseCostInCents=0.2)
+    sync()
+    stored = {run_id for (run_id,) in query("select run_id from analytics.runs")}
+    cents = [(world.runs[r]["costInCents"], world.runs[r]["baseCostInCents"]) for r in stored]
+    exact = sum((Decimal(repr(cost)) + Decimal(repr(base))) / 100 for cost, base in cents)
+    assert len(stored) > 50
+    types = query(
+        "select table_name, column_name, data_type from duckdb_columns() where schema_name = 'analytics'"
+        " and (column_name like '%cost_cents' or column_name like '%_usd') and data_type not like 'DECIMAL%'"
+    )
+    assert types == []
+    assert query("select sum(total_cost_usd) from analytics.runs") == [(exact,)]
+    assert query("select sum(total_cost_usd) from analytics.daily_cost") == [(exact,)]
+    runs = query(
+        "select cost_cents, base_cost_cents, total_cost_usd from analytics.runs where cost_cents = 0.1"
+    )
+    assert runs and set(runs) == {(Decimal("0.1"), Decimal("0.2"), Decimal("0.003"))}
 
 
 def test_cost_by_task_and_cost_per_successful_run(raw_con) -> None:
@@ -226,7 +254,10 @@ def test_cost_by_task_and_cost_per_successful_run(raw_con) -> None:
         "select account_id, run_count, succeeded_run_count, failed_run_count, round(total_cost_usd, 6),"
         " round(cost_per_successful_run_usd, 6) from analytics.cost_by_task order by account_id"
     ).fetchall()
-    assert rows == [(ACCOUNT_A, 3, 2, 1, 0.5, 0.25), (ACCOUNT_B, 1, 0, 1, 0.04, None)]
+    assert rows == [
+        (ACCOUNT_A, 3, 2, 1, Decimal("0.5"), Decimal("0.25")),
+        (ACCOUNT_B, 1, 0, 1, Decimal("0.04"), None),
+    ]
 
 
 def test_reliability_by_task(raw_con) -> None:

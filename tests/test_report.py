@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -31,10 +32,10 @@ def test_report_files_exist_and_totals_agree_with_the_warehouse(sync, db_path: P
         ).fetchone()
     with open(folder / "cost_by_task.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert sum(float(r["total_cost_usd"]) for r in rows) == pytest.approx(truth)
+    assert sum(Decimal(r["total_cost_usd"]) for r in rows) == truth  # money is DECIMAL: exact
     assert sum(int(r["run_count"]) for r in rows) == runs
     with open(folder / "daily_cost.csv") as handle:
-        assert sum(float(r["total_cost_usd"]) for r in csv.DictReader(handle)) == pytest.approx(truth)
+        assert sum(Decimal(r["total_cost_usd"]) for r in csv.DictReader(handle)) == truth
     page = (folder / "report.html").read_text()
     kpi = re.search(r'data-kpi="Total cost">([^<]+)<', page).group(1)
     assert kpi == usd(truth)

@@ -6,6 +6,7 @@
 --   run_count: runs created that day, test runs included
 --   failed_run_count: of those, runs whose status_group is failed
 --   total_cost_usd: their total cost in US dollars, (cost_cents + base_cost_cents) / 100 summed
+--     exactly (DECIMAL)
 --
 -- A sync rebuilds only the days and accounts of the runs it changed:
 -- incremental: (created_at at time zone 'UTC')::date as day, account_id from analytics.runs

@@ -22,8 +22,8 @@ renamed as (
         started_at,
         finished_at,
         duration_ms,
-        cost_in_cents::double as cost_cents,
-        base_cost_in_cents::double as base_cost_cents,
+        cost_in_cents::decimal(20, 6) as cost_cents,  -- a millionth of a cent; up to the sync's 1e12 cap
+        base_cost_in_cents::decimal(20, 6) as base_cost_cents,
         attempt_count::integer as reported_attempt_count,
         coalesce(has_attempts, false) as has_attempts,
         attempts_listed::integer as attempts_listed,
