@@ -51,6 +51,7 @@ def _store(con: duckdb.DuckDBPyConnection, step: int, item: dict, seen_at: datet
         "base_cost_in_cents": 1.5, "has_attempts": item["attempts"] is not None,
         "attempts_listed": item["attempts"], "has_error": item["error"] is not None,
         "error_message": item["error"], "attempt_count": item["attempts"],
+        "version": None if item["mode"] == "retrieve" and item["run"] % 2 else f"v{step}",
     }  # fmt: skip
     columns = ", ".join(row)
     con.execute(

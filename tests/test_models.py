@@ -49,6 +49,16 @@ def test_status_group_takes_only_accepted_values(sync, query, world) -> None:
     assert query("select status_group from analytics.runs where run_id = ?", odd["id"]) == [("unknown",)]
 
 
+def test_a_sync_fills_the_api_fields_of_runs(sync, query) -> None:
+    sync()
+    filled = query("""
+        select count(*), count(env_id), count(task_kind), count(depth), count(trigger_function),
+            count(metadata), count(ttl) filter (where status_group = 'queued')
+        from analytics.runs
+    """)[0]  # fmt: skip
+    assert filled[0] > 0 and all(n > 0 for n in filled[1:]), filled
+
+
 def test_tags_and_attempts_point_at_existing_runs(sync, query) -> None:
     sync()
     for table in ("run_tags", "run_attempts"):
@@ -305,6 +315,41 @@ def test_cost_anomalies_against_the_trailing_7_day_median(raw_con) -> None:
     assert rows == [(date(2026, 11, 17), ACCOUNT_A, 5.0, 1.0, 5.0)]
     raw_con.execute("set variable anomaly_multiple = 6")
     assert raw_con.execute("select count(*) from analytics.cost_anomalies").fetchall() == [(0,)]
+
+
+def test_runs_carry_the_api_fields_latest_answer_first(raw_con) -> None:
+    """The latest answer's value wins; a field it left null keeps the earlier answer's value."""
+    _insert_run(raw_con, "child", ACCOUNT_A, "render", "FAILED", T0, error="boom")
+    raw_con.execute("""
+        update raw.runs set env_id = 'env_prod', version = '20261110.1', batch_id = 'batch_1', depth = 1,
+            idempotency_key = 'idem-7', trigger_function = 'batchTrigger', task_kind = 'STANDARD',
+            region = 'eu-central-1', error_name = 'Error', metadata = '{"artist": "Beyonc\u00e9"}',
+            related_runs = '{"root": {"id": "run_root"}, "parent": {"id": "run_parent"}, "children": []}',
+            ttl = '"10m"', delayed_until = ?, expired_at = null""", [T0 + timedelta(minutes=5)])  # fmt: skip
+    raw_con.execute(
+        "insert into raw.run_details (id, status, task_identifier, created_at, updated_at, seen_at, has_error,"
+        " error_message, error_name, has_attempts, observation_id, version, ttl, related_runs, metadata)"
+        " values ('child', 'SYSTEM_FAILURE', 'render', ?, ?, ?, true, 'out of memory', 'OOMError', false,"
+        " 'child-det', '20261110.2', '600', null, '{\"artist\": \"Solange\"}')",
+        [T0, T0, T0 + timedelta(hours=1)],
+    )
+    apply_models(raw_con)
+    row = raw_con.execute("""
+        select version, batch_id, depth, idempotency_key, trigger_function, task_kind, region, error_name,
+            metadata ->> '$.artist', parent_run_id, root_run_id, delayed_until, expired_at, ttl, env_id,
+            error_message
+        from analytics.runs
+    """).fetchall()  # fmt: skip
+    assert row == [("20261110.2", "batch_1", 1, "idem-7", "batchTrigger", "STANDARD", "eu-central-1", "OOMError",
+                    "Solange", "run_parent", "run_root", T0 + timedelta(minutes=5), None, "600", "env_prod",
+                    "out of memory")]  # fmt: skip
+    columns = [c for (c,) in raw_con.execute(
+        "select column_name from duckdb_columns() where schema_name = 'analytics' and table_name = 'runs'"
+        " order by column_index").fetchall()]  # fmt: skip
+    assert columns[:17] == ["run_id", "account_id", "status", "status_group", "is_test", "env_name",
+                            "task_identifier", "created_at", "updated_at", "started_at", "finished_at",
+                            "duration_ms", "cost_cents", "base_cost_cents", "total_cost_usd", "attempt_count",
+                            "error_message"]  # fmt: skip
 
 
 def test_latest_observation_wins_and_details_fields_survive(raw_con) -> None:

@@ -23,6 +23,23 @@
 --     in flight carries its cost so far
 --   attempt_count: how many attempts ran: the length of the attempts list, else the API's attemptCount, else null
 --   error_message: the run's error message, whole; null unless the API gave one
+--   version: the deployed version of the task that ran it (e.g. 20261120.3); null when the API gave none
+--   batch_id: the batch the run was triggered in (batchTrigger); null for a single trigger
+--   depth: how deep in a chain of triggers: 0 for a run triggered from outside, 1 for its child...
+--   idempotency_key: the idempotency key it was triggered with; null without one
+--   trigger_function: how it was triggered (trigger, triggerAndWait, batchTrigger...)
+--   task_kind: the kind of task (STANDARD, SCHEDULED...)
+--   region: the region it ran in; null when the API did not say
+--   error_name: the name of the run's error (e.g. TimeoutError); null unless the API gave one
+--   metadata: the run's metadata, whole, as JSON (`metadata ->> '$.key'`); one larger than
+--     RECOUP_MAX_FIELD_BYTES is stored as {"_skipped": {"bytes": ..., "limit": ...}}
+--   parent_run_id: the run that triggered it (relatedRuns.parent); null for a run triggered from outside
+--     or when no answer named it
+--   root_run_id: the first run of its chain of triggers (relatedRuns.root); null as for parent_run_id
+--   delayed_until: when a delayed run becomes eligible to start (UTC); null for a run not delayed
+--   expired_at: when the run expired unstarted after its ttl (UTC); null otherwise
+--   ttl: how long it may wait to start before it expires, as the API gave it ('10m', or seconds)
+--   env_id: the id of the environment env_name names; from list answers only
 with versions as (
     select * from intermediate.run_versions
 ),
@@ -51,7 +68,22 @@ final as (
         ((coalesce(versions.cost_cents, 0) + coalesce(versions.base_cost_cents, 0)) * 0.01)::decimal(20, 8)
             as total_cost_usd,
         coalesce(versions.attempts_listed, versions.reported_attempt_count)::integer as attempt_count,
-        versions.error_message
+        versions.error_message,
+        versions.version,
+        versions.batch_id,
+        versions.depth,
+        versions.idempotency_key,
+        versions.trigger_function,
+        versions.task_kind,
+        versions.region,
+        versions.error_name,
+        versions.metadata,
+        versions.parent_run_id,
+        versions.root_run_id,
+        versions.delayed_until,
+        versions.expired_at,
+        versions.ttl,
+        versions.env_id
     from versions
     left join groups on groups.status = versions.status
 )
