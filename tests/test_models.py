@@ -289,6 +289,44 @@ def test_reliability_by_task(raw_con) -> None:
     assert errors == [("took too long", 2, 1), ("oom", 1, 2)]
 
 
+def test_reliability_speed_and_errors_split_by_account_and_environment(raw_con) -> None:
+    _insert_run(raw_con, "a1", ACCOUNT_A, "sync", "COMPLETED", T0, attempts=2, started=T0, duration_ms=10_000)
+    _insert_run(raw_con, "a2", ACCOUNT_A, "sync", "FAILED", T0, error="boom", started=T0, duration_ms=30_000)
+    _insert_run(raw_con, "a3", ACCOUNT_A, "sync", "CRASHED", T0, env="staging", error="oom", started=T0,
+                duration_ms=5_000)  # fmt: skip
+    _insert_run(raw_con, "b1", ACCOUNT_B, "sync", "FAILED", T0, error="boom", started=T0, duration_ms=2_000)
+    _insert_run(raw_con, "b2", ACCOUNT_B, "sync", "FAILED", T0, error="boom", started=T0, duration_ms=4_000)
+    _insert_run(raw_con, "b3", ACCOUNT_B, "sync", "EXECUTING", T0)
+    apply_models(raw_con)
+    _period(raw_con, date(2026, 11, 10), date(2026, 11, 10))
+    reliability = raw_con.execute(
+        "select * from analytics.reliability_by_account_env order by all"
+    ).fetchall()
+    assert reliability == [
+        (ACCOUNT_A, "prod", "sync", 2, 2, 1, 0.5, 1),
+        (ACCOUNT_A, "staging", "sync", 1, 1, 1, 1.0, 0),
+        (ACCOUNT_B, "prod", "sync", 3, 2, 2, 1.0, 0),
+    ]
+    speed = raw_con.execute(
+        "select account_id, env_name, run_count, duration_p50_s from analytics.speed_by_account_env order by all"
+    ).fetchall()
+    assert speed == [
+        (ACCOUNT_A, "prod", 2, 20.0),
+        (ACCOUNT_A, "staging", 1, 5.0),
+        (ACCOUNT_B, "prod", 3, 3.0),
+    ]
+    errors = raw_con.execute(
+        "select account_id, env_name, error_message, run_count, error_rank from analytics.top_errors_by_account_env"
+        " order by all"
+    ).fetchall()
+    assert errors == [(ACCOUNT_A, "prod", "boom", 1, 1), (ACCOUNT_A, "staging", "oom", 1, 1),
+                      (ACCOUNT_B, "prod", "boom", 2, 1)]  # fmt: skip
+    whole = raw_con.execute(
+        "select run_count, finished_run_count, failed_run_count from analytics.reliability_by_task"
+    )
+    assert whole.fetchall() == [(6, 5, 4)]  # the split adds up to the whole
+
+
 def test_speed_by_task_percentiles_and_queue_wait(raw_con) -> None:
     for i, (wait_s, duration_s) in enumerate([(1, 10), (2, 20), (3, 30), (4, 40), (5, 50)]):
         _insert_run(raw_con, f"r{i}", ACCOUNT_A, "render", "COMPLETED", T0,
