@@ -34,6 +34,7 @@ import duckdb
 from pipelines import warehouse
 from pipelines.config import database_path
 from pipelines.recoup.errors import ConfigError, RecoupError
+from pipelines.recoup.settings import RAW_DATASET
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 LAYERS = {
@@ -187,6 +188,7 @@ def describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:
 
 
 FINGERPRINT_TABLE = "intermediate.models_fingerprint"
+DLT_STAGING = f"{RAW_DATASET}_staging"
 
 
 def _fingerprint(models: list[Model]) -> str:
@@ -287,6 +289,9 @@ def apply_models(
             message = str(exc).splitlines()[0]
             raise ModelError(f"{current}: {message}") from None
         con.execute(f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint", [fingerprint])
+        # dlt's merge staging (its `<dataset>_staging` layout) only holds the last load's copy, and
+        # dlt creates it again at the next load: out of the analysts' catalog once models are built.
+        con.execute(f"drop schema if exists {DLT_STAGING} cascade")
     except BaseException:
         con.execute("rollback")
         raise

@@ -59,6 +59,18 @@ def test_a_sync_fills_the_api_fields_of_runs(sync, query) -> None:
     assert filled[0] > 0 and all(n > 0 for n in filled[1:]), filled
 
 
+def test_dlt_staging_schema_is_not_left_to_analysts_and_later_syncs_still_merge(sync, query, world) -> None:
+    sync()
+    assert query("select schema_name from duckdb_schemas() where schema_name like 'raw_%'") == []
+    run = world.add_run(world.account_ids[0], created_at=world.now - timedelta(minutes=1))
+    sync()  # dlt stages the merge again
+    world.change_run(run["id"], status="FAILED")
+    sync()
+    assert query("select status from analytics.runs where run_id = ?", run["id"]) == [("FAILED",)]
+    assert query("select count(*) = count(distinct run_id) from analytics.runs") == [(True,)]
+    assert query("select schema_name from duckdb_schemas() where schema_name like 'raw_%'") == []
+
+
 def test_tags_and_attempts_point_at_existing_runs(sync, query) -> None:
     sync()
     for table in ("run_tags", "run_attempts"):
