@@ -339,6 +339,25 @@ def test_reliability_speed_and_errors_split_by_account_and_environment(raw_con) 
     assert whole.fetchall() == [(6, 5, 4)]  # the split adds up to the whole
 
 
+def test_period_views_leave_out_test_and_in_flight_runs_when_told(raw_con) -> None:
+    _insert_run(raw_con, "done", ACCOUNT_A, "render", "COMPLETED", T0, cost=100, started=T0, duration_ms=4000)
+    _insert_run(raw_con, "test", ACCOUNT_A, "render", "FAILED", T0, cost=10, is_test=True)
+    _insert_run(raw_con, "busy", ACCOUNT_A, "render", "EXECUTING", T0, cost=1, started=T0)
+    apply_models(raw_con)
+    _period(raw_con, date(2026, 11, 10), date(2026, 11, 10))
+    daily = "select status_group, run_count, total_cost_usd from analytics.daily_runs order by all"
+    assert raw_con.execute(daily).fetchall() == [
+        ("failed", 1, Decimal("0.1")),
+        ("running", 1, Decimal("0.01")),
+        ("succeeded", 1, Decimal("1")),
+    ]  # every run unless told otherwise
+    raw_con.execute("set variable include_test_runs = false")
+    raw_con.execute("set variable include_in_flight_runs = false")
+    assert raw_con.execute(daily).fetchall() == [("succeeded", 1, Decimal("1"))]
+    health = raw_con.execute("select * from analytics.daily_task_health").fetchall()
+    assert health == [(date(2026, 11, 10), "render", 1, 0, 4.0, 4.0)]
+
+
 def test_speed_by_task_percentiles_and_queue_wait(raw_con) -> None:
     for i, (wait_s, duration_s) in enumerate([(1, 10), (2, 20), (3, 30), (4, 40), (5, 50)]):
         _insert_run(raw_con, f"r{i}", ACCOUNT_A, "render", "COMPLETED", T0,
