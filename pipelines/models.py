@@ -159,32 +159,44 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    """Writes the model's comments into the catalog (a `create or replace` drops them)."""
-    kind = "view" if model.kind == "view" else "table"
-    con.execute(f"comment on {kind} {model.name} is {_quote(model.description)}")
-    columns = [name for (name,) in con.execute(
-        "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
-        [model.schema, model.path.stem]).fetchall()]  # fmt: skip
-    docs = model.column_docs
-    unknown = sorted(set(docs) - set(columns))
-    if unknown:
-        raise ModelError(f"{_label(model)} describes columns it does not have: {', '.join(unknown)}")
-    if model.schema != "analytics":
+def describe(con: duckdb.DuckDBPyConnection, models: list[Model], only: set[str] | None = None) -> None:
+    """Writes the comments of the built models (or of those in `only`) into the catalog.
+
+    A `create or replace` drops a relation's comments, so this follows every build. Models come
+    in build order: an analytics model's inherited descriptions are resolved before it is.
+    """
+    if only is not None and not only:
         return
-    inherited = dict(con.execute("""
-        select column_name, first(comment order by schema_name, table_name) from duckdb_columns()
-        where schema_name || '.' || table_name in (select unnest($1::varchar[])) and comment <> ''
-        group by all
-    """, [sorted(model.reads - {model.name})]).fetchall())  # fmt: skip
-    missing = [c for c in columns if not (docs.get(c) or inherited.get(c))]
-    if missing:
-        raise ModelError(
-            f"{_label(model)} does not describe its columns {', '.join(missing)} (see `-- Columns:`)"
-        )
-    for column in columns:
-        text = docs.get(column) or inherited[column]
-        con.execute(f'comment on column {model.name}."{column}" is {_quote(text)}')
+    columns: dict[str, list[str]] = {}
+    for relation, column in con.execute("""
+        select schema_name || '.' || table_name, column_name from duckdb_columns()
+        where database_name = current_database() order by schema_name, table_name, column_index
+    """).fetchall():  # fmt: skip
+        columns.setdefault(relation, []).append(column)
+    resolved: dict[str, dict[str, str]] = {}
+    statements = []
+    for model in models:
+        have, docs = columns.get(model.name, []), model.column_docs
+        unknown = sorted(set(docs) - set(have))
+        if unknown:
+            raise ModelError(f"{_label(model)} describes columns it does not have: {', '.join(unknown)}")
+        if model.schema == "analytics":
+            inherited: dict[str, str] = {}
+            for read in sorted(model.reads - {model.name}, reverse=True):  # the first name read wins
+                inherited.update(resolved.get(read, {}))
+            docs = {column: docs.get(column) or inherited.get(column, "") for column in have}
+            missing = [column for column, text in docs.items() if not text]
+            if missing:
+                raise ModelError(
+                    f"{_label(model)} does not describe its columns {', '.join(missing)} (see `-- Columns:`)"
+                )
+            resolved[model.name] = docs
+        if only is None or model.name in only:
+            kind = "view" if model.kind == "view" else "table"
+            statements.append(f"comment on {kind} {model.name} is {_quote(model.description)}")
+            statements += [f'comment on column {model.name}."{c}" is {_quote(t)}' for c, t in docs.items()]
+    if statements:  # one call: a few hundred statements cost little inside DuckDB, a lot one by one
+        con.execute(";\n".join(statements))
 
 
 FINGERPRINT_TABLE = "intermediate.models_fingerprint"
@@ -217,6 +229,7 @@ def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]
     rows of those keys only.
     """
     tables = [m for m in models if m.kind == "table"]
+    rebuilt: set[str] = set()
     for model in tables:
         if model.incremental and model.name in built:
             con.execute(
@@ -226,7 +239,7 @@ def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]
         plan = model.incremental
         if not plan or model.name not in built:
             con.execute(f"create or replace table {model.name} as\n{model.sql}")
-            describe(con, model)
+            rebuilt.add(model.name)
             continue
         keys = f"keys_{model.path.stem}"
         if plan.keys != [("run_id", "run_id")]:  # a run's id does not change; other keys may
@@ -234,6 +247,7 @@ def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]
         con.execute(f"delete from {model.name} where ({plan.columns}) in (select {plan.columns} from {keys})")
         sql = re.sub(rf"\b{re.escape(plan.source)}\b", plan.matching(keys), model.sql)
         con.execute(f"insert into {model.name} {sql}")
+    describe(con, models, only=rebuilt)
 
 
 def _built(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -284,7 +298,8 @@ def apply_models(
                 for model in models:
                     current = str(model.path.relative_to(sql_dir.parent))
                     con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
-                    describe(con, model)
+                current = "the comments"
+                describe(con, models)
         except duckdb.Error as exc:
             message = str(exc).splitlines()[0]
             raise ModelError(f"{current}: {message}") from None
