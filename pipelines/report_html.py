@@ -62,7 +62,7 @@ def _esc(value: Any) -> str:
 
 # -- charts: inline SVG, 760 units wide; ticks on both axes ----------------------------------------
 
-WIDTH, LEFT, TOP, PLOT_H = 760, 90, 12, 220
+WIDTH, LEFT, TOP, PLOT_H = 760, 104, 12, 220
 
 
 def _ticks(peak: float) -> list[float]:
@@ -76,9 +76,11 @@ def _ticks(peak: float) -> list[float]:
 
 
 def _tick_label(value: float, fmt: str, step: float) -> str:
+    """A tick with as many decimals as its step needs ($0.025, 2.5 min, 40)."""
+    decimals = next(d for d in range(8) if abs(step * 10**d - round(step * 10**d)) < 1e-6)
     if fmt == "usd":
-        return f"${value:,.0f}" if step >= 1 else f"${value:,.{max(2, -math.floor(math.log10(step)))}f}"
-    number = f"{value:,.0f}" if step == int(step) or value == int(value) else f"{value:,.1f}"
+        return f"${value:,.{0 if decimals == 0 else max(2, decimals)}f}"
+    number = f"{value:,.{decimals}f}"
     return {"minutes": f"{number} min", "seconds": f"{number} s"}.get(fmt, number)
 
 

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from pipelines.report import ReportError, Table, write_report
-from pipelines.report_html import html_table, usd
+from pipelines.report_html import _tick_label, _ticks, html_table, usd
 from tests.test_cli import run_cli
 
 END = date(2026, 11, 20)  # the emulator clock of the shared fixture
@@ -100,6 +100,17 @@ def test_a_long_table_says_how_many_rows_it_shows() -> None:
     section = html_table(table)
     assert "showing 50 of 312 rows; all are in cost_by_task.csv" in section
     assert section.count("<tr>") == 51 and "<th>Task</th><th class=num>Runs</th>" in section
+
+
+def test_chart_axes_tick_at_round_values_past_the_peak() -> None:
+    def labels(peak: float, fmt: str) -> list[str]:
+        ticks = _ticks(peak)
+        return [_tick_label(t, fmt, ticks[1] - ticks[0]) for t in ticks]
+
+    assert labels(263, "usd") == ["$0", "$100", "$200", "$300"]
+    assert labels(0.09, "usd") == ["$0.000", "$0.025", "$0.050", "$0.075", "$0.100"]
+    assert labels(16, "int") == ["0", "5", "10", "15", "20"]
+    assert labels(9.6, "minutes") == ["0.0 min", "2.5 min", "5.0 min", "7.5 min", "10.0 min"]
 
 
 def _console(page: Path) -> list[str]:
