@@ -11,6 +11,12 @@ A sync updates the tables for the runs it loaded instead of rebuilding them: a t
 with an `-- incremental: <keys> from <source>` line is rebuilt only for the keys the changed
 runs' source rows hold, before and after the change (a run id, or a day and an account).
 `make models` rebuilds everything, and gives the same tables.
+
+Each model explains itself in the catalog (`COMMENT ON`), from its own file: the opening
+paragraph of comments describes the relation, and a `-- Columns:` block lists `--   name: text` per column
+(indented lines continue the text). An `analytics` column the block leaves out takes the
+comment of the same column in the analytics model it reads; one that still has none, or a
+listed column the model does not have, fails the build.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import duckdb
 from pipelines import warehouse
 from pipelines.config import database_path
 from pipelines.recoup.errors import ConfigError, RecoupError
+from pipelines.recoup.settings import RAW_DATASET
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 LAYERS = {
@@ -52,6 +59,39 @@ class Model:
     @property
     def name(self) -> str:
         return f"{self.schema}.{self.path.stem}"
+
+    @property
+    def reads(self) -> set[str]:
+        """The relations (`schema.name`) its SQL names outside comments."""
+        code = re.sub(r"--[^\n]*", "", self.sql.lower())  # a name in a comment is no dependency
+        return {f"{s}.{t}" for s, t in re.findall(r"\b(staging|intermediate|analytics)\.(\w+)", code)}
+
+    @property
+    def description(self) -> str:
+        """The opening comment's first paragraph, without directives."""
+        lines = []
+        for line in self.sql.splitlines():
+            if not line.startswith("--") or re.match(r"--\s*(columns:.*)?$", line, re.IGNORECASE):
+                break  # the opening paragraph ends at a bare `--` or the column block
+            if not re.match(r"--\s*(materialized|incremental):", line):
+                lines.append(line[2:].strip())
+        return " ".join(lines)
+
+    @property
+    def column_docs(self) -> dict[str, str]:
+        """The `-- Columns:` block: column name to its text."""
+        docs: dict[str, str] = {}
+        block = re.search(
+            r"^--\s*columns:\s*\n((?:--[ \t]{2,}.*\n?)+)", self.sql, re.MULTILINE | re.IGNORECASE
+        )
+        for line in block.group(1).splitlines() if block else []:
+            entry = re.match(r"--\s{2,3}(\w+):\s*(.*)$", line)
+            if entry:
+                name = entry.group(1)
+                docs[name] = entry.group(2).strip()
+            else:  # deeper indentation continues the previous column's text
+                docs[name] = f"{docs[name]} {line[2:].strip()}"
+        return docs
 
     @property
     def incremental(self) -> Incremental | None:
@@ -101,11 +141,10 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
             materialized = re.search(r"^--\s*materialized:\s*(view|table)\s*$", sql, re.MULTILINE)
             model = Model(path, schema, materialized.group(1) if materialized else kind, sql)
             models[model.name] = model
-    graph = {}
-    for name, model in models.items():
-        code = re.sub(r"--[^\n]*", "", model.sql.lower())  # a name in a comment is no dependency
-        named = set(re.findall(r"\b(staging|intermediate|analytics)\.(\w+)", code))
-        graph[name] = {f"{s}.{t}" for s, t in named if f"{s}.{t}" in models and f"{s}.{t}" != name}
+    graph = {
+        name: {read for read in model.reads if read in models and read != name}
+        for name, model in models.items()
+    }
     try:
         order = list(TopologicalSorter(graph).static_order())
     except CycleError as exc:
@@ -113,7 +152,56 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
     return [models[name] for name in order]
 
 
+def _label(model: Model) -> str:
+    return f"sql/{model.path.parent.name}/{model.path.name}"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def describe(con: duckdb.DuckDBPyConnection, models: list[Model], only: set[str] | None = None) -> None:
+    """Writes the comments of the built models (or of those in `only`) into the catalog.
+
+    A `create or replace` drops a relation's comments, so this follows every build. Models come
+    in build order: an analytics model's inherited descriptions are resolved before it is.
+    """
+    if only is not None and not only:
+        return
+    columns: dict[str, list[str]] = {}
+    for relation, column in con.execute("""
+        select schema_name || '.' || table_name, column_name from duckdb_columns()
+        where database_name = current_database() order by schema_name, table_name, column_index
+    """).fetchall():  # fmt: skip
+        columns.setdefault(relation, []).append(column)
+    resolved: dict[str, dict[str, str]] = {}
+    statements = []
+    for model in models:
+        have, docs = columns.get(model.name, []), model.column_docs
+        unknown = sorted(set(docs) - set(have))
+        if unknown:
+            raise ModelError(f"{_label(model)} describes columns it does not have: {', '.join(unknown)}")
+        if model.schema == "analytics":
+            inherited: dict[str, str] = {}
+            for read in sorted(model.reads - {model.name}, reverse=True):  # the first name read wins
+                inherited.update(resolved.get(read, {}))
+            docs = {column: docs.get(column) or inherited.get(column, "") for column in have}
+            missing = [column for column, text in docs.items() if not text]
+            if missing:
+                raise ModelError(
+                    f"{_label(model)} does not describe its columns {', '.join(missing)} (see `-- Columns:`)"
+                )
+            resolved[model.name] = docs
+        if only is None or model.name in only:
+            kind = "view" if model.kind == "view" else "table"
+            statements.append(f"comment on {kind} {model.name} is {_quote(model.description)}")
+            statements += [f'comment on column {model.name}."{c}" is {_quote(t)}' for c, t in docs.items()]
+    if statements:  # one call: a few hundred statements cost little inside DuckDB, a lot one by one
+        con.execute(";\n".join(statements))
+
+
 FINGERPRINT_TABLE = "intermediate.models_fingerprint"
+DLT_STAGING = f"{RAW_DATASET}_staging"
 
 
 def _fingerprint(models: list[Model]) -> str:
@@ -142,6 +230,7 @@ def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]
     rows of those keys only.
     """
     tables = [m for m in models if m.kind == "table"]
+    rebuilt: set[str] = set()
     for model in tables:
         if model.incremental and model.name in built:
             con.execute(
@@ -151,6 +240,7 @@ def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]
         plan = model.incremental
         if not plan or model.name not in built:
             con.execute(f"create or replace table {model.name} as\n{model.sql}")
+            rebuilt.add(model.name)
             continue
         keys = f"keys_{model.path.stem}"
         if plan.keys != [("run_id", "run_id")]:  # a run's id does not change; other keys may
@@ -158,6 +248,7 @@ def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]
         con.execute(f"delete from {model.name} where ({plan.columns}) in (select {plan.columns} from {keys})")
         sql = re.sub(rf"\b{re.escape(plan.source)}\b", plan.matching(keys), model.sql)
         con.execute(f"insert into {model.name} {sql}")
+    describe(con, models, only=rebuilt)
 
 
 def _built(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -208,10 +299,15 @@ def apply_models(
                 for model in models:
                     current = str(model.path.relative_to(sql_dir.parent))
                     con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
+                current = "the comments"
+                describe(con, models)
         except duckdb.Error as exc:
             message = str(exc).splitlines()[0]
             raise ModelError(f"{current}: {message}") from None
         con.execute(f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint", [fingerprint])
+        # dlt's merge staging (its `<dataset>_staging` layout) only holds the last load's copy, and
+        # dlt creates it again at the next load: out of the analysts' catalog once models are built.
+        con.execute(f"drop schema if exists {DLT_STAGING} cascade")
     except BaseException:
         con.execute("rollback")
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -48,6 +49,28 @@ def test_status_group_takes_only_accepted_values(sync, query, world) -> None:
     assert query("select status_group from analytics.runs where run_id = ?", odd["id"]) == [("unknown",)]
 
 
+def test_a_sync_fills_the_api_fields_of_runs(sync, query) -> None:
+    sync()
+    filled = query("""
+        select count(*), count(env_id), count(task_kind), count(depth), count(trigger_function),
+            count(metadata), count(ttl) filter (where status_group = 'queued')
+        from analytics.runs
+    """)[0]  # fmt: skip
+    assert filled[0] > 0 and all(n > 0 for n in filled[1:]), filled
+
+
+def test_dlt_staging_schema_is_not_left_to_analysts_and_later_syncs_still_merge(sync, query, world) -> None:
+    sync()
+    assert query("select schema_name from duckdb_schemas() where schema_name like 'raw_%'") == []
+    run = world.add_run(world.account_ids[0], created_at=world.now - timedelta(minutes=1))
+    sync()  # dlt stages the merge again
+    world.change_run(run["id"], status="FAILED")
+    sync()
+    assert query("select status from analytics.runs where run_id = ?", run["id"]) == [("FAILED",)]
+    assert query("select count(*) = count(distinct run_id) from analytics.runs") == [(True,)]
+    assert query("select schema_name from duckdb_schemas() where schema_name like 'raw_%'") == []
+
+
 def test_tags_and_attempts_point_at_existing_runs(sync, query) -> None:
     sync()
     for table in ("run_tags", "run_attempts"):
@@ -72,6 +95,54 @@ def test_every_model_file_says_what_a_row_is() -> None:
         if first.startswith("-- materialized"):
             first = model.sql.splitlines()[1]
         assert first.startswith("-- One row"), model.path
+
+
+def _undescribed(con) -> list[tuple]:
+    """Every analytics relation and column whose catalog comment is missing or blank."""
+    return con.execute("""
+        select 'relation', table_name, null from duckdb_tables() where schema_name = 'analytics'
+            and coalesce(trim(comment), '') = ''
+        union all
+        select 'relation', view_name, null from duckdb_views() where schema_name = 'analytics'
+            and coalesce(trim(comment), '') = ''
+        union all
+        select 'column', table_name, column_name from duckdb_columns() where schema_name = 'analytics'
+            and coalesce(trim(comment), '') = ''
+    """).fetchall()
+
+
+def test_every_analytics_relation_and_column_has_a_catalog_comment(sync, db_path: Path) -> None:
+    sync()
+    sync()  # the second sync updates the tables incrementally: the comments must survive it
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert _undescribed(con) == []
+        described = con.execute(
+            "select count(*) from duckdb_columns() where schema_name = 'analytics' and comment <> ''"
+        ).fetchone()[0]
+        assert described >= 90
+        comment = con.execute(
+            "select comment from duckdb_columns() where schema_name = 'analytics' and table_name = 'runs'"
+            " and column_name = 'status_group'"
+        ).fetchone()[0]
+    assert comment.startswith(
+        "the status grouped over both API vocabularies: queued, running, waiting, succeeded"
+    )
+
+
+def test_a_model_file_must_describe_every_column_it_has_and_no_other(warehouse_con, tmp_path: Path) -> None:
+    changed = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, changed)
+    runs = changed / "marts" / "runs.sql"
+    original = runs.read_text()
+    runs.write_text(original.replace("--   is_test: true for a test run (the API's isTest)\n", ""))
+    with pytest.raises(ModelError, match=r"sql/marts/runs\.sql does not describe its columns is_test"):
+        apply_models(warehouse_con, changed)
+    runs.write_text(original.replace("--   is_test:", "--   is_a_test:"))
+    with pytest.raises(
+        ModelError, match=r"sql/marts/runs\.sql describes columns it does not have: is_a_test"
+    ):
+        apply_models(warehouse_con, changed)
+    assert _undescribed(warehouse_con) == []  # the previous models and their comments stand
 
 
 def test_applying_twice_changes_nothing(warehouse_con) -> None:
@@ -158,10 +229,37 @@ def test_daily_cost_splits_days_in_utc_whatever_the_reader_timezone(raw_con) -> 
         "select day, env_name, run_count, failed_run_count, round(total_cost_usd, 8) from analytics.daily_cost order by all"
     ).fetchall()
     assert rows == [
-        (date(2026, 11, 10), "prod", 1, 0, 0.010075),  # (1.005 + 0.0025) / 100
-        (date(2026, 11, 10), "staging", 1, 0, 0.1),
-        (date(2026, 11, 11), "prod", 2, 2, 0.028358),  # (0.3333 + 0.0025 + 2.5) / 100, test run included
+        (date(2026, 11, 10), "prod", 1, 0, Decimal("0.010075")),  # (1.005 + 0.0025) / 100
+        (date(2026, 11, 10), "staging", 1, 0, Decimal("0.1")),
+        (
+            date(2026, 11, 11),
+            "prod",
+            2,
+            2,
+            Decimal("0.028358"),
+        ),  # (0.3333 + 0.0025 + 2.5) / 100, test run included
     ]
+
+
+def test_money_is_decimal_and_sums_to_the_api_cents_exactly(world, sync, query) -> None:
+    for run_id in list(world.runs)[::3]:  # 0.1 + 0.2 is not 0.3 in binary floating point
+        world.change_run(run_id, costInCents=0.1, baseCostInCents=0.2)
+    sync()
+    stored = {run_id for (run_id,) in query("select run_id from analytics.runs")}
+    cents = [(world.runs[r]["costInCents"], world.runs[r]["baseCostInCents"]) for r in stored]
+    exact = sum((Decimal(repr(cost)) + Decimal(repr(base))) / 100 for cost, base in cents)
+    assert len(stored) > 50
+    types = query(
+        "select table_name, column_name, data_type from duckdb_columns() where schema_name = 'analytics'"
+        " and (column_name like '%cost_cents' or column_name like '%_usd') and data_type not like 'DECIMAL%'"
+    )
+    assert types == []
+    assert query("select sum(total_cost_usd) from analytics.runs") == [(exact,)]
+    assert query("select sum(total_cost_usd) from analytics.daily_cost") == [(exact,)]
+    runs = query(
+        "select cost_cents, base_cost_cents, total_cost_usd from analytics.runs where cost_cents = 0.1"
+    )
+    assert runs and set(runs) == {(Decimal("0.1"), Decimal("0.2"), Decimal("0.003"))}
 
 
 def test_cost_by_task_and_cost_per_successful_run(raw_con) -> None:
@@ -178,7 +276,10 @@ def test_cost_by_task_and_cost_per_successful_run(raw_con) -> None:
         "select account_id, run_count, succeeded_run_count, failed_run_count, round(total_cost_usd, 6),"
         " round(cost_per_successful_run_usd, 6) from analytics.cost_by_task order by account_id"
     ).fetchall()
-    assert rows == [(ACCOUNT_A, 3, 2, 1, 0.5, 0.25), (ACCOUNT_B, 1, 0, 1, 0.04, None)]
+    assert rows == [
+        (ACCOUNT_A, 3, 2, 1, Decimal("0.5"), Decimal("0.25")),
+        (ACCOUNT_B, 1, 0, 1, Decimal("0.04"), None),
+    ]
 
 
 def test_reliability_by_task(raw_con) -> None:
@@ -198,6 +299,63 @@ def test_reliability_by_task(raw_con) -> None:
         "select error_message, run_count, error_rank from analytics.top_errors order by 3"
     ).fetchall()
     assert errors == [("took too long", 2, 1), ("oom", 1, 2)]
+
+
+def test_reliability_speed_and_errors_split_by_account_and_environment(raw_con) -> None:
+    _insert_run(raw_con, "a1", ACCOUNT_A, "sync", "COMPLETED", T0, attempts=2, started=T0, duration_ms=10_000)
+    _insert_run(raw_con, "a2", ACCOUNT_A, "sync", "FAILED", T0, error="boom", started=T0, duration_ms=30_000)
+    _insert_run(raw_con, "a3", ACCOUNT_A, "sync", "CRASHED", T0, env="staging", error="oom", started=T0,
+                duration_ms=5_000)  # fmt: skip
+    _insert_run(raw_con, "b1", ACCOUNT_B, "sync", "FAILED", T0, error="boom", started=T0, duration_ms=2_000)
+    _insert_run(raw_con, "b2", ACCOUNT_B, "sync", "FAILED", T0, error="boom", started=T0, duration_ms=4_000)
+    _insert_run(raw_con, "b3", ACCOUNT_B, "sync", "EXECUTING", T0)
+    apply_models(raw_con)
+    _period(raw_con, date(2026, 11, 10), date(2026, 11, 10))
+    reliability = raw_con.execute(
+        "select * from analytics.reliability_by_account_env order by all"
+    ).fetchall()
+    assert reliability == [
+        (ACCOUNT_A, "prod", "sync", 2, 2, 1, 0.5, 1),
+        (ACCOUNT_A, "staging", "sync", 1, 1, 1, 1.0, 0),
+        (ACCOUNT_B, "prod", "sync", 3, 2, 2, 1.0, 0),
+    ]
+    speed = raw_con.execute(
+        "select account_id, env_name, run_count, duration_p50_s from analytics.speed_by_account_env order by all"
+    ).fetchall()
+    assert speed == [
+        (ACCOUNT_A, "prod", 2, 20.0),
+        (ACCOUNT_A, "staging", 1, 5.0),
+        (ACCOUNT_B, "prod", 3, 3.0),
+    ]
+    errors = raw_con.execute(
+        "select account_id, env_name, error_message, run_count, error_rank from analytics.top_errors_by_account_env"
+        " order by all"
+    ).fetchall()
+    assert errors == [(ACCOUNT_A, "prod", "boom", 1, 1), (ACCOUNT_A, "staging", "oom", 1, 1),
+                      (ACCOUNT_B, "prod", "boom", 2, 1)]  # fmt: skip
+    whole = raw_con.execute(
+        "select run_count, finished_run_count, failed_run_count from analytics.reliability_by_task"
+    )
+    assert whole.fetchall() == [(6, 5, 4)]  # the split adds up to the whole
+
+
+def test_period_views_leave_out_test_and_in_flight_runs_when_told(raw_con) -> None:
+    _insert_run(raw_con, "done", ACCOUNT_A, "render", "COMPLETED", T0, cost=100, started=T0, duration_ms=4000)
+    _insert_run(raw_con, "test", ACCOUNT_A, "render", "FAILED", T0, cost=10, is_test=True)
+    _insert_run(raw_con, "busy", ACCOUNT_A, "render", "EXECUTING", T0, cost=1, started=T0)
+    apply_models(raw_con)
+    _period(raw_con, date(2026, 11, 10), date(2026, 11, 10))
+    daily = "select status_group, run_count, total_cost_usd from analytics.daily_runs order by all"
+    assert raw_con.execute(daily).fetchall() == [
+        ("failed", 1, Decimal("0.1")),
+        ("running", 1, Decimal("0.01")),
+        ("succeeded", 1, Decimal("1")),
+    ]  # every run unless told otherwise
+    raw_con.execute("set variable include_test_runs = false")
+    raw_con.execute("set variable include_in_flight_runs = false")
+    assert raw_con.execute(daily).fetchall() == [("succeeded", 1, Decimal("1"))]
+    health = raw_con.execute("select * from analytics.daily_task_health").fetchall()
+    assert health == [(date(2026, 11, 10), "render", 1, 0, 4.0, 4.0)]
 
 
 def test_speed_by_task_percentiles_and_queue_wait(raw_con) -> None:
@@ -226,6 +384,41 @@ def test_cost_anomalies_against_the_trailing_7_day_median(raw_con) -> None:
     assert rows == [(date(2026, 11, 17), ACCOUNT_A, 5.0, 1.0, 5.0)]
     raw_con.execute("set variable anomaly_multiple = 6")
     assert raw_con.execute("select count(*) from analytics.cost_anomalies").fetchall() == [(0,)]
+
+
+def test_runs_carry_the_api_fields_latest_answer_first(raw_con) -> None:
+    """The latest answer's value wins; a field it left null keeps the earlier answer's value."""
+    _insert_run(raw_con, "child", ACCOUNT_A, "render", "FAILED", T0, error="boom")
+    raw_con.execute("""
+        update raw.runs set env_id = 'env_prod', version = '20261110.1', batch_id = 'batch_1', depth = 1,
+            idempotency_key = 'idem-7', trigger_function = 'batchTrigger', task_kind = 'STANDARD',
+            region = 'eu-central-1', error_name = 'Error', metadata = '{"artist": "Beyonc\u00e9"}',
+            related_runs = '{"root": {"id": "run_root"}, "parent": {"id": "run_parent"}, "children": []}',
+            ttl = '"10m"', delayed_until = ?, expired_at = null""", [T0 + timedelta(minutes=5)])  # fmt: skip
+    raw_con.execute(
+        "insert into raw.run_details (id, status, task_identifier, created_at, updated_at, seen_at, has_error,"
+        " error_message, error_name, has_attempts, observation_id, version, ttl, related_runs, metadata)"
+        " values ('child', 'SYSTEM_FAILURE', 'render', ?, ?, ?, true, 'out of memory', 'OOMError', false,"
+        " 'child-det', '20261110.2', '600', null, '{\"artist\": \"Solange\"}')",
+        [T0, T0, T0 + timedelta(hours=1)],
+    )
+    apply_models(raw_con)
+    row = raw_con.execute("""
+        select version, batch_id, depth, idempotency_key, trigger_function, task_kind, region, error_name,
+            metadata ->> '$.artist', parent_run_id, root_run_id, delayed_until, expired_at, ttl, env_id,
+            error_message
+        from analytics.runs
+    """).fetchall()  # fmt: skip
+    assert row == [("20261110.2", "batch_1", 1, "idem-7", "batchTrigger", "STANDARD", "eu-central-1", "OOMError",
+                    "Solange", "run_parent", "run_root", T0 + timedelta(minutes=5), None, "600", "env_prod",
+                    "out of memory")]  # fmt: skip
+    columns = [c for (c,) in raw_con.execute(
+        "select column_name from duckdb_columns() where schema_name = 'analytics' and table_name = 'runs'"
+        " order by column_index").fetchall()]  # fmt: skip
+    assert columns[:17] == ["run_id", "account_id", "status", "status_group", "is_test", "env_name",
+                            "task_identifier", "created_at", "updated_at", "started_at", "finished_at",
+                            "duration_ms", "cost_cents", "base_cost_cents", "total_cost_usd", "attempt_count",
+                            "error_message"]  # fmt: skip
 
 
 def test_latest_observation_wins_and_details_fields_survive(raw_con) -> None:

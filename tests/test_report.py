@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import csv
 import re
-from datetime import date
+import shutil
+import subprocess
+from datetime import UTC, date
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from pipelines.report import ReportError, usd, write_report
+from pipelines.report import ReportError, Table, write_report
+from pipelines.report_html import _tick_label, _ticks, html_table, usd
 from tests.test_cli import run_cli
 
 END = date(2026, 11, 20)  # the emulator clock of the shared fixture
+
+
+IN_PERIOD = "(created_at at time zone 'UTC')::date between date '2026-10-22' and date '2026-11-20'"
+COUNTED = "not is_test and status_group not in ('queued', 'running', 'waiting')"  # the report's default
+
+
+def _truth(db_path: Path, where: str) -> tuple[Decimal, int]:
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        return con.execute(
+            f"select sum(total_cost_usd), count(*) from analytics.runs where {IN_PERIOD} and {where}"
+        ).fetchone()
 
 
 def test_report_files_exist_and_totals_agree_with_the_warehouse(sync, db_path: Path, tmp_path: Path) -> None:
@@ -22,24 +37,98 @@ def test_report_files_exist_and_totals_agree_with_the_warehouse(sync, db_path: P
     folder = tmp_path / "reports" / "2026-11-20"
     names = {p.name for p in paths}
     assert {"report.html", "summary.md", "cost_by_task.csv", "reliability_by_task.csv", "speed_by_task.csv",
-            "daily_cost.csv", "cost_by_account.csv", "top_errors.csv"} <= names  # fmt: skip
+            "daily_cost.csv", "cost_by_account.csv", "top_errors.csv", "cost_anomalies.csv", "cost_by_env.csv",
+            "daily_runs_by_status.csv", "daily_task_health.csv"} <= names  # fmt: skip
     assert all(p.exists() and p.parent == folder for p in paths)
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        truth, runs = con.execute(
-            "select sum(total_cost_usd), count(*) from analytics.runs"
-            " where (created_at at time zone 'UTC')::date between date '2026-10-22' and date '2026-11-20'"
-        ).fetchone()
+    truth, runs = _truth(db_path, COUNTED)
     with open(folder / "cost_by_task.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert sum(float(r["total_cost_usd"]) for r in rows) == pytest.approx(truth)
+    assert sum(Decimal(r["total_cost_usd"]) for r in rows) == truth  # money is DECIMAL: exact
     assert sum(int(r["run_count"]) for r in rows) == runs
-    with open(folder / "daily_cost.csv") as handle:
-        assert sum(float(r["total_cost_usd"]) for r in csv.DictReader(handle)) == pytest.approx(truth)
+    for name in ("daily_cost.csv", "cost_by_env.csv"):
+        with open(folder / name) as handle:
+            assert sum(Decimal(r["total_cost_usd"]) for r in csv.DictReader(handle)) == truth
     page = (folder / "report.html").read_text()
     kpi = re.search(r'data-kpi="Total cost">([^<]+)<', page).group(1)
     assert kpi == usd(truth)
-    assert page.count("<svg") == 4
+    assert page.count("<svg") == 4  # cost and runs by day, failures and p95 per task by day
     assert f"{runs:,} runs" in (folder / "summary.md").read_text()
+
+
+def test_report_states_its_freshness_scope_and_fits_a_phone(sync, db_path: Path, tmp_path: Path) -> None:
+    sync()
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        synced_at = con.execute("select max(synced_at) from analytics.sync_log").fetchone()[0]
+    tests, test_cost = _truth(db_path, "is_test")[::-1]
+    in_flight = _truth(db_path, "status_group in ('queued', 'running', 'waiting')")[1]
+    assert tests and in_flight  # the fixture's world has both
+    write_report(db_path, tmp_path / "r", days=30, end=END)
+    page = (tmp_path / "r" / "2026-11-20" / "report.html").read_text()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert (
+        "Period: <b>2026-10-22 – 2026-11-20</b> (30 UTC days), compared with 2026-09-22 – 2026-10-21" in page
+    )
+    assert f"Last sync: <b>{synced_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC</b>" in page
+    assert "3 account(s), each synced without error or gap" in page
+    assert f"<b>Excluded:</b> {tests:,} test runs ({usd(test_cost)}); {in_flight:,} runs still queued" in page
+    assert "vs previous period" in page or "no comparison" in page
+    assert "<th class=num>Runs</th>" in page and "<th>task_identifier</th>" not in page
+
+    write_report(db_path, tmp_path / "all", days=30, end=END, include_tests=True, include_in_flight=True)
+    page = (tmp_path / "all" / "2026-11-20" / "report.html").read_text()
+    truth, _ = _truth(db_path, "true")
+    assert re.search(r'data-kpi="Total cost">([^<]+)<', page).group(1) == usd(truth)
+    assert "<b>Excluded:</b>" not in page and f"{tests:,} test runs" in page
+
+
+def test_report_names_the_accounts_that_failed_or_gapped_in_the_latest_sync(
+    sync, world, db_path: Path, tmp_path: Path
+) -> None:
+    forbidden = world.account_ids[2]
+    world.revoke(world.demo_key, forbidden)
+    sync()
+    write_report(db_path, tmp_path / "r", days=30, end=END)
+    page = (tmp_path / "r" / "2026-11-20" / "report.html").read_text()
+    assert "3 account(s): <b>1 need attention</b>" in page
+    assert re.search(rf"<li><code>{forbidden}</code> failed: [^<]*403", page), page[:3000]
+    assert f"`{forbidden}` failed:" in (tmp_path / "r" / "2026-11-20" / "summary.md").read_text()
+
+
+def test_a_long_table_says_how_many_rows_it_shows() -> None:
+    table = Table("cost_by_task", "Cost by task", ["task_identifier", "run_count"], [(f"t{i}", i) for i in range(312)],
+                  {"run_count": "int"})  # fmt: skip
+    section = html_table(table)
+    assert "showing 50 of 312 rows; all are in cost_by_task.csv" in section
+    assert section.count("<tr>") == 51 and "<th>Task</th><th class=num>Runs</th>" in section
+
+
+def test_chart_axes_tick_at_round_values_past_the_peak() -> None:
+    def labels(peak: float, fmt: str) -> list[str]:
+        ticks = _ticks(peak)
+        return [_tick_label(t, fmt, ticks[1] - ticks[0]) for t in ticks]
+
+    assert labels(263, "usd") == ["$0", "$100", "$200", "$300"]
+    assert labels(0.09, "usd") == ["$0.000", "$0.025", "$0.050", "$0.075", "$0.100"]
+    assert labels(16, "int") == ["0", "5", "10", "15", "20"]
+    assert labels(9.6, "minutes") == ["0.0 min", "2.5 min", "5.0 min", "7.5 min", "10.0 min"]
+
+
+def _console(page: Path) -> list[str]:
+    """What headless Chromium logs to the page's console while loading it."""
+    done = subprocess.run([shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+                           "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="no chromium on this machine")
+def test_report_renders_in_chromium_without_console_errors(sync, db_path: Path, tmp_path: Path) -> None:
+    sync()
+    write_report(db_path, tmp_path / "r", days=30, end=END)
+    assert _console(tmp_path / "r" / "2026-11-20" / "report.html") == []
+    broken = tmp_path / "broken.html"  # the check can fail: a page with a bad chart is caught
+    broken.write_text('<svg><path d="M 1,1 L x"/></svg><script>nothing()</script>')
+    assert len(_console(broken)) == 2
 
 
 def test_report_on_a_missing_warehouse_is_a_clear_message(tmp_path: Path) -> None:
@@ -56,6 +145,13 @@ def test_report_on_a_warehouse_with_no_runs_in_the_period(sync, db_path: Path, t
     sync()
     with pytest.raises(ReportError, match="holds no runs created between 2020-01-02 and 2020-01-31"):
         write_report(db_path, tmp_path / "r", days=30, end=date(2020, 1, 31))
+
+
+def test_report_refuses_a_setting_that_is_not_true_or_false(tmp_path: Path) -> None:
+    done = run_cli({"RECOUP_DB": str(tmp_path / "none.duckdb"), "RECOUP_REPORT_INCLUDE_TESTS": "maybe"},
+                   "pipelines.report")  # fmt: skip
+    assert done.returncode == 2
+    assert "RECOUP_REPORT_INCLUDE_TESTS and RECOUP_REPORT_INCLUDE_IN_FLIGHT true or false" in done.stderr
 
 
 def test_report_on_an_unsynced_database_file(tmp_path: Path) -> None:

@@ -38,8 +38,10 @@ def test_first_sync_loads_every_visible_run_with_its_values(world: World, sync, 
     )[0]
     account = run["tags"][0].removeprefix("account:")
     assert row[:5] == (account, "FAILED", "failed", run["taskIdentifier"], run["env"]["name"])
-    assert row[5] == pytest.approx(run["costInCents"]) and row[6] == pytest.approx(run["baseCostInCents"])
-    assert row[7] == pytest.approx((run["costInCents"] + run["baseCostInCents"]) / 100)
+    assert float(row[5]) == pytest.approx(run["costInCents"]) and float(row[6]) == pytest.approx(
+        run["baseCostInCents"]
+    )
+    assert float(row[7]) == pytest.approx((run["costInCents"] + run["baseCostInCents"]) / 100)
     assert row[8] == len(run["attempts"]) and row[9] == run["error"]["message"]
     assert row[10] == run["createdAt"]
     tags = [

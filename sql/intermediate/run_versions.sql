@@ -2,7 +2,10 @@
 -- One row per run: its last list answer and its last retrieve answer reconciled, with the
 -- answer each group of fields comes from. The latest answer wins, but a field an answer did
 -- not carry keeps the value of the latest answer that did (errors and attempts come only from
--- some answers, env only from list mode). analytics.runs is this table, named for analysts.
+-- some answers, env only from list mode; an API field one mode omits, such as relatedRuns or
+-- batchId, is null in that answer and the other answer's value stands). analytics.runs is this
+-- table, named for analysts.
+--
 -- A sync rebuilds only the rows of the runs it loaded:
 -- incremental: run_id from staging.run_answers
 with listed as (
@@ -32,6 +35,9 @@ paired as (
         listed.account_id,
         coalesce(listed.env_name, retrieved.env_name) as env_name,
         coalesce(retrieved.reported_attempt_count, listed.reported_attempt_count) as reported_attempt_count,
+        -- the latest answer first: a field it left null keeps the other answer's value
+        if(retrieved_is_latest, retrieved, listed) as latest,
+        if(retrieved_is_latest, listed, retrieved) as earlier,
         listed as l,
         retrieved as r
     from listed
@@ -66,7 +72,25 @@ final as (
         case error_from
             when 'retrieve' then r.error_message
             when 'list' then l.error_message
-        end as error_message
+        end as error_message,
+        coalesce(l.env_id, r.env_id) as env_id,
+        coalesce(latest.version, earlier.version) as version,
+        coalesce(latest.batch_id, earlier.batch_id) as batch_id,
+        coalesce(latest.depth, earlier.depth) as depth,
+        coalesce(latest.idempotency_key, earlier.idempotency_key) as idempotency_key,
+        coalesce(latest.trigger_function, earlier.trigger_function) as trigger_function,
+        coalesce(latest.task_kind, earlier.task_kind) as task_kind,
+        coalesce(latest.region, earlier.region) as region,
+        case error_from
+            when 'retrieve' then r.error_name
+            when 'list' then l.error_name
+        end as error_name,
+        coalesce(latest.metadata, earlier.metadata) as metadata,
+        coalesce(latest.parent_run_id, earlier.parent_run_id) as parent_run_id,
+        coalesce(latest.root_run_id, earlier.root_run_id) as root_run_id,
+        coalesce(latest.delayed_until, earlier.delayed_until) as delayed_until,
+        coalesce(latest.expired_at, earlier.expired_at) as expired_at,
+        coalesce(latest.ttl, earlier.ttl) as ttl
     from paired
 )
 

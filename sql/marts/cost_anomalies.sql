@@ -2,6 +2,11 @@
 -- One row per account and UTC day whose cost exceeds a multiple (default 3, or
 -- `set variable anomaly_multiple = 5`) of that account's median daily cost over the 7 days
 -- before it. Days with no runs count as zero. For spotting runaway spend.
+-- Columns:
+--   day: the UTC day that cost too much
+--   total_cost_usd: the account's cost that day in US dollars
+--   trailing_median_usd: the median of the account's daily cost over the 7 days before
+--   ratio: total_cost_usd / trailing_median_usd; null when the median is 0
 with daily as (
     select day, account_id, sum(total_cost_usd) as total_cost_usd
     from analytics.daily_cost

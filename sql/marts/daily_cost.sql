@@ -1,5 +1,13 @@
 -- One row per UTC day, account, task and environment: runs created that day and their cost.
 -- Test runs are included. For the cost report and for spend questions.
+-- Columns:
+--   day: the UTC date the runs were created on, whatever the reader's TimeZone setting
+--   env_name: the environment; null when no list answer named it
+--   run_count: runs created that day, test runs included
+--   failed_run_count: of those, runs whose status_group is failed
+--   total_cost_usd: their total cost in US dollars, (cost_cents + base_cost_cents) / 100 summed
+--     exactly (DECIMAL)
+--
 -- A sync rebuilds only the days and accounts of the runs it changed:
 -- incremental: (created_at at time zone 'UTC')::date as day, account_id from analytics.runs
 with runs as (

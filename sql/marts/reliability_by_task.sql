@@ -1,6 +1,12 @@
 -- materialized: view
 -- One row per task over the reporting period: how often its finished runs fail, and how
 -- many runs needed more than one attempt. failure_rate = failed / finished (0..1).
+-- Columns:
+--   run_count: runs created in the period
+--   finished_run_count: of those, runs in a terminal group (succeeded, failed, canceled, expired)
+--   failed_run_count: of those, runs whose status_group is failed
+--   failure_rate: failed_run_count / finished_run_count, 0 to 1; null without a finished run
+--   retried_run_count: runs that needed more than one attempt
 with runs as (
     select * from analytics.runs_in_period
 ),

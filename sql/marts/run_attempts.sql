@@ -2,6 +2,15 @@
 -- One row per attempt of a run, from the latest answer that listed attempts (API order,
 -- attempt_number from 1). Runs whose answers never listed attempts have no rows here;
 -- analytics.runs.attempt_count still gives their count when the API reported one.
+-- Columns:
+--   run_id: the run the attempt belongs to (analytics.runs)
+--   attempt_id: the attempt's id in the Recoup API
+--   attempt_number: its position in the API's list of attempts, from 1
+--   status: the attempt's status, verbatim
+--   created_at: when the attempt was created (UTC)
+--   started_at: when it started executing (UTC)
+--   completed_at: when it ended (UTC); null while it runs
+--   error_message: the attempt's error message; null when it had none
 with versions as (
     select * from intermediate.run_versions
 ),

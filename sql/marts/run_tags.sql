@@ -2,6 +2,11 @@
 -- One row per tag of a run, from the latest answer about the run. A tag splits at its first
 -- ':' into tag_key and tag_value (the rest, verbatim; 'key:' gives ''); no ':' gives
 -- tag_key = tag and tag_value null.
+-- Columns:
+--   run_id: the tagged run (analytics.runs)
+--   tag: the tag, verbatim
+--   tag_key: the tag up to its first ':' (the whole tag when it has none)
+--   tag_value: the tag after its first ':', verbatim ('' for 'key:'); null when the tag has no ':'
 with versions as (
     select * from intermediate.run_versions
 ),

@@ -1,6 +1,12 @@
 -- materialized: view
 -- One row per task over the reporting period: run duration and queue wait (started_at -
 -- created_at) percentiles, in seconds. Runs that never started count for neither.
+-- Columns:
+--   run_count: runs created in the period, started or not
+--   duration_p50_s: median execution time of the runs that started, in seconds
+--   duration_p95_s: 95th percentile of execution time of the runs that started, in seconds
+--   queue_wait_p50_s: median wait from created_at to started_at, in seconds
+--   queue_wait_p95_s: 95th percentile of the wait from created_at to started_at, in seconds
 with runs as (
     select * from analytics.runs_in_period
 ),

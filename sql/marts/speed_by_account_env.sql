@@ -1,0 +1,30 @@
+-- materialized: view
+-- One row per account, environment and task over the reporting period: run duration and queue
+-- wait (started_at - created_at) percentiles, in seconds; speed_by_task split by account and
+-- environment. Runs that never started count for neither.
+-- Columns:
+--   env_name: the environment; null when no list answer named it
+--   run_count: runs created in the period, started or not
+--   duration_p50_s: median execution time of the runs that started, in seconds
+--   duration_p95_s: 95th percentile of execution time of the runs that started, in seconds
+--   queue_wait_p50_s: median wait from created_at to started_at, in seconds
+--   queue_wait_p95_s: 95th percentile of the wait from created_at to started_at, in seconds
+with runs as (
+    select * from analytics.runs_in_period
+),
+
+final as (
+    select
+        account_id,
+        env_name,
+        task_identifier,
+        count(*)::integer as run_count,
+        quantile_cont(duration_ms, 0.5) filter (where started_at is not null) / 1000 as duration_p50_s,
+        quantile_cont(duration_ms, 0.95) filter (where started_at is not null) / 1000 as duration_p95_s,
+        quantile_cont(queue_wait_s, 0.5) as queue_wait_p50_s,
+        quantile_cont(queue_wait_s, 0.95) as queue_wait_p95_s
+    from runs
+    group by all
+)
+
+select * from final
