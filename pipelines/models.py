@@ -176,6 +176,11 @@ def describe(con: duckdb.DuckDBPyConnection, models: list[Model], only: set[str]
         columns.setdefault(relation, []).append(column)
     resolved: dict[str, dict[str, str]] = {}
     statements = []
+    # DuckLake comments on tables, views and table columns, not on view columns.
+    catalog = con.execute(
+        "select type from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    view_columns = not catalog or catalog[0] != "ducklake"
     for model in models:
         have, docs = columns.get(model.name, []), model.column_docs
         unknown = sorted(set(docs) - set(have))
@@ -195,7 +200,10 @@ def describe(con: duckdb.DuckDBPyConnection, models: list[Model], only: set[str]
         if only is None or model.name in only:
             kind = "view" if model.kind == "view" else "table"
             statements.append(f"comment on {kind} {model.name} is {_quote(model.description)}")
-            statements += [f'comment on column {model.name}."{c}" is {_quote(t)}' for c, t in docs.items()]
+            if kind == "table" or view_columns:
+                statements += [
+                    f'comment on column {model.name}."{c}" is {_quote(t)}' for c, t in docs.items()
+                ]
     if statements:  # one call: a few hundred statements cost little inside DuckDB, a lot one by one
         con.execute(";\n".join(statements))
 
