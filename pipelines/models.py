@@ -225,9 +225,7 @@ def _stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 CHANGED_RUNS = "changed_runs"  # a temp table of the run ids a sync loaded
-# A full rebuild over two million runs ran out of memory within 256 MB (daily_cost's aggregate);
-# updates for the runs of one sync stay within the caller's budget (64 MB).
-REBUILD_MEMORY = "1GB"
+REBUILD_MEMORY = "1GB"  # the second try of a build that ran out of the caller's budget
 
 
 def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]) -> None:
@@ -271,6 +269,7 @@ def apply_models(
     sql_dir: Path = SQL_DIR,
     unless_unchanged: bool = False,
     changed_since: datetime | None = None,
+    retry_out_of_memory: bool = True,
 ) -> list[str]:
     """Builds every model in one transaction; returns their names in build order.
 
@@ -279,6 +278,8 @@ def apply_models(
             caller knows no data changed since); returns an empty list then.
         changed_since: update the tables only for the runs answered since then (a sync's
             start), when the models are the ones already built; otherwise rebuild everything.
+        retry_out_of_memory: roll back and build again with more memory when DuckDB runs out
+            (not when the caller owns the transaction, as the lake does).
     """
     models = load_models(sql_dir)
     fingerprint = _fingerprint(models)
@@ -287,42 +288,68 @@ def apply_models(
         return []
     incremental = changed_since is not None and same
     budget = con.execute("select current_setting('memory_limit')").fetchone()[0]
-    if not incremental:  # a full rebuild aggregates every run: DuckDB 1.5 cannot spill all of it
-        con.execute(f"set memory_limit = '{REBUILD_MEMORY}'")
-    con.execute("begin transaction")
+    # DuckDB 1.5 cannot spill every aggregate: a build that runs out of the caller's budget is
+    # rolled back and tried once more with REBUILD_MEMORY (a full rebuild over two million runs
+    # needs between 256 MB and 512 MB), so small warehouses keep a small footprint.
+    budgets = [budget, REBUILD_MEMORY] if retry_out_of_memory else [budget]
     try:
-        for schema in {m.schema for m in models}:
-            con.execute(f"create schema if not exists {schema}")
-        current = None
-        try:
-            if incremental:
-                current = "the changed runs"
-                con.execute(f"""
-                    create or replace temp table {CHANGED_RUNS} as
-                    select id as run_id from raw.runs where seen_at >= $1
-                    union select id from raw.run_details where seen_at >= $1
-                """, [changed_since])  # fmt: skip
-                _update(con, models, _built(con))
-            else:
-                for model in models:
-                    current = str(model.path.relative_to(sql_dir.parent))
-                    con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
-                current = "the comments"
-                describe(con, models)
-        except duckdb.Error as exc:
-            message = str(exc).splitlines()[0]
-            raise ModelError(f"{current}: {message}") from None
-        con.execute(f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint", [fingerprint])
-        # dlt's merge staging (its `<dataset>_staging` layout) only holds the last load's copy, and
-        # dlt creates it again at the next load: out of the analysts' catalog once models are built.
-        con.execute(f"drop schema if exists {DLT_STAGING} cascade")
-    except BaseException:
-        con.execute("rollback")
-        raise
+        for attempt, memory in enumerate(budgets):
+            con.execute(f"set memory_limit = '{memory}'")
+            con.execute("begin transaction")
+            try:
+                _build(con, models, fingerprint, sql_dir, changed_since if incremental else None)
+            except duckdb.OutOfMemoryException:
+                con.execute("rollback")
+                if attempt + 1 == len(budgets):
+                    raise
+                continue
+            except BaseException:
+                con.execute("rollback")
+                raise
+            con.execute("commit")
+            return [m.name for m in models]
+    except duckdb.OutOfMemoryException as exc:
+        raise ModelError(f"out of memory at {memory}: {str(exc).splitlines()[0]}") from None
     finally:
         con.execute(f"set memory_limit = '{budget}'")
-    con.execute("commit")
-    return [m.name for m in models]
+    raise AssertionError("unreachable")
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection,
+    models: list[Model],
+    fingerprint: str,
+    sql_dir: Path,
+    changed_since: datetime | None,
+) -> None:
+    """The statements of one build, inside the caller's transaction."""
+    for schema in {m.schema for m in models}:
+        con.execute(f"create schema if not exists {schema}")
+    current = None
+    try:
+        if changed_since is not None:
+            current = "the changed runs"
+            con.execute(f"""
+                create or replace temp table {CHANGED_RUNS} as
+                select id as run_id from raw.runs where seen_at >= $1
+                union select id from raw.run_details where seen_at >= $1
+            """, [changed_since])  # fmt: skip
+            _update(con, models, _built(con))
+        else:
+            for model in models:
+                current = str(model.path.relative_to(sql_dir.parent))
+                con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
+            current = "the comments"
+            describe(con, models)
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as exc:
+        message = str(exc).splitlines()[0]
+        raise ModelError(f"{current}: {message}") from None
+    con.execute(f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint", [fingerprint])
+    # dlt's merge staging (its `<dataset>_staging` layout) only holds the last load's copy, and
+    # dlt creates it again at the next load: out of the analysts' catalog once models are built.
+    con.execute(f"drop schema if exists {DLT_STAGING} cascade")
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from pipelines import warehouse
 from pipelines.config import Settings
-from pipelines.models import ModelError, apply_models
+from pipelines.models import REBUILD_MEMORY, ModelError, apply_models
 from pipelines.recoup.errors import LockHeld, RecoupError
 from pipelines.recoup.fetch import AccountResult, FetchOptions, Index
 from pipelines.recoup.settings import RAW_DATASET
@@ -300,7 +300,13 @@ def build_models(
     transaction. Skipped when no run changed and the models are the ones already built.
     """
     con.execute(f"use {ALIAS}")
-    apply_models(_InTransaction(con), unless_unchanged=not changed, changed_since=changed_since)  # type: ignore[arg-type]
+    con.execute(f"set memory_limit = '{REBUILD_MEMORY}'")  # no second try inside the lake's transaction
+    apply_models(  # type: ignore[arg-type]
+        _InTransaction(con),
+        unless_unchanged=not changed,
+        changed_since=changed_since,
+        retry_out_of_memory=False,
+    )
 
 
 def publish_to_lake(
