@@ -94,18 +94,17 @@ def sync_lock(paths: Paths, wait_seconds: float) -> Iterator[None]:
 _FICLONE = 0x40049409  # Linux ioctl: share the source's blocks, copy-on-write
 
 
-def copy_file(source: Path, target: Path) -> str:
+def copy_file(source: Path, target: Path) -> None:
     """Copies `source` to `target`: a reflink clone where the filesystem has them (btrfs, XFS,
-    bcachefs: instant, whatever the size), else a kernel-side copy. Returns which it was.
+    bcachefs: instant, whatever the size), else a kernel-side copy.
     """
     with open(source, "rb") as src, open(target, "wb") as dst:
         try:
             fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-            return "clone"
+            return
         except OSError:
             pass  # ext4, tmpfs, another filesystem: copy the bytes
     shutil.copyfile(source, target)
-    return "copy"
 
 
 def wal(path: Path) -> Path:

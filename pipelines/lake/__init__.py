@@ -163,6 +163,20 @@ def lake_lock(settings: Settings) -> Iterator[LakeLock]:
         yield LakeLock(connection)  # closing the session releases the lock
 
 
+@contextmanager
+def snapshot(con: duckdb.DuckDBPyConnection, lock: LakeLock) -> Iterator[None]:
+    """One lake transaction: committed as one snapshot while the writer lock is still held,
+    rolled back on any error."""
+    con.execute("begin transaction")
+    try:
+        yield
+        lock.check()
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
 def start_work(paths: warehouse.Paths) -> None:
     """An empty working folder: dlt loads only this sync's changes there."""
     shutil.rmtree(paths.work, ignore_errors=True)

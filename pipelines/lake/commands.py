@@ -22,6 +22,7 @@ from pipelines.lake import (
     lake_lock,
     load_extensions,
     raw_tables,
+    snapshot,
     sql_text,
 )
 from pipelines.models import load_models
@@ -53,14 +54,8 @@ def rebuild_models() -> int:
         with lake_lock(settings) as lock, duckdb.connect() as con:
             attach(con, settings)
             ensure_tables(con)
-            con.execute("begin transaction")
-            try:
+            with snapshot(con, lock):
                 build_models(con)
-                lock.check()
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
     except (RecoupError, duckdb.Error) as exc:
         print(f"models: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
         return 75 if isinstance(exc, LockHeld) else 1
@@ -79,8 +74,7 @@ def migrate(settings: Settings, source: Path) -> dict[str, int]:
             raise ConfigError(f"the lake {describe(settings.lake or '')} already holds runs; not migrating")
         tables = raw_tables(con, "source")
         counts = {}
-        con.execute("begin transaction")
-        try:
+        with snapshot(con, lock):
             for table, kind in sorted(tables.items()):
                 if kind != "BASE TABLE":
                     continue  # a stand-in: the lake has a real empty table
@@ -95,11 +89,6 @@ def migrate(settings: Settings, source: Path) -> dict[str, int]:
                 count = f"select count(*) from {ALIAS}.{RAW_DATASET}.{table}"
                 counts[table] = con.execute(count).fetchone()[0]
             build_models(con)
-            lock.check()
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
         return counts
 
 

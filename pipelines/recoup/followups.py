@@ -51,7 +51,6 @@ class Followups:
     fetched: int = 0
     refreshes_deferred: int = 0
     details_deferred: int = 0
-    details_started_at: float | None = None  # seconds into the sync
     last_started_at: float | None = None  # when the last request by id started
 
 
@@ -134,7 +133,6 @@ def fetch_followups(
     stats.planned = len(jobs)
     if not jobs:
         return
-    stats.details_started_at = budget.elapsed
     workers = max(1, concurrency)
     batch = Retrieved()
     started, last_log = 0, time.monotonic()
