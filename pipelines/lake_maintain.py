@@ -3,8 +3,10 @@ snapshots, delete the files nothing refers to any more.
 
 Each sync commits a few small Parquet files; merging keeps reads fast. A snapshot is kept
 RECOUP_LAKE_KEEP_DAYS (default 7) before it expires, so a reader (or `AT (VERSION => ...)`
-time travel) within that window never loses a file under it. It runs under the lake's
-writer lock, so it never races a sync, and readers keep reading the snapshot they started on.
+time travel) within that window never loses a file under it. A file is deleted only once it
+has been unused for RECOUP_LAKE_GRACE_MINUTES (default 60): a query that was reading an
+expired snapshot when maintenance began finishes unharmed, and the next maintenance deletes
+what this one scheduled. It runs under the lake's writer lock, so it never races a sync.
 """
 
 from __future__ import annotations
@@ -21,21 +23,19 @@ from pipelines.lake import ALIAS, attach, describe, lake_lock
 from pipelines.lake.commands import lake_only_settings
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 
-# Files a crashed sync wrote but never committed are deleted once this old.
-ORPHAN_HOURS = 1
 LOCK_WAIT = 300.0  # seconds; at least this long, or RECOUP_LOCK_WAIT when longer
 
 
-def maintain(settings: Settings, keep_days: int) -> list[tuple[str, float]]:
+def maintain(settings: Settings, keep_days: int, grace_minutes: int) -> list[tuple[str, float]]:
     """Runs each housekeeping step; returns (step, seconds) pairs."""
+    grace = f"now() - interval '{grace_minutes} minutes'"
     steps = [
         ("flush inlined data", f"call ducklake_flush_inlined_data('{ALIAS}')"),
         ("merge adjacent files", f"call ducklake_merge_adjacent_files('{ALIAS}')"),
         ("expire snapshots", f"call ducklake_expire_snapshots('{ALIAS}', "
                              f"older_than => now() - interval '{keep_days} days')"),
-        ("clean up old files", f"call ducklake_cleanup_old_files('{ALIAS}', cleanup_all => true)"),
-        ("delete orphaned files", f"call ducklake_delete_orphaned_files('{ALIAS}', "
-                                  f"older_than => now() - interval '{ORPHAN_HOURS} hours')"),
+        ("clean up old files", f"call ducklake_cleanup_old_files('{ALIAS}', older_than => {grace})"),
+        ("delete orphaned files", f"call ducklake_delete_orphaned_files('{ALIAS}', older_than => {grace})"),
     ]  # fmt: skip
     timings = []
     with lake_lock(settings), duckdb.connect() as con:
@@ -52,16 +52,20 @@ def main() -> int:
     """`make maintain` (`recoup maintain`): exit 0 done, 2 no lake configured, 75 a sync is writing."""
     try:
         keep_days = _integer("lake_keep_days", _lookup("lake_keep_days", os.environ), 7, 0)
+        grace_minutes = _integer("lake_grace_minutes", _lookup("lake_grace_minutes", os.environ), 60, 0)
         # A sync holds the lock for seconds: wait for it rather than skip the maintenance.
         wait = max(float(_integer("lock_wait", _lookup("lock_wait", os.environ), 0, 0)), LOCK_WAIT)
         settings = lake_only_settings(wait)
-        timings = maintain(settings, keep_days)
+        timings = maintain(settings, keep_days, grace_minutes)
     except (RecoupError, duckdb.Error) as exc:
         print(f"maintain: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
         return 75 if isinstance(exc, LockHeld) else 2 if isinstance(exc, ConfigError) else 1
     for name, seconds in timings:
         print(f"maintain: {name}: {seconds:.1f} s")
-    print(f"maintain: {describe(settings.lake or '')}: snapshots older than {keep_days} days expired")
+    print(
+        f"maintain: {describe(settings.lake or '')}: snapshots older than {keep_days} days expired, "
+        f"files unused for {grace_minutes} minutes deleted"
+    )
     return 0
 
 
