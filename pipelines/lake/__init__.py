@@ -351,10 +351,8 @@ def publish_to_lake(
             work_con.execute("begin transaction")
             try:
                 changed, pending = merge_changes(work_con, work, results, options)
-                if with_models:
-                    # Rebuilt whole: updating the model tables in place left delete files that
-                    # `make maintain` then merged while readers read, and one saw other answers.
-                    build_models(work_con, changed)
+                if with_models:  # only the keys this sync's runs touch, as in the file
+                    build_models(work_con, changed, changed_since=synced_at)
                 (lock or LakeLock()).check()
                 work_con.execute("commit")
                 return error, pending
