@@ -2,8 +2,8 @@
 
 A sync loads this sync's changes with dlt into a private, empty DuckDB working file, as the
 file warehouse does; then one lake transaction deletes the changed runs (and their tags and
-attempts) by id, inserts them again, appends `sync_log`, replaces `list_pages` rows, rebuilds
-the models and commits. Readers see the previous snapshot or the new one, never a mix, and the
+attempts) by id, inserts them again, appends `sync_log`, replaces `list_pages` rows, updates
+the models for the keys those runs touch and commits. Readers see the previous snapshot or the new one, never a mix, and the
 commit writes what changed, not the history. DuckLake has no keys or ON CONFLICT, so the merge
 is explicit; a PostgreSQL advisory lock, held on a plain connection of its own, keeps writers
 one at a time across machines (a second waits up to RECOUP_LOCK_WAIT or gets LockHeld).
@@ -331,7 +331,7 @@ def publish_to_lake(
     options: FetchOptions,
     lock: LakeLock | None = None,
 ) -> tuple[str | None, dict[str, int]]:
-    """Merges this sync's changes and the rebuilt models into the lake as one snapshot.
+    """Merges this sync's changes and the updated models into the lake as one snapshot.
 
     A model that fails to build is reported (returned) and the raw changes are committed
     alone, as the file warehouse keeps loading when a model breaks.
