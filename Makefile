@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check and the mypy type check
 	$(PY) -m ruff check pipelines tests
 	$(PY) -m ruff format --check pipelines tests
+	$(PY) -m mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix pipelines tests
