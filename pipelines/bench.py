@@ -121,15 +121,18 @@ class Emulator:
         )
 
     def send(self, command: str, args: Any = None) -> Any:
+        """Sends one command to the emulator's process and returns its answer."""
         self._conn.send((command, args))
         return self._conn.recv()
 
     def stop(self) -> None:
+        """Stops the emulator's process, waiting up to 5 s for it to end."""
         self.send("stop")
         self._process.join(5)
 
     @property
     def run_count(self) -> int:
+        """How many runs the emulator shows across all its accounts."""
         return sum(len(ids) for ids in self.truth.values())
 
 
@@ -137,6 +140,7 @@ class Emulator:
 
 
 def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    """Runs `action` after a garbage collection; returns its wall seconds and its result."""
     gc.collect()  # no system pays for the garbage of the one measured before it
     started = time.perf_counter()
     result = action()
@@ -144,12 +148,17 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def sync_env(emu: Emulator, db: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a benchmark sync from `emu` into `db`: no pace cap, no time budget.
+
+    `overrides` win over every default.
+    """
     env = {"RECOUP_API_KEY": emu.key, "RECOUP_BASE_URL": emu.url, "RECOUP_ACCOUNTS": ",".join(emu.accounts),
            "RECOUP_DB": str(db), "RECOUP_MAX_RPM": "0", "RECOUP_MAX_CONCURRENCY": "8", "RECOUP_SYNC_SECONDS": "0"}  # fmt: skip
     return {**env, **overrides}
 
 
 def our_sync(emu: Emulator, db: Path, **overrides: str) -> Any:
+    """One sync in this process with short retry waits; returns its summary."""
     return run_sync(
         load_settings(sync_env(emu, db, **overrides)), retry=RetryPolicy(attempts=3, backoff=0.05)
     )
@@ -222,7 +231,7 @@ def parse_pages(folder: Path) -> int:
 
 
 def peer_rest_api(emu: Emulator, folder: Path) -> int:
-    """dlt's generic rest_api source for the same endpoint and accounts, default settings."""
+    """The peer: dlt's generic rest_api source for the same endpoint and accounts, default settings."""
     import dlt
     from dlt.sources.rest_api import rest_api_source
 
@@ -248,11 +257,13 @@ def peer_rest_api(emu: Emulator, folder: Path) -> int:
 
 
 def warehouse_counts(db: Path) -> tuple[int, int]:
+    """Rows and distinct run ids in `analytics.runs`: equal when no run was duplicated."""
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute("select count(*), count(distinct run_id) from analytics.runs").fetchone()
 
 
 def loads(db: Path) -> int:
+    """How many loads dlt has recorded in `db`: unchanged by a sync that wrote nothing."""
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute("select count(*) from raw._dlt_loads").fetchone()[0]
 
@@ -262,6 +273,8 @@ def loads(db: Path) -> int:
 
 @dataclass
 class Row:
+    """One line of the results table: a case, its figure, its reference and its target."""
+
     case: str
     measured: str
     reference: str
@@ -270,6 +283,7 @@ class Row:
 
     @property
     def met(self) -> str:
+        """`yes` or `NO` against the target ratio; empty for a case that has none."""
         if self.ratio is None:
             return ""
         op, bound = self.target[:2], float(self.target[2:].rstrip("x MBs"))
@@ -277,11 +291,16 @@ class Row:
 
 
 def check(condition: bool, message: str) -> None:
+    """Ends the benchmark with `message` unless `condition` holds: no time is reported for wrong rows."""
     if not condition:
         raise SystemExit(f"bench: correctness check failed: {message}")
 
 
 def cases_throughput(work: Path, accounts: int, rows: list[Row], repeat: int) -> None:
+    """Cases 1, 3 and 4: first sync, no-change re-sync and incremental sync against their floors.
+
+    The first sync is also compared with dlt's rest_api source, which runs last and once.
+    """
     emu = Emulator(accounts, 100)
     try:
         truth = emu.run_count
@@ -339,6 +358,7 @@ def cases_throughput(work: Path, accounts: int, rows: list[Row], repeat: int) ->
 
 
 def case_latency(work: Path, accounts: int, rows: list[Row], repeat: int) -> None:
+    """Case 2: the fan-out over requests of 50 ms each, against 8 in flight at all times."""
     emu = Emulator(accounts, 5, latency=0.05)
     try:
         walls = []
@@ -357,6 +377,7 @@ def case_latency(work: Path, accounts: int, rows: list[Row], repeat: int) -> Non
 
 
 def case_memory(work: Path, accounts: int, rows: list[Row], repeat: int) -> None:
+    """Case 5: the peak RSS of one first sync, as cron runs it in a process of its own."""
     emu = Emulator(accounts, 100)
     try:
         accounts = work / "accounts.txt"
@@ -585,6 +606,7 @@ def case_analytics(work: Path, db: Path, rows: list[Row], repeat: int) -> None:
 
 
 def machine() -> str:
+    """One line describing this machine: cores, CPU model, memory and Python."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration):
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -594,6 +616,7 @@ def machine() -> str:
 
 
 def write_doc(rows: list[Row], quick: bool, seconds: float) -> None:
+    """Writes the results table into docs/benchmarks.md, keeping its hand-written notes."""
     lines = ["# Benchmarks", "", f"Machine: {machine()}.", "",
              f"Command: `make bench{' QUICK=1' if quick else ''}` ({seconds:.0f} s in all). Ratios come from one invocation;",
              f"each timed figure is the median of {REPEAT} runs, interleaved with its reference's runs (this machine",
@@ -611,6 +634,7 @@ def write_doc(rows: list[Row], quick: bool, seconds: float) -> None:
 
 
 def main() -> int:
+    """Runs the chosen cases (all, or those in CASES), prints the table; returns the exit code."""
     quick = os.environ.get("QUICK", "") not in ("", "0")
     sizes = {"accounts": 40, "latency": 40, "memory": 50, "pace": 60, "drain": 5, "history": 40, "big": 20_000} if quick \
         else {"accounts": 1000, "latency": 1000, "memory": 5000, "pace": 1000, "drain": 50, "history": 1000,

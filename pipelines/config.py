@@ -24,6 +24,8 @@ DEFAULT_DB = "data/recoup.duckdb"
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of one sync, read and checked by `load_settings`; its repr shows no secret."""
+
     api_key: str
     base_url: str
     accounts: list[str]  # empty: the key's own account
@@ -96,6 +98,7 @@ def parse_accounts(value: Any) -> list[str]:
 
 
 def database_path(env: Mapping[str, str] | None = None) -> Path:
+    """The warehouse file: RECOUP_DB (or sources.recoup.db), else `data/recoup.duckdb`."""
     env = os.environ if env is None else env
     raw = _lookup("db", env) or DEFAULT_DB
     return Path(str(raw)).expanduser()

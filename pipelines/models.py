@@ -51,6 +51,8 @@ class ModelError(RecoupError):
 
 @dataclass(frozen=True)
 class Model:
+    """One SQL file of `sql/`: the schema it builds in, a view or a table, and its text."""
+
     path: Path
     schema: str
     kind: str  # view or table
@@ -58,6 +60,7 @@ class Model:
 
     @property
     def name(self) -> str:
+        """The relation the model creates, as `schema.name`."""
         return f"{self.schema}.{self.path.stem}"
 
     @property
@@ -115,6 +118,7 @@ class Incremental:
 
     @property
     def columns(self) -> str:
+        """The table's key columns as a SQL select list."""
         return ", ".join(column for _, column in self.keys)
 
     def touched(self) -> str:

@@ -53,10 +53,12 @@ class Report:
 
     @property
     def previous_start(self) -> date:
+        """The first day of the period of the same length just before this one."""
         return self.start - (self.end - self.start) - timedelta(days=1)
 
     @property
     def previous_end(self) -> date:
+        """The last day of the period before: the day before `start`."""
         return self.start - timedelta(days=1)
 
 
@@ -237,6 +239,10 @@ def _flag(name: str) -> bool:
 
 
 def main() -> int:
+    """`make report`: reads the RECOUP_REPORT_* settings, writes the report and prints its paths.
+
+    Returns 2 for a bad setting, 1 when the report cannot be written, else 0.
+    """
     out_dir = Path(os.environ.get("RECOUP_REPORTS_DIR") or "reports")
     try:
         days = int(os.environ.get("RECOUP_REPORT_DAYS") or 30)

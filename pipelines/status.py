@@ -31,6 +31,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def iso(moment: datetime | None) -> str | None:
+    """`moment` in UTC as ISO 8601 to the second, with a `Z`; None stays None."""
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -78,6 +79,7 @@ class Status:
 
     @property
     def failed(self) -> list[AccountStatus]:
+        """The accounts whose latest sync failed."""
         return [a for a in self.accounts if a.error is not None]
 
     def lines(self, max_age: timedelta | None, problems_only: bool = False) -> list[str]:
@@ -106,6 +108,7 @@ class Status:
         return out
 
     def to_dict(self, max_age: timedelta | None) -> dict[str, Any]:
+        """What `recoup status --json` prints: the warehouse and every account, stale ones marked."""
         stale = {a.account_id for a in self.stale(max_age)} if max_age is not None else set()
         return {
             "warehouse": str(self.db),

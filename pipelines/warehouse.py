@@ -48,22 +48,27 @@ class Paths:
 
     @property
     def folder(self) -> Path:
+        """The folder of the analysts' database, where every other file lives."""
         return self.db.parent
 
     @property
     def lock(self) -> Path:
+        """The lock file that keeps syncs of this database one at a time."""
         return self.folder / f".{self.db.name}.lock"
 
     @property
     def work(self) -> Path:
+        """The sync's working folder, hidden beside the database."""
         return self.folder / f".{self.db.stem}-work"
 
     @property
     def work_db(self) -> Path:
+        """The working copy of the database that a sync loads into before publishing it."""
         return self.work / self.db.name  # same file name: same catalog name inside DuckDB
 
     @property
     def pipelines_dir(self) -> Path:
+        """The pipelines folder of dlt for this sync, inside the working folder."""
         return self.work / "dlt"
 
 
@@ -95,8 +100,9 @@ _FICLONE = 0x40049409  # Linux ioctl: share the source's blocks, copy-on-write
 
 
 def copy_file(source: Path, target: Path) -> None:
-    """Copies `source` to `target`: a reflink clone where the filesystem has them (btrfs, XFS,
-    bcachefs: instant, whatever the size), else a kernel-side copy.
+    """Copies `source` to `target`, as a reflink clone where the filesystem can.
+
+    A clone (btrfs, XFS, bcachefs) is instant whatever the size; elsewhere the kernel copies.
     """
     with open(source, "rb") as src, open(target, "wb") as dst:
         try:
@@ -166,8 +172,10 @@ def start_work_copy(paths: Paths) -> None:
 
 @contextmanager
 def discard_work_on_failure(paths: Paths) -> Iterator[None]:
-    """Removes the working folder when the block fails, so a failed sync leaves no copy taking
-    disk space. Enter it while holding the lock: the folder belongs to the lock's holder."""
+    """Removes the working folder when the block fails: a failed sync leaves no copy behind.
+
+    Enter it while holding the lock: the folder belongs to the lock's holder.
+    """
     try:
         yield
     except BaseException:
@@ -310,8 +318,10 @@ INDEX_HORIZON_DAYS = 14
 
 
 def _stored_runs_sql(where: str = "true") -> str:
-    """Each run's latest status and updatedAt, for the runs whose list answer matches `where`
-    (filtering the list answers first keeps the join small on a large history)."""
+    """Each run's latest status and updatedAt, for the runs whose list answer matches `where`.
+
+    Filtering the list answers first keeps the join small on a large history.
+    """
     # The same rule as sql/intermediate/run_versions.sql (a later retrieve answer wins), read
     # from the raw tables so that a failed model build never misleads the next sync.
     return f"""
@@ -345,9 +355,10 @@ def _detail_statuses(details: str) -> list[str]:
 
 
 def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
-    """What the warehouse holds: each recent run's latest status and updatedAt and its details
-    mark, the runs in flight, the details backlog, and each account's last list page read
-    under the same `options`.
+    """What the warehouse holds, for a sync to compare its answers with.
+
+    Each recent run's latest status, updatedAt and details mark, the runs in flight, the
+    details backlog, and each account's last list page read under the same `options`.
 
     Needs `add_placeholders` to have run, so that a warehouse with no runs yet reads as empty.
     """
@@ -427,8 +438,10 @@ def prune_answers(con: duckdb.DuckDBPyConnection, since: datetime) -> None:
 def record_sync(
     con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult], options: FetchOptions
 ) -> dict[str, int]:
-    """Appends one sync_log row per account, remembers runs the API has forgotten, and each
-    account's list page when it was read and stored without a problem.
+    """Records the sync in the warehouse: one sync_log row per account, and what to remember.
+
+    Remembers the runs the API has forgotten, and each account's list page when it was read and
+    stored without a problem.
 
     Returns each account's details backlog after this sync.
     """

@@ -249,14 +249,17 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
+        """The base URL to give a client, e.g. `http://127.0.0.1:40123`."""
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
     def start(self) -> EmulatorServer:
+        """Starts serving in a background thread; returns the server itself."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stops serving and closes the listening socket."""
         self._httpd.shutdown()
         self._httpd.server_close()
 

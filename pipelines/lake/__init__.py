@@ -56,6 +56,7 @@ READER_GRANTS = """
 
 
 def sql_text(text: str) -> str:
+    """`text` as a SQL string literal, its quotes doubled."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -131,6 +132,7 @@ class LakeLock:
         self._connection = connection
 
     def check(self) -> None:
+        """Raises RecoupError when the session that holds the lock is gone: nothing may be committed."""
         if self._connection is None:
             return
         try:
@@ -141,8 +143,11 @@ class LakeLock:
 
 @contextmanager
 def lake_lock(settings: Settings) -> Iterator[LakeLock]:
-    """Holds the lake's writer lock (a no-op without RECOUP_LAKE); raises LockHeld after
-    RECOUP_LOCK_WAIT seconds. PostgreSQL frees the lock when the holder's session ends."""
+    """Holds the lake's writer lock (a no-op without RECOUP_LAKE).
+
+    Raises LockHeld after RECOUP_LOCK_WAIT seconds. PostgreSQL frees the lock when the
+    holder's session ends.
+    """
     if not settings.lake:
         yield LakeLock()
         return
@@ -165,8 +170,10 @@ def lake_lock(settings: Settings) -> Iterator[LakeLock]:
 
 @contextmanager
 def snapshot(con: duckdb.DuckDBPyConnection, lock: LakeLock) -> Iterator[None]:
-    """One lake transaction: committed as one snapshot while the writer lock is still held,
-    rolled back on any error."""
+    """One lake transaction, committed as one snapshot while the writer lock is still held.
+
+    Rolled back on any error.
+    """
     con.execute("begin transaction")
     try:
         yield
@@ -193,16 +200,16 @@ class _InLake:
         return getattr(self._con, name)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor whose current database is the lake."""
         cursor = self._con.cursor()
         cursor.execute(f"use {ALIAS}")
         return cursor
 
 
 def read_index(settings: Settings, options: FetchOptions) -> tuple[Index, duckdb.DuckDBPyConnection]:
-    """What the lake holds (see `warehouse.read_index`), read from its current snapshot;
-    creates the lake's tables on first use.
+    """What the lake holds (see `warehouse.read_index`), read from its current snapshot.
 
-    Returns the index and the connection it reads lazily from; close it after the sync.
+    Creates the lake's tables on first use. Returns the index and the connection it reads lazily from; close it after the sync.
     """
     con = duckdb.connect()
     try:
@@ -309,9 +316,11 @@ class _InTransaction:
 def build_models(
     con: duckdb.DuckDBPyConnection, changed: bool = True, changed_since: datetime | None = None
 ) -> None:
-    """The models of `sql/`, built by `pipelines.models.apply_models` with the lake as the
-    current database (so `raw.*` and the models' names resolve there), inside the caller's
-    transaction. Skipped when no run changed and the models are the ones already built.
+    """Builds the models of `sql/` in the lake, inside the caller's transaction.
+
+    `pipelines.models.apply_models` runs with the lake as the current database, so that `raw.*`
+    and the models' names resolve there. Skipped when no run changed and the models are the
+    ones already built.
     """
     con.execute(f"use {ALIAS}")
     con.execute(f"set memory_limit = '{REBUILD_MEMORY}'")  # no second try inside the lake's transaction

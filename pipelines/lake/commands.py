@@ -1,5 +1,8 @@
-"""The lake's commands besides the sync: `python -m pipelines.lake migrate | install-extensions`,
-and the lake side of `make models` and `make report`."""
+"""The lake's commands besides the sync.
+
+`python -m pipelines.lake migrate | install-extensions`, and the lake side of `make models` and
+`make report`.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""A throwaway PostgreSQL cluster on 127.0.0.1 for a DuckLake catalog: the lake tests and the
-benchmark start one of their own, never touching a server of the machine."""
+"""A throwaway PostgreSQL cluster on 127.0.0.1 for a DuckLake catalog.
+
+The lake tests and the benchmark start one of their own, never touching a server of the machine.
+"""
 
 from __future__ import annotations
 
@@ -74,6 +76,7 @@ class PostgresCluster:
             raise RuntimeError(f"{Path(args[0]).name} failed: {done.stderr.strip()[-500:]}")
 
     def start(self) -> None:
+        """Creates the cluster with an owner and a read-only role, both with `PG_PASSWORD`, and starts it."""
         secret = self.folder / "pwfile"
         secret.write_text(PG_PASSWORD + "\n")
         if self._user:
@@ -86,14 +89,17 @@ class PostgresCluster:
         self.execute("postgres", f"create role {PG_READER} login password '{PG_PASSWORD}'")
 
     def stop(self) -> None:
+        """Stops the server at once and deletes its folder."""
         with contextlib.suppress(Exception):
             self._run(self.pg_ctl, "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def conninfo(self, database: str, user: str = PG_OWNER) -> str:
+        """A libpq connection string for `database` as `user`, without the password."""
         return f"dbname={database} host=127.0.0.1 port={self.port} user={user}"
 
     def execute(self, database: str, sql: str) -> None:
+        """Runs each `;`-separated statement of `sql` in `database` as the owner, autocommitted."""
         with psycopg.connect(self.conninfo(database), password=PG_PASSWORD, autocommit=True) as con:
             for statement in filter(str.strip, sql.split(";")):
                 con.execute(statement)

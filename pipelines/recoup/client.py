@@ -63,8 +63,11 @@ class RunsPage(NamedTuple):
 
 
 def page_digest(content: bytes) -> str:
-    """Names a list answer by its bytes (SHA-256 runs in hardware here, twice blake2b's speed;
-    hashlib releases the GIL on large inputs)."""
+    """Names a list answer by its bytes.
+
+    SHA-256 runs in hardware here, at twice blake2b's speed; hashlib releases the GIL on large
+    inputs.
+    """
     return hashlib.sha256(content).hexdigest()[:32]
 
 
@@ -77,6 +80,7 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def wait(self) -> None:
+        """Blocks until this request's slot comes; returns at once without a cap."""
         if not self._interval:
             return
         with self._lock:
@@ -154,6 +158,7 @@ class RecoupClient:
         )
 
     def close(self) -> None:
+        """Closes the connections of the underlying HTTP client."""
         self._http.close()
 
     def __enter__(self) -> RecoupClient:

@@ -260,8 +260,10 @@ def list_answers(
     keep_private: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[CheckedPage | list[dict[str, Any]], list[str]]:
-    """A list answer's runs, checked for the column-wise path or else as rows, and a reason for
-    every run rejected. A run listed twice keeps its later `updatedAt` (the first one on a tie).
+    """A list answer's runs, checked for the column-wise path or else as rows.
+
+    Returns the runs and a reason for every run rejected. A run listed twice keeps its later
+    `updatedAt` (the first one on a tie).
     """
     given = {"account_id": account_id, "seen_at": seen_at, "keep_private": keep_private, "limits": limits}
     try:

@@ -85,6 +85,7 @@ class Index:
 
     @property
     def runs(self) -> dict[str, tuple]:
+        """The stored runs by id, as tuples in `StoredRun`'s order; read once, on first use."""
         if self._runs is None:
             with self._lock:
                 if self._runs is None:
@@ -95,14 +96,17 @@ class Index:
         return self._runs
 
     def stored(self, run_id: str) -> StoredRun | None:
+        """What the warehouse holds of `run_id`, or None for a run it has never stored."""
         known = self.runs.get(run_id)
         return None if known is None else StoredRun._make(known)
 
     def holds(self, run_id: str, account: str) -> bool:
+        """Whether the warehouse holds `run_id` under `account`."""
         known = self.runs.get(run_id)
         return known is not None and known[0] == account
 
     def in_flight(self, account: str) -> list[str]:
+        """The stored in-flight runs of `account` that the API still knows."""
         return self.in_flight_ids.get(account, [])
 
 
@@ -133,10 +137,12 @@ class AccountResult:
 
     @property
     def has_rows(self) -> bool:
+        """Whether there is anything to load for this account."""
         return bool(self.pages or self.list_rows or self.detail_rows)
 
     @property
     def ok(self) -> bool:
+        """No error and no rejected run: the account synced completely."""
         return self.error is None and not self.problems
 
     def summary_error(self) -> str | None:
@@ -155,6 +161,8 @@ class AccountResult:
 
 @dataclass
 class FetchOptions:
+    """How a sync treats what it reads: which runs get details, private fields, size limits."""
+
     details: str = "all"  # which finished runs get a details fetch: all, failed, none
     keep_private: bool = False  # store payload and output
     limits: Limits = DEFAULT_LIMITS  # how large a run and its free-form fields may be

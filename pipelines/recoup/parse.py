@@ -1,6 +1,6 @@
-"""Reads the API's JSON: orjson when it can, the standard library for valid JSON orjson refuses.
+r"""Reads the API's JSON: orjson when it can, the standard library for valid JSON orjson refuses.
 
-orjson refuses some valid documents: a lone surrogate escape (`"\\ud83c"`, what JavaScript sends
+orjson refuses some valid documents: a lone surrogate escape (`"\ud83c"`, what JavaScript sends
 for a cut emoji), a number no double holds (`1e400`), nesting deeper than 1,024. The standard
 library reads them; the runs array is then read run by run, so that such a run becomes an
 `UnreadableRun` (rejected by name) and the other runs of the page load. Lone surrogates become

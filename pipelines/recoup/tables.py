@@ -125,6 +125,7 @@ class Answers(NamedTuple):
     attempts: pa.Table
 
     def tables(self) -> dict[str, pa.Table]:
+        """The three tables by their raw table names, e.g. `runs`, `runs__tags`, `runs__attempts`."""
         root = ROOTS[self.kind]
         return {root: self.runs, f"{root}__tags": self.tags, f"{root}__attempts": self.attempts}
 
