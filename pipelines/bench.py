@@ -38,6 +38,7 @@ from pipelines.emulator.render import to_list_item
 from pipelines.emulator.statuses import TERMINAL
 from pipelines.lake.local_postgres import PG_PASSWORD, PostgresCluster, PostgresMissing
 from pipelines.models import apply_models
+from pipelines.query import one_row, scalar
 from pipelines.recoup.client import RetryPolicy
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
 from pipelines.recoup_pipeline import run_sync
@@ -139,7 +140,7 @@ class Emulator:
 # -- the systems compared ---------------------------------------------------------------------
 
 
-def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+def timed(action: Callable[..., Any]) -> tuple[float, Any]:
     """Runs `action` after a garbage collection; returns its wall seconds and its result."""
     gc.collect()  # no system pays for the garbage of the one measured before it
     started = time.perf_counter()
@@ -220,9 +221,7 @@ def duckdb_load(folder: Path, db: Path) -> dict[str, int]:
         con.execute(
             "create table attempts as select run.id as run_id, unnest(run.attempts, recursive := true) from pages"
         )
-        return {
-            t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in ("runs", "tags", "attempts")
-        }
+        return {t: scalar(con.execute(f"select count(*) from {t}")) for t in ("runs", "tags", "attempts")}
 
 
 def parse_pages(folder: Path) -> int:
@@ -253,19 +252,20 @@ def peer_rest_api(emu: Emulator, folder: Path) -> int:
                             dataset_name="peer", pipelines_dir=str(folder / "dlt"))  # fmt: skip
     pipeline.run(source)
     with duckdb.connect(str(folder / "rest_api.duckdb"), read_only=True) as con:
-        return con.execute("select count(distinct id) from peer.runs").fetchone()[0]
+        return scalar(con.execute("select count(distinct id) from peer.runs"))
 
 
 def warehouse_counts(db: Path) -> tuple[int, int]:
     """Rows and distinct run ids in `analytics.runs`: equal when no run was duplicated."""
     with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute("select count(*), count(distinct run_id) from analytics.runs").fetchone()
+        runs, distinct = one_row(con.execute("select count(*), count(distinct run_id) from analytics.runs"))
+        return runs, distinct
 
 
 def loads(db: Path) -> int:
     """How many loads dlt has recorded in `db`: unchanged by a sync that wrote nothing."""
     with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute("select count(*) from raw._dlt_loads").fetchone()[0]
+        return scalar(con.execute("select count(*) from raw._dlt_loads"))
 
 
 # -- cases ---------------------------------------------------------------------------------------
@@ -380,9 +380,9 @@ def case_memory(work: Path, accounts: int, rows: list[Row], repeat: int) -> None
     """Case 5: the peak RSS of one first sync, as cron runs it in a process of its own."""
     emu = Emulator(accounts, 100)
     try:
-        accounts = work / "accounts.txt"
-        accounts.write_text("\n".join(emu.accounts))
-        env = {**os.environ, "RECOUP_API_KEY": emu.key, "RECOUP_BASE_URL": emu.url, "RECOUP_ACCOUNTS": f"@{accounts}",
+        listed = work / "accounts.txt"
+        listed.write_text("\n".join(emu.accounts))
+        env = {**os.environ, "RECOUP_API_KEY": emu.key, "RECOUP_BASE_URL": emu.url, "RECOUP_ACCOUNTS": f"@{listed}",
                "RECOUP_DB": str(work / "memory" / "recoup.duckdb"), "RECOUP_MAX_RPM": "0"}  # fmt: skip
         probe = ("import resource, subprocess, sys; p = subprocess.run([sys.executable, '-m', 'pipelines.recoup_pipeline'],"
                  " capture_output=True); print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
@@ -460,7 +460,7 @@ def grow_history(db: Path, target: int) -> int:
     """
     finished = [status for status, group in GROUP_OF_STATUS.items() if group in TERMINAL_GROUPS]
     with duckdb.connect(str(db), config={"memory_limit": "4GB"}) as con:  # setting up, not measured
-        base = con.execute("select count(*) from raw.runs").fetchone()[0]
+        base = scalar(con.execute("select count(*) from raw.runs"))
         tables = [t for (t,) in con.execute(
             "select table_name from information_schema.tables where table_schema = 'raw' and table_name like 'run%'"
             " and table_type = 'BASE TABLE'"
@@ -485,7 +485,7 @@ def grow_history(db: Path, target: int) -> int:
         warehouse.add_placeholders(con)
         apply_models(con)
         con.execute("checkpoint")
-        return con.execute("select count(*) from raw.runs").fetchone()[0]
+        return scalar(con.execute("select count(*) from raw.runs"))
 
 
 def case_history(work: Path, accounts: int, rows: list[Row], repeat: int, big: int) -> Path:
@@ -585,14 +585,14 @@ def lakes(
 def case_analytics(work: Path, db: Path, rows: list[Row], repeat: int) -> None:
     """`make models` (a full rebuild) and the report over the large synced history."""
     with duckdb.connect(str(db), read_only=True) as con:
-        runs = con.execute("select count(*) from analytics.runs").fetchone()[0]
+        runs = scalar(con.execute("select count(*) from analytics.runs"))
     env = {**os.environ, "RECOUP_DB": str(db), "RECOUP_REPORTS_DIR": str(work / "reports")}
     builds, reports = [], []
     for _ in range(repeat):
         with warehouse.connect(db, warehouse.MODEL_LIMITS) as con:  # as `make models` does
             builds.append(timed(lambda con=con: apply_models(con))[0])
             check(
-                con.execute("select count(*) from analytics.runs").fetchone()[0] == runs,
+                scalar(con.execute("select count(*) from analytics.runs")) == runs,
                 "analytics row count",
             )
         seconds, done = timed(lambda: subprocess.run([sys.executable, "-m", "pipelines.report"], cwd=ROOT, env=env,

@@ -156,7 +156,7 @@ def lake_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         raise ConfigError("RECOUP_LAKE_DATA (a folder or s3://bucket/prefix) must be set with RECOUP_LAKE")
     if lake and not lake.startswith("postgres:"):
         raise ConfigError("RECOUP_LAKE must be a PostgreSQL catalog: postgres:dbname=... host=... user=...")
-    if lake and "'" in lake + data:
+    if lake and data and "'" in lake + data:
         raise ConfigError("RECOUP_LAKE and RECOUP_LAKE_DATA cannot contain a single quote")
     if data and "://" not in data:  # a local folder: absolute, so every reader finds the same files
         data = str(Path(data).expanduser().resolve()) + "/"

@@ -34,6 +34,7 @@ import duckdb
 
 from pipelines import warehouse
 from pipelines.config import database_path
+from pipelines.query import scalar
 from pipelines.recoup.errors import ConfigError, RecoupError
 from pipelines.recoup.settings import RAW_DATASET
 
@@ -291,7 +292,7 @@ def apply_models(
     if unless_unchanged and same:
         return []
     incremental = changed_since is not None and same
-    budget = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    budget = scalar(con.execute("select current_setting('memory_limit')"))
     # DuckDB 1.5 cannot spill every aggregate: a build that runs out of the caller's budget is
     # rolled back and tried once more with REBUILD_MEMORY (a full rebuild over two million runs
     # needs between 256 MB and 512 MB), so small warehouses keep a small footprint.

@@ -76,7 +76,7 @@ class SyncSummary:
     @property
     def unreachable(self) -> bool:
         """Every account's list call failed in transport: the base URL is wrong or its host is down."""
-        return self.nothing_listed and all("transport error" in r.error for r in self.results)
+        return self.nothing_listed and all(r.error and "transport error" in r.error for r in self.results)
 
     @property
     def exit_code(self) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.query import one_row
 from pipelines.report_html import render_html, render_markdown
 
 
@@ -149,7 +150,7 @@ class ReportError(Exception):
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
     result = con.execute(sql)
-    return dict(zip([d[0] for d in result.description], result.fetchone(), strict=True))
+    return dict(zip([d[0] for d in result.description], one_row(result), strict=True))
 
 
 def _period(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:

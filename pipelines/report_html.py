@@ -6,6 +6,7 @@ import html
 import math
 from collections.abc import Callable
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
@@ -217,7 +218,7 @@ def _scope(report: Report) -> str:
         f"{ex['in_flight_runs']:,} runs still queued, running or waiting ({usd(ex['in_flight_cost'])} so far)"
     )
     included = ["runs created in the period, every account and environment"]
-    excluded = []
+    excluded: list[str] = []
     (included if report.include_tests else excluded).append(tests)
     (included if report.include_in_flight else excluded).append(flight)
     text = f"<b>Included:</b> {'; '.join(included)}."
@@ -261,7 +262,7 @@ def _by_day(rows: list[tuple], key: int, value: int, keep: list[str]) -> dict[st
 
 def _charts(report: Report, days: list[date]) -> str:
     t = report.tables
-    by_account = {}
+    by_account: dict[str, Decimal | int] = {}  # 0: no cost known yet
     for _, account, cost, _ in t["daily_cost"].rows:
         by_account[account] = by_account.get(account, 0) + (cost or 0)
     top_accounts = sorted(by_account, key=lambda a: -by_account[a])[:9]

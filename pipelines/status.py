@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.query import scalar
 from pipelines.recoup.errors import RecoupError
 from pipelines.recoup.settings import RAW_DATASET
 
@@ -94,7 +95,7 @@ class Status:
                 f"{iso(a.last_good_at)} ({age_text(self.checked_at - a.last_good_at)} ago)")  # fmt: skip
             state = "ok" if a.error is None else f"FAILED at {iso(a.last_synced_at)}: {a.error}"
             parts = [f"account {a.account_id}: {state}", f"last good sync {good}"]
-            if a.account_id in stale:
+            if max_age is not None and a.account_id in stale:
                 parts.append(f"STALE (older than {age_text(max_age)})")
             if a.gaps:
                 parts.append(f"{a.gaps} possible gap(s), last {iso(a.last_gap_at)}")
@@ -192,7 +193,7 @@ def read_status(db: Path, now: datetime | None = None) -> Status:
         with _connect(db) as con:
             accounts = _accounts(con)
             try:
-                run_count = con.execute("select count(*) from analytics.runs").fetchone()[0]
+                run_count = scalar(con.execute("select count(*) from analytics.runs"))
             except duckdb.CatalogException:
                 run_count = None
     except StatusError as exc:

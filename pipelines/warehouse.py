@@ -24,6 +24,7 @@ import duckdb
 import filelock
 import pyarrow as pa
 
+from pipelines.query import scalar
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, Job, PageMark
 from pipelines.recoup.settings import GROUP_OF_STATUS, RAW_DATASET, TERMINAL_GROUPS
@@ -232,8 +233,8 @@ def publish(paths: Paths) -> None:
 # 128 MB (DuckDB 1.5 ran out of 64 MB merging the tags of a 95k-run first sync, and dlt retried
 # the job), the model updates on every core within 128 MB (an update at two million runs needs
 # more than 64 MB; a build that runs out is tried again with more, see pipelines/models.py).
-LOAD_LIMITS = {"memory_limit": "128MB", "threads": 1}
-MODEL_LIMITS = {"memory_limit": "128MB", "threads": os.cpu_count() or 1}
+LOAD_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": 1}
+MODEL_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": os.cpu_count() or 1}
 
 
 def memory_for(large_bytes: int) -> str:
@@ -249,13 +250,13 @@ def memory_for(large_bytes: int) -> str:
     return f"{budget // 2**20}MB"
 
 
-def use_limits(con: duckdb.DuckDBPyConnection, limits: dict[str, object]) -> None:
+def use_limits(con: duckdb.DuckDBPyConnection, limits: dict[str, str | int]) -> None:
     """Moves an open connection to other limits (the load's budget, then the models')."""
     for name, value in limits.items():
         con.execute(f"set {name} = '{value}'")
 
 
-def connect(path: Path, limits: dict[str, object] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, limits: dict[str, str | int] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:
     """A read-write connection with bounded memory: large work spills to disk instead."""
     return duckdb.connect(str(path), config={**limits, "preserve_insertion_order": False})
 
@@ -299,11 +300,13 @@ def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)"
     )
-    columns = con.execute(
+    page_columns = con.execute(
         "select column_name from information_schema.columns where table_schema = ? and table_name = 'list_pages'",
         [RAW_DATASET],
     ).fetchall()
-    if columns and ("runs_listed",) not in columns:  # an earlier layout of this cache: start it again
+    if (
+        page_columns and ("runs_listed",) not in page_columns
+    ):  # an earlier layout of this cache: start it again
         con.execute(f"drop table {RAW_DATASET}.list_pages")
     con.execute(f"""
         create table if not exists {RAW_DATASET}.list_pages (
@@ -365,7 +368,7 @@ def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
     index = Index()
     terminal = _detail_statuses("all")
     in_flight = f"not coalesce(list_contains({terminal!r}, status), false)"  # a finished run stays finished
-    newest = con.execute(f"select max(created_at) from {RAW_DATASET}.runs").fetchone()[0]
+    newest = scalar(con.execute(f"select max(created_at) from {RAW_DATASET}.runs"))
     recent = in_flight
     if newest is not None:
         horizon = newest - timedelta(days=INDEX_HORIZON_DAYS)

@@ -111,6 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.trickle = 0.0  # seconds between two bytes of the answer
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
+        body: Any  # a JSON value, or bytes sent as they are
         entry: dict[str, Any] = {"method": "GET", "path": url.path,
                                  "query": {k: v[-1] for k, v in query.items()},
                                  "auth": self._auth_kind()}  # fmt: skip
@@ -251,6 +252,7 @@ class EmulatorServer:
     def url(self) -> str:
         """The base URL to give a client, e.g. `http://127.0.0.1:40123`."""
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET socket's name (the stubs allow bytes too)
         return f"http://{host}:{port}"
 
     def start(self) -> EmulatorServer:

@@ -35,13 +35,12 @@ class PostgresCluster:
             os.environ.get("PATH", ""),
             *sorted(map(str, Path("/usr/lib/postgresql").glob("*/bin")), reverse=True),
         ]
-        self.initdb, self.pg_ctl = (
-            shutil.which(tool, path=os.pathsep.join(folders)) for tool in ("initdb", "pg_ctl")
-        )
-        if not (self.initdb and self.pg_ctl):
+        initdb, pg_ctl = (shutil.which(tool, path=os.pathsep.join(folders)) for tool in ("initdb", "pg_ctl"))
+        if not (initdb and pg_ctl):
             raise PostgresMissing(
                 "PostgreSQL is not installed (no initdb and pg_ctl on PATH or in /usr/lib/postgresql)"
             )
+        self.initdb, self.pg_ctl = initdb, pg_ctl
         self.folder = Path(tempfile.mkdtemp(prefix="recoup-pg-"))
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -52,7 +51,7 @@ class PostgresCluster:
         self._databases = 0
 
     @staticmethod
-    def _unprivileged_user() -> object:
+    def _unprivileged_user() -> pwd.struct_passwd | None:
         if os.geteuid() != 0:
             return None  # PostgreSQL refuses to run as root only
         for name in ("postgres", "nobody"):

@@ -172,6 +172,7 @@ class RecoupClient:
     def fetch_own_account(self) -> str:
         """The account id of the key itself (`GET /api/accounts/id`)."""
         body, _ = self._get(ACCOUNT_PATH, {}, "own account")
+        assert body is not None  # None only for a known digest
         account = body.get("accountId")
         if not isinstance(account, str) or not account:
             raise ApiError("own account: the answer has no accountId")
@@ -197,6 +198,7 @@ class RecoupClient:
             BadRunError: its JSON could be read but not held (see `parse`).
         """
         body, _ = self._get(RUNS_PATH, {"runId": run_id}, f"run {run_id[:64]}: retrieve")
+        assert body is not None  # None only for a known digest
         run = body["runs"][0] if body["runs"] else None
         if isinstance(run, UnreadableRun):
             raise BadRunError(f"run {run_id[:64]}: {run.reason}")

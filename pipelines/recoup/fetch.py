@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -265,6 +265,7 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
         if changed
         else ([], [])
     )
+    facts: Sequence[tuple[str, int | None, str | None, bool]]  # id, updatedAt (µs), status, details carried
     if isinstance(checked, CheckedPage):
         facts = checked.facts
         if facts:
@@ -303,9 +304,8 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
     full = len(items) >= LIST_LIMIT
     if full and account not in index.accounts_stored:
         result.first_sync = True
-        dates = [
-            i.get("createdAt") for i in items if isinstance(i, dict) and isinstance(i.get("createdAt"), str)
-        ]
+        stamps = (item.get("createdAt") for item in items if isinstance(item, dict))
+        dates = [stamp for stamp in stamps if isinstance(stamp, str)]
         result.oldest_listed = min(dates) if dates else None
     else:
         result.possible_gap = full and not any(index.holds(run_id, account) for run_id in seen)
@@ -334,12 +334,14 @@ def list_account(
         result.error = str(exc)
         return result
     if page.runs is None:  # byte for byte the page already stored: nothing in it changed
+        assert known is not None  # only a known digest leaves a page unread
         result.page, result.unchanged_page = known, True
         result.runs_seen = known.listed
         in_page = set(known.in_flight)
         backlog = index.backlog.get(account, [])
     else:
         in_page = _read_page(page.runs, result, index, options)
+        assert result.page is not None  # _read_page marks the page it read
         result.page = result.page._replace(digest=page.digest)
         result.runs_seen = len(in_page)
         # A listed run was judged again above; the stored backlog speaks of the others.

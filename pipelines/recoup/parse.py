@@ -69,7 +69,9 @@ class _Reader:
         return float(literal)
 
     def _space(self, at: int) -> int:
-        return _SPACE.match(self.text, at).end()
+        spaces = _SPACE.match(self.text, at)
+        assert spaces is not None  # the pattern matches the empty string too
+        return spaces.end()
 
     def _value(self, at: int) -> tuple[Any, int]:
         value, end = self.decoder.raw_decode(self.text, at)
@@ -86,7 +88,8 @@ class _Reader:
         return value
 
     def _object(self, at: int) -> tuple[dict[str, Any], int]:
-        text, body = self.text, {}
+        text = self.text
+        body: dict[str, Any] = {}
         at = self._space(at + 1)
         if text.startswith("}", at):
             return body, at + 1
@@ -108,7 +111,8 @@ class _Reader:
             at = self._space(at + 1)
 
     def _runs(self, at: int) -> tuple[list[Any], int]:
-        text, runs = self.text, []
+        text = self.text
+        runs: list[Any] = []
         at = self._space(at + 1)
         if text.startswith("]", at):
             return runs, at + 1
