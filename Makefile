@@ -54,7 +54,7 @@ bench: $(STAMP) ## benchmark against the machine's limit and dlt's rest_api (QUI
 	QUICK=$(QUICK) $(PY) -m pipelines.bench
 
 clean: ## remove the venv, local data and reports
-	rm -rf $(VENV) data reports demo bench-data .pytest_cache
+	rm -rf $(VENV) data reports demo bench-data .pytest_cache .mypy_cache
 
 maintain: $(STAMP) ## RECOUP_LAKE only: merge small files, expire old snapshots, delete unused files
 	$(PY) -m pipelines.lake_maintain
