@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check and the mypy type check
 	$(PY) -m ruff check pipelines tests
 	$(PY) -m ruff format --check pipelines tests
+	$(PY) -m mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix pipelines tests
@@ -53,7 +54,7 @@ bench: $(STAMP) ## benchmark against the machine's limit and dlt's rest_api (QUI
 	QUICK=$(QUICK) $(PY) -m pipelines.bench
 
 clean: ## remove the venv, local data and reports
-	rm -rf $(VENV) data reports demo bench-data .pytest_cache
+	rm -rf $(VENV) data reports demo bench-data .pytest_cache .mypy_cache
 
 maintain: $(STAMP) ## RECOUP_LAKE only: merge small files, expire old snapshots, delete unused files
 	$(PY) -m pipelines.lake_maintain

@@ -38,6 +38,7 @@ from pipelines.emulator.render import to_list_item
 from pipelines.emulator.statuses import TERMINAL
 from pipelines.lake.local_postgres import PG_PASSWORD, PostgresCluster, PostgresMissing
 from pipelines.models import apply_models
+from pipelines.query import one_row, scalar
 from pipelines.recoup.client import RetryPolicy
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
 from pipelines.recoup_pipeline import run_sync
@@ -121,22 +122,26 @@ class Emulator:
         )
 
     def send(self, command: str, args: Any = None) -> Any:
+        """Sends one command to the emulator's process and returns its answer."""
         self._conn.send((command, args))
         return self._conn.recv()
 
     def stop(self) -> None:
+        """Stops the emulator's process, waiting up to 5 s for it to end."""
         self.send("stop")
         self._process.join(5)
 
     @property
     def run_count(self) -> int:
+        """How many runs the emulator shows across all its accounts."""
         return sum(len(ids) for ids in self.truth.values())
 
 
 # -- the systems compared ---------------------------------------------------------------------
 
 
-def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+def timed(action: Callable[..., Any]) -> tuple[float, Any]:
+    """Runs `action` after a garbage collection; returns its wall seconds and its result."""
     gc.collect()  # no system pays for the garbage of the one measured before it
     started = time.perf_counter()
     result = action()
@@ -144,12 +149,17 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def sync_env(emu: Emulator, db: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a benchmark sync from `emu` into `db`: no pace cap, no time budget.
+
+    `overrides` win over every default.
+    """
     env = {"RECOUP_API_KEY": emu.key, "RECOUP_BASE_URL": emu.url, "RECOUP_ACCOUNTS": ",".join(emu.accounts),
            "RECOUP_DB": str(db), "RECOUP_MAX_RPM": "0", "RECOUP_MAX_CONCURRENCY": "8", "RECOUP_SYNC_SECONDS": "0"}  # fmt: skip
     return {**env, **overrides}
 
 
 def our_sync(emu: Emulator, db: Path, **overrides: str) -> Any:
+    """One sync in this process with short retry waits; returns its summary."""
     return run_sync(
         load_settings(sync_env(emu, db, **overrides)), retry=RetryPolicy(attempts=3, backoff=0.05)
     )
@@ -211,9 +221,7 @@ def duckdb_load(folder: Path, db: Path) -> dict[str, int]:
         con.execute(
             "create table attempts as select run.id as run_id, unnest(run.attempts, recursive := true) from pages"
         )
-        return {
-            t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in ("runs", "tags", "attempts")
-        }
+        return {t: scalar(con.execute(f"select count(*) from {t}")) for t in ("runs", "tags", "attempts")}
 
 
 def parse_pages(folder: Path) -> int:
@@ -222,7 +230,7 @@ def parse_pages(folder: Path) -> int:
 
 
 def peer_rest_api(emu: Emulator, folder: Path) -> int:
-    """dlt's generic rest_api source for the same endpoint and accounts, default settings."""
+    """The peer: dlt's generic rest_api source for the same endpoint and accounts, default settings."""
     import dlt
     from dlt.sources.rest_api import rest_api_source
 
@@ -244,17 +252,20 @@ def peer_rest_api(emu: Emulator, folder: Path) -> int:
                             dataset_name="peer", pipelines_dir=str(folder / "dlt"))  # fmt: skip
     pipeline.run(source)
     with duckdb.connect(str(folder / "rest_api.duckdb"), read_only=True) as con:
-        return con.execute("select count(distinct id) from peer.runs").fetchone()[0]
+        return scalar(con.execute("select count(distinct id) from peer.runs"))
 
 
 def warehouse_counts(db: Path) -> tuple[int, int]:
+    """Rows and distinct run ids in `analytics.runs`: equal when no run was duplicated."""
     with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute("select count(*), count(distinct run_id) from analytics.runs").fetchone()
+        runs, distinct = one_row(con.execute("select count(*), count(distinct run_id) from analytics.runs"))
+        return runs, distinct
 
 
 def loads(db: Path) -> int:
+    """How many loads dlt has recorded in `db`: unchanged by a sync that wrote nothing."""
     with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute("select count(*) from raw._dlt_loads").fetchone()[0]
+        return scalar(con.execute("select count(*) from raw._dlt_loads"))
 
 
 # -- cases ---------------------------------------------------------------------------------------
@@ -262,6 +273,8 @@ def loads(db: Path) -> int:
 
 @dataclass
 class Row:
+    """One line of the results table: a case, its figure, its reference and its target."""
+
     case: str
     measured: str
     reference: str
@@ -270,6 +283,7 @@ class Row:
 
     @property
     def met(self) -> str:
+        """`yes` or `NO` against the target ratio; empty for a case that has none."""
         if self.ratio is None:
             return ""
         op, bound = self.target[:2], float(self.target[2:].rstrip("x MBs"))
@@ -277,11 +291,16 @@ class Row:
 
 
 def check(condition: bool, message: str) -> None:
+    """Ends the benchmark with `message` unless `condition` holds: no time is reported for wrong rows."""
     if not condition:
         raise SystemExit(f"bench: correctness check failed: {message}")
 
 
 def cases_throughput(work: Path, accounts: int, rows: list[Row], repeat: int) -> None:
+    """Cases 1, 3 and 4: first sync, no-change re-sync and incremental sync against their floors.
+
+    The first sync is also compared with dlt's rest_api source, which runs last and once.
+    """
     emu = Emulator(accounts, 100)
     try:
         truth = emu.run_count
@@ -339,6 +358,7 @@ def cases_throughput(work: Path, accounts: int, rows: list[Row], repeat: int) ->
 
 
 def case_latency(work: Path, accounts: int, rows: list[Row], repeat: int) -> None:
+    """Case 2: the fan-out over requests of 50 ms each, against 8 in flight at all times."""
     emu = Emulator(accounts, 5, latency=0.05)
     try:
         walls = []
@@ -357,11 +377,12 @@ def case_latency(work: Path, accounts: int, rows: list[Row], repeat: int) -> Non
 
 
 def case_memory(work: Path, accounts: int, rows: list[Row], repeat: int) -> None:
+    """Case 5: the peak RSS of one first sync, as cron runs it in a process of its own."""
     emu = Emulator(accounts, 100)
     try:
-        accounts = work / "accounts.txt"
-        accounts.write_text("\n".join(emu.accounts))
-        env = {**os.environ, "RECOUP_API_KEY": emu.key, "RECOUP_BASE_URL": emu.url, "RECOUP_ACCOUNTS": f"@{accounts}",
+        listed = work / "accounts.txt"
+        listed.write_text("\n".join(emu.accounts))
+        env = {**os.environ, "RECOUP_API_KEY": emu.key, "RECOUP_BASE_URL": emu.url, "RECOUP_ACCOUNTS": f"@{listed}",
                "RECOUP_DB": str(work / "memory" / "recoup.duckdb"), "RECOUP_MAX_RPM": "0"}  # fmt: skip
         probe = ("import resource, subprocess, sys; p = subprocess.run([sys.executable, '-m', 'pipelines.recoup_pipeline'],"
                  " capture_output=True); print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
@@ -439,7 +460,7 @@ def grow_history(db: Path, target: int) -> int:
     """
     finished = [status for status, group in GROUP_OF_STATUS.items() if group in TERMINAL_GROUPS]
     with duckdb.connect(str(db), config={"memory_limit": "4GB"}) as con:  # setting up, not measured
-        base = con.execute("select count(*) from raw.runs").fetchone()[0]
+        base = scalar(con.execute("select count(*) from raw.runs"))
         tables = [t for (t,) in con.execute(
             "select table_name from information_schema.tables where table_schema = 'raw' and table_name like 'run%'"
             " and table_type = 'BASE TABLE'"
@@ -464,7 +485,7 @@ def grow_history(db: Path, target: int) -> int:
         warehouse.add_placeholders(con)
         apply_models(con)
         con.execute("checkpoint")
-        return con.execute("select count(*) from raw.runs").fetchone()[0]
+        return scalar(con.execute("select count(*) from raw.runs"))
 
 
 def case_history(work: Path, accounts: int, rows: list[Row], repeat: int, big: int) -> Path:
@@ -564,14 +585,14 @@ def lakes(
 def case_analytics(work: Path, db: Path, rows: list[Row], repeat: int) -> None:
     """`make models` (a full rebuild) and the report over the large synced history."""
     with duckdb.connect(str(db), read_only=True) as con:
-        runs = con.execute("select count(*) from analytics.runs").fetchone()[0]
+        runs = scalar(con.execute("select count(*) from analytics.runs"))
     env = {**os.environ, "RECOUP_DB": str(db), "RECOUP_REPORTS_DIR": str(work / "reports")}
     builds, reports = [], []
     for _ in range(repeat):
         with warehouse.connect(db, warehouse.MODEL_LIMITS) as con:  # as `make models` does
             builds.append(timed(lambda con=con: apply_models(con))[0])
             check(
-                con.execute("select count(*) from analytics.runs").fetchone()[0] == runs,
+                scalar(con.execute("select count(*) from analytics.runs")) == runs,
                 "analytics row count",
             )
         seconds, done = timed(lambda: subprocess.run([sys.executable, "-m", "pipelines.report"], cwd=ROOT, env=env,
@@ -585,6 +606,7 @@ def case_analytics(work: Path, db: Path, rows: list[Row], repeat: int) -> None:
 
 
 def machine() -> str:
+    """One line describing this machine: cores, CPU model, memory and Python."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration):
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -594,6 +616,7 @@ def machine() -> str:
 
 
 def write_doc(rows: list[Row], quick: bool, seconds: float) -> None:
+    """Writes the results table into docs/benchmarks.md, keeping its hand-written notes."""
     lines = ["# Benchmarks", "", f"Machine: {machine()}.", "",
              f"Command: `make bench{' QUICK=1' if quick else ''}` ({seconds:.0f} s in all). Ratios come from one invocation;",
              f"each timed figure is the median of {REPEAT} runs, interleaved with its reference's runs (this machine",
@@ -611,6 +634,7 @@ def write_doc(rows: list[Row], quick: bool, seconds: float) -> None:
 
 
 def main() -> int:
+    """Runs the chosen cases (all, or those in CASES), prints the table; returns the exit code."""
     quick = os.environ.get("QUICK", "") not in ("", "0")
     sizes = {"accounts": 40, "latency": 40, "memory": 50, "pace": 60, "drain": 5, "history": 40, "big": 20_000} if quick \
         else {"accounts": 1000, "latency": 1000, "memory": 5000, "pace": 1000, "drain": 50, "history": 1000,

@@ -96,24 +96,28 @@ def status(args: argparse.Namespace) -> int:
 
 
 def models(args: argparse.Namespace) -> int:
+    """`recoup models`: rebuilds the SQL models of sql/ in the warehouse."""
     from pipelines.models import main
 
     return main()
 
 
 def report(args: argparse.Namespace) -> int:
+    """`recoup report`: writes the cost report into RECOUP_REPORTS_DIR."""
     from pipelines.report import main
 
     return main()
 
 
 def demo(args: argparse.Namespace) -> int:
+    """`recoup demo`: the zero-config tour in a folder of its own."""
     from pipelines.demo import main
 
     return main()
 
 
 def emulator(args: argparse.Namespace) -> int:
+    """`recoup emulator`: serves the Recoup API emulator, with the emulator's own options."""
     from pipelines.emulator.__main__ import main
 
     return main(args.options)
@@ -157,6 +161,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `recoup` console script: parses the arguments, sets up logging, runs the subcommand.
+
+    Returns:
+        The process's exit code (see README for `sync`'s).
+    """
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.run is not emulator:

@@ -24,6 +24,8 @@ DEFAULT_DB = "data/recoup.duckdb"
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of one sync, read and checked by `load_settings`; its repr shows no secret."""
+
     api_key: str
     base_url: str
     accounts: list[str]  # empty: the key's own account
@@ -96,6 +98,7 @@ def parse_accounts(value: Any) -> list[str]:
 
 
 def database_path(env: Mapping[str, str] | None = None) -> Path:
+    """The warehouse file: RECOUP_DB (or sources.recoup.db), else `data/recoup.duckdb`."""
     env = os.environ if env is None else env
     raw = _lookup("db", env) or DEFAULT_DB
     return Path(str(raw)).expanduser()
@@ -153,7 +156,7 @@ def lake_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         raise ConfigError("RECOUP_LAKE_DATA (a folder or s3://bucket/prefix) must be set with RECOUP_LAKE")
     if lake and not lake.startswith("postgres:"):
         raise ConfigError("RECOUP_LAKE must be a PostgreSQL catalog: postgres:dbname=... host=... user=...")
-    if lake and "'" in lake + data:
+    if lake and data and "'" in lake + data:
         raise ConfigError("RECOUP_LAKE and RECOUP_LAKE_DATA cannot contain a single quote")
     if data and "://" not in data:  # a local folder: absolute, so every reader finds the same files
         data = str(Path(data).expanduser().resolve()) + "/"

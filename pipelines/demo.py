@@ -39,6 +39,7 @@ def _change_some_runs(world: World) -> None:
 
 
 def main() -> int:
+    """Runs the demo in RECOUP_DEMO_DIR (default `demo/`); returns 2 when that folder is not the demo's."""
     folder = Path(os.environ.get("RECOUP_DEMO_DIR") or ROOT / "demo").absolute()
     db = folder / "recoup.duckdb"
     if db.resolve() == database_path().resolve():

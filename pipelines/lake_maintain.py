@@ -1,5 +1,6 @@
-"""`make maintain`: DuckLake housekeeping for RECOUP_LAKE: merge small files, expire old
-snapshots, delete the files nothing refers to any more.
+"""`make maintain`: DuckLake housekeeping for RECOUP_LAKE.
+
+It merges small files, expires old snapshots and deletes the files nothing refers to any more.
 
 Each sync commits a few small Parquet files; merging keeps reads fast. A snapshot is kept
 RECOUP_LAKE_KEEP_DAYS (default 7) before it expires, so a reader (or `AT (VERSION => ...)`

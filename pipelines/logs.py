@@ -20,6 +20,7 @@ class TextFormatter(logging.Formatter):
     """`<timestamp> <message>`; warnings and errors name their level."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The timestamp, the level unless it is INFO, then the message."""
         level = "" if record.levelno == logging.INFO else f"{record.levelname} "
         return f"{utc_iso(record.created)} {level}{record.getMessage()}"
 
@@ -28,6 +29,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON object on one line."""
         entry = {
             "ts": utc_iso(record.created),
             "level": record.levelname.lower(),

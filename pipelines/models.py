@@ -34,6 +34,7 @@ import duckdb
 
 from pipelines import warehouse
 from pipelines.config import database_path
+from pipelines.query import scalar
 from pipelines.recoup.errors import ConfigError, RecoupError
 from pipelines.recoup.settings import RAW_DATASET
 
@@ -51,6 +52,8 @@ class ModelError(RecoupError):
 
 @dataclass(frozen=True)
 class Model:
+    """One SQL file of `sql/`: the schema it builds in, a view or a table, and its text."""
+
     path: Path
     schema: str
     kind: str  # view or table
@@ -58,6 +61,7 @@ class Model:
 
     @property
     def name(self) -> str:
+        """The relation the model creates, as `schema.name`."""
         return f"{self.schema}.{self.path.stem}"
 
     @property
@@ -115,6 +119,7 @@ class Incremental:
 
     @property
     def columns(self) -> str:
+        """The table's key columns as a SQL select list."""
         return ", ".join(column for _, column in self.keys)
 
     def touched(self) -> str:
@@ -287,7 +292,7 @@ def apply_models(
     if unless_unchanged and same:
         return []
     incremental = changed_since is not None and same
-    budget = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    budget = scalar(con.execute("select current_setting('memory_limit')"))
     # DuckDB 1.5 cannot spill every aggregate: a build that runs out of the caller's budget is
     # rolled back and tried once more with REBUILD_MEMORY (a full rebuild over two million runs
     # needs between 256 MB and 512 MB), so small warehouses keep a small footprint.

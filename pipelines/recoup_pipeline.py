@@ -60,10 +60,12 @@ class SyncSummary:
 
     @property
     def failed(self) -> list[AccountResult]:
+        """The accounts that failed or had a run rejected."""
         return [r for r in self.results if not r.ok]
 
     @property
     def unlisted(self) -> int:
+        """Configured accounts that were never listed (a stop came first)."""
         return self.accounts - len(self.results)
 
     @property
@@ -74,13 +76,15 @@ class SyncSummary:
     @property
     def unreachable(self) -> bool:
         """Every account's list call failed in transport: the base URL is wrong or its host is down."""
-        return self.nothing_listed and all("transport error" in r.error for r in self.results)
+        return self.nothing_listed and all(r.error and "transport error" in r.error for r in self.results)
 
     @property
     def exit_code(self) -> int:
+        """0 when every configured account was listed and synced and the models built, else 1."""
         return EXIT_PARTIAL if self.failed or self.model_error or self.unlisted else EXIT_OK
 
     def lines(self) -> list[str]:
+        """The closing lines of `recoup sync`: each failure and warning, then one summary line."""
         out = [f"account {r.account}: FAILED: {r.summary_error()}" for r in self.failed]
         out += [
             f"account {r.account}: possible gap: the list was full and reached back to no stored run"
@@ -139,6 +143,7 @@ class Progress:
         self._last = time.monotonic()
 
     def __call__(self, result: AccountResult) -> None:
+        """Counts one listed account, and logs the totals when `every` seconds have passed."""
         self.done += 1
         self.new += result.new
         self.updated += len(result.updated)
@@ -201,8 +206,10 @@ def _lists_then_followups(
     budget: Budget,
     summary: SyncSummary,
 ) -> Iterator[Any]:
-    """Every account's list first (results stream to the loader as they come), then the
-    refreshes and the details backlog within the budget."""
+    """Every account's list first, then the refreshes and the details backlog within the budget.
+
+    Account results stream to the loader as they come.
+    """
     progress = Progress(len(accounts))
     results: dict[str, AccountResult] = {}
     for result in list_all(client, accounts, index, options, own, settings.max_concurrency, budget.stop):

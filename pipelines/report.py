@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.query import one_row
 from pipelines.report_html import render_html, render_markdown
 
 
@@ -53,10 +54,12 @@ class Report:
 
     @property
     def previous_start(self) -> date:
+        """The first day of the period of the same length just before this one."""
         return self.start - (self.end - self.start) - timedelta(days=1)
 
     @property
     def previous_end(self) -> date:
+        """The last day of the period before: the day before `start`."""
         return self.start - timedelta(days=1)
 
 
@@ -147,7 +150,7 @@ class ReportError(Exception):
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
     result = con.execute(sql)
-    return dict(zip([d[0] for d in result.description], result.fetchone(), strict=True))
+    return dict(zip([d[0] for d in result.description], one_row(result), strict=True))
 
 
 def _period(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
@@ -237,6 +240,10 @@ def _flag(name: str) -> bool:
 
 
 def main() -> int:
+    """`make report`: reads the RECOUP_REPORT_* settings, writes the report and prints its paths.
+
+    Returns 2 for a bad setting, 1 when the report cannot be written, else 0.
+    """
     out_dir = Path(os.environ.get("RECOUP_REPORTS_DIR") or "reports")
     try:
         days = int(os.environ.get("RECOUP_REPORT_DAYS") or 30)

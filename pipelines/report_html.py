@@ -6,6 +6,7 @@ import html
 import math
 from collections.abc import Callable
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
@@ -31,16 +32,19 @@ ROWS_SHOWN = 50
 
 
 def usd(value: Any) -> str:
+    """A dollar amount with cents (four decimals below one cent); a dash for None."""
     if value is None:
         return "–"
     return f"${value:,.4f}" if 0 < abs(value) < 0.01 else f"${value:,.2f}"
 
 
 def percent(value: Any) -> str:
+    """A share (0.25) as a percentage with one decimal (`25.0%`); a dash for None."""
     return "–" if value is None else f"{value * 100:.1f}%"
 
 
 def seconds(value: Any) -> str:
+    """A duration in seconds, or in minutes from two minutes up; a dash for None."""
     if value is None:
         return "–"
     return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
@@ -214,7 +218,7 @@ def _scope(report: Report) -> str:
         f"{ex['in_flight_runs']:,} runs still queued, running or waiting ({usd(ex['in_flight_cost'])} so far)"
     )
     included = ["runs created in the period, every account and environment"]
-    excluded = []
+    excluded: list[str] = []
     (included if report.include_tests else excluded).append(tests)
     (included if report.include_in_flight else excluded).append(flight)
     text = f"<b>Included:</b> {'; '.join(included)}."
@@ -258,7 +262,7 @@ def _by_day(rows: list[tuple], key: int, value: int, keep: list[str]) -> dict[st
 
 def _charts(report: Report, days: list[date]) -> str:
     t = report.tables
-    by_account = {}
+    by_account: dict[str, Decimal | int] = {}  # 0: no cost known yet
     for _, account, cost, _ in t["daily_cost"].rows:
         by_account[account] = by_account.get(account, 0) + (cost or 0)
     top_accounts = sorted(by_account, key=lambda a: -by_account[a])[:9]
@@ -295,6 +299,7 @@ def _charts(report: Report, days: list[date]) -> str:
 
 
 def render_html(report: Report) -> str:
+    """The report as one self-contained HTML page, from `templates/report.html`."""
     days = [report.start + timedelta(days=i) for i in range((report.end - report.start).days + 1)]
     t = report.tables
     tables = html_table(t["cost_anomalies"], "; days whose cost exceeds 3× the median of the 7 days before")
@@ -309,6 +314,7 @@ def render_html(report: Report) -> str:
 
 
 def render_markdown(report: Report) -> str:
+    """The report's summary in Markdown: the totals, then the first 15 rows of each table."""
     now = report.totals
     problems = [f"  - `{a}` {p}" for a, p in report.sync_problems]
     last = f"{report.last_sync:%Y-%m-%d %H:%M} UTC" if report.last_sync else "none recorded"

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.query import scalar
 from pipelines.recoup.errors import RecoupError
 from pipelines.recoup.settings import RAW_DATASET
 
@@ -31,6 +32,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def iso(moment: datetime | None) -> str | None:
+    """`moment` in UTC as ISO 8601 to the second, with a `Z`; None stays None."""
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -78,6 +80,7 @@ class Status:
 
     @property
     def failed(self) -> list[AccountStatus]:
+        """The accounts whose latest sync failed."""
         return [a for a in self.accounts if a.error is not None]
 
     def lines(self, max_age: timedelta | None, problems_only: bool = False) -> list[str]:
@@ -92,7 +95,7 @@ class Status:
                 f"{iso(a.last_good_at)} ({age_text(self.checked_at - a.last_good_at)} ago)")  # fmt: skip
             state = "ok" if a.error is None else f"FAILED at {iso(a.last_synced_at)}: {a.error}"
             parts = [f"account {a.account_id}: {state}", f"last good sync {good}"]
-            if a.account_id in stale:
+            if max_age is not None and a.account_id in stale:
                 parts.append(f"STALE (older than {age_text(max_age)})")
             if a.gaps:
                 parts.append(f"{a.gaps} possible gap(s), last {iso(a.last_gap_at)}")
@@ -106,6 +109,7 @@ class Status:
         return out
 
     def to_dict(self, max_age: timedelta | None) -> dict[str, Any]:
+        """What `recoup status --json` prints: the warehouse and every account, stale ones marked."""
         stale = {a.account_id for a in self.stale(max_age)} if max_age is not None else set()
         return {
             "warehouse": str(self.db),
@@ -189,7 +193,7 @@ def read_status(db: Path, now: datetime | None = None) -> Status:
         with _connect(db) as con:
             accounts = _accounts(con)
             try:
-                run_count = con.execute("select count(*) from analytics.runs").fetchone()[0]
+                run_count = scalar(con.execute("select count(*) from analytics.runs"))
             except duckdb.CatalogException:
                 run_count = None
     except StatusError as exc:

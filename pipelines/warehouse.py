@@ -24,6 +24,7 @@ import duckdb
 import filelock
 import pyarrow as pa
 
+from pipelines.query import scalar
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, Job, PageMark
 from pipelines.recoup.settings import GROUP_OF_STATUS, RAW_DATASET, TERMINAL_GROUPS
@@ -48,22 +49,27 @@ class Paths:
 
     @property
     def folder(self) -> Path:
+        """The folder of the analysts' database, where every other file lives."""
         return self.db.parent
 
     @property
     def lock(self) -> Path:
+        """The lock file that keeps syncs of this database one at a time."""
         return self.folder / f".{self.db.name}.lock"
 
     @property
     def work(self) -> Path:
+        """The sync's working folder, hidden beside the database."""
         return self.folder / f".{self.db.stem}-work"
 
     @property
     def work_db(self) -> Path:
+        """The working copy of the database that a sync loads into before publishing it."""
         return self.work / self.db.name  # same file name: same catalog name inside DuckDB
 
     @property
     def pipelines_dir(self) -> Path:
+        """The pipelines folder of dlt for this sync, inside the working folder."""
         return self.work / "dlt"
 
 
@@ -95,8 +101,9 @@ _FICLONE = 0x40049409  # Linux ioctl: share the source's blocks, copy-on-write
 
 
 def copy_file(source: Path, target: Path) -> None:
-    """Copies `source` to `target`: a reflink clone where the filesystem has them (btrfs, XFS,
-    bcachefs: instant, whatever the size), else a kernel-side copy.
+    """Copies `source` to `target`, as a reflink clone where the filesystem can.
+
+    A clone (btrfs, XFS, bcachefs) is instant whatever the size; elsewhere the kernel copies.
     """
     with open(source, "rb") as src, open(target, "wb") as dst:
         try:
@@ -166,8 +173,10 @@ def start_work_copy(paths: Paths) -> None:
 
 @contextmanager
 def discard_work_on_failure(paths: Paths) -> Iterator[None]:
-    """Removes the working folder when the block fails, so a failed sync leaves no copy taking
-    disk space. Enter it while holding the lock: the folder belongs to the lock's holder."""
+    """Removes the working folder when the block fails: a failed sync leaves no copy behind.
+
+    Enter it while holding the lock: the folder belongs to the lock's holder.
+    """
     try:
         yield
     except BaseException:
@@ -224,8 +233,8 @@ def publish(paths: Paths) -> None:
 # 128 MB (DuckDB 1.5 ran out of 64 MB merging the tags of a 95k-run first sync, and dlt retried
 # the job), the model updates on every core within 128 MB (an update at two million runs needs
 # more than 64 MB; a build that runs out is tried again with more, see pipelines/models.py).
-LOAD_LIMITS = {"memory_limit": "128MB", "threads": 1}
-MODEL_LIMITS = {"memory_limit": "128MB", "threads": os.cpu_count() or 1}
+LOAD_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": 1}
+MODEL_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": os.cpu_count() or 1}
 
 
 def memory_for(large_bytes: int) -> str:
@@ -241,13 +250,13 @@ def memory_for(large_bytes: int) -> str:
     return f"{budget // 2**20}MB"
 
 
-def use_limits(con: duckdb.DuckDBPyConnection, limits: dict[str, object]) -> None:
+def use_limits(con: duckdb.DuckDBPyConnection, limits: dict[str, str | int]) -> None:
     """Moves an open connection to other limits (the load's budget, then the models')."""
     for name, value in limits.items():
         con.execute(f"set {name} = '{value}'")
 
 
-def connect(path: Path, limits: dict[str, object] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, limits: dict[str, str | int] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:
     """A read-write connection with bounded memory: large work spills to disk instead."""
     return duckdb.connect(str(path), config={**limits, "preserve_insertion_order": False})
 
@@ -291,11 +300,13 @@ def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)"
     )
-    columns = con.execute(
+    page_columns = con.execute(
         "select column_name from information_schema.columns where table_schema = ? and table_name = 'list_pages'",
         [RAW_DATASET],
     ).fetchall()
-    if columns and ("runs_listed",) not in columns:  # an earlier layout of this cache: start it again
+    if (
+        page_columns and ("runs_listed",) not in page_columns
+    ):  # an earlier layout of this cache: start it again
         con.execute(f"drop table {RAW_DATASET}.list_pages")
     con.execute(f"""
         create table if not exists {RAW_DATASET}.list_pages (
@@ -310,8 +321,10 @@ INDEX_HORIZON_DAYS = 14
 
 
 def _stored_runs_sql(where: str = "true") -> str:
-    """Each run's latest status and updatedAt, for the runs whose list answer matches `where`
-    (filtering the list answers first keeps the join small on a large history)."""
+    """Each run's latest status and updatedAt, for the runs whose list answer matches `where`.
+
+    Filtering the list answers first keeps the join small on a large history.
+    """
     # The same rule as sql/intermediate/run_versions.sql (a later retrieve answer wins), read
     # from the raw tables so that a failed model build never misleads the next sync.
     return f"""
@@ -345,16 +358,17 @@ def _detail_statuses(details: str) -> list[str]:
 
 
 def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
-    """What the warehouse holds: each recent run's latest status and updatedAt and its details
-    mark, the runs in flight, the details backlog, and each account's last list page read
-    under the same `options`.
+    """What the warehouse holds, for a sync to compare its answers with.
+
+    Each recent run's latest status, updatedAt and details mark, the runs in flight, the
+    details backlog, and each account's last list page read under the same `options`.
 
     Needs `add_placeholders` to have run, so that a warehouse with no runs yet reads as empty.
     """
     index = Index()
     terminal = _detail_statuses("all")
     in_flight = f"not coalesce(list_contains({terminal!r}, status), false)"  # a finished run stays finished
-    newest = con.execute(f"select max(created_at) from {RAW_DATASET}.runs").fetchone()[0]
+    newest = scalar(con.execute(f"select max(created_at) from {RAW_DATASET}.runs"))
     recent = in_flight
     if newest is not None:
         horizon = newest - timedelta(days=INDEX_HORIZON_DAYS)
@@ -427,8 +441,10 @@ def prune_answers(con: duckdb.DuckDBPyConnection, since: datetime) -> None:
 def record_sync(
     con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult], options: FetchOptions
 ) -> dict[str, int]:
-    """Appends one sync_log row per account, remembers runs the API has forgotten, and each
-    account's list page when it was read and stored without a problem.
+    """Records the sync in the warehouse: one sync_log row per account, and what to remember.
+
+    Remembers the runs the API has forgotten, and each account's list page when it was read and
+    stored without a problem.
 
     Returns each account's details backlog after this sync.
     """

@@ -10,6 +10,7 @@ from pipelines.emulator import EmulatorServer, World
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serves an emulated World on 127.0.0.1 until interrupted; returns 2 when the port is taken."""
     parser = argparse.ArgumentParser(
         prog="emulator", description="Serve an emulated Recoup API on 127.0.0.1."
     )

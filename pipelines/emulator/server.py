@@ -111,6 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.trickle = 0.0  # seconds between two bytes of the answer
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
+        body: Any  # a JSON value, or bytes sent as they are
         entry: dict[str, Any] = {"method": "GET", "path": url.path,
                                  "query": {k: v[-1] for k, v in query.items()},
                                  "auth": self._auth_kind()}  # fmt: skip
@@ -249,14 +250,18 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
+        """The base URL to give a client, e.g. `http://127.0.0.1:40123`."""
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET socket's name (the stubs allow bytes too)
         return f"http://{host}:{port}"
 
     def start(self) -> EmulatorServer:
+        """Starts serving in a background thread; returns the server itself."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stops serving and closes the listening socket."""
         self._httpd.shutdown()
         self._httpd.server_close()
 

@@ -137,6 +137,7 @@ class World:
             self.keys[key].readable.discard(account)
 
     def may_read(self, key: str, account: str) -> bool:
+        """Whether `key` may read `account`: an admin key, its own account, or one granted."""
         entry = self.keys[key]
         return entry.admin or account == entry.account or account in entry.readable
 
@@ -321,6 +322,7 @@ class World:
             self.faults.append(Fault(kind=kind, count=count, **match))
 
     def take_fault(self, mode: str, account: str | None) -> Fault | None:
+        """Takes one use of the first injected fault that matches this request, if any."""
         with self.lock:
             for fault in self.faults:
                 if fault.mode not in (None, mode) or fault.account not in (None, account):
@@ -332,6 +334,7 @@ class World:
             return None
 
     def record(self, entry: dict[str, Any]) -> None:
+        """Appends one entry to the request log."""
         self.log.append(entry)
 
     def requests(self, **match: Any) -> list[dict[str, Any]]:

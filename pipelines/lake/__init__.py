@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import psycopg
@@ -29,6 +30,7 @@ import pyarrow as pa
 from pipelines import warehouse
 from pipelines.config import Settings
 from pipelines.models import REBUILD_MEMORY, ModelError, apply_models
+from pipelines.query import scalar
 from pipelines.recoup.errors import LockHeld, RecoupError
 from pipelines.recoup.fetch import AccountResult, FetchOptions, Index
 from pipelines.recoup.settings import RAW_DATASET
@@ -56,6 +58,7 @@ READER_GRANTS = """
 
 
 def sql_text(text: str) -> str:
+    """`text` as a SQL string literal, its quotes doubled."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -110,8 +113,8 @@ def attach(
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> None:
     """Creates every raw table the sync and the models use, empty, if the lake lacks it."""
-    have = con.execute("select count(*) from duckdb_tables() where database_name = ? and schema_name = ?",
-                       [alias, RAW_DATASET]).fetchone()[0]  # fmt: skip
+    have = scalar(con.execute("select count(*) from duckdb_tables() where database_name = ? and schema_name = ?",
+                              [alias, RAW_DATASET]))  # fmt: skip
     if have >= len(warehouse.RAW_TABLES) + len(SIDE_TABLES):
         return
     # DuckLake holds a whole Parquet row group in memory while it writes one, and cannot spill
@@ -127,10 +130,11 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> None:
 class LakeLock:
     """The one-writer-at-a-time lock of a lake; `check` proves it is still held."""
 
-    def __init__(self, connection: object | None = None) -> None:
+    def __init__(self, connection: psycopg.Connection[Any] | None = None) -> None:
         self._connection = connection
 
     def check(self) -> None:
+        """Raises RecoupError when the session that holds the lock is gone: nothing may be committed."""
         if self._connection is None:
             return
         try:
@@ -141,8 +145,11 @@ class LakeLock:
 
 @contextmanager
 def lake_lock(settings: Settings) -> Iterator[LakeLock]:
-    """Holds the lake's writer lock (a no-op without RECOUP_LAKE); raises LockHeld after
-    RECOUP_LOCK_WAIT seconds. PostgreSQL frees the lock when the holder's session ends."""
+    """Holds the lake's writer lock (a no-op without RECOUP_LAKE).
+
+    Raises LockHeld after RECOUP_LOCK_WAIT seconds. PostgreSQL frees the lock when the
+    holder's session ends.
+    """
     if not settings.lake:
         yield LakeLock()
         return
@@ -156,7 +163,7 @@ def lake_lock(settings: Settings) -> Iterator[LakeLock]:
         raise RecoupError(f"cannot reach the lake catalog ({describe(settings.lake)}): {first}") from None
     with connection:
         deadline = time.monotonic() + settings.lock_wait
-        while not connection.execute("select pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0]:
+        while not scalar(connection.execute("select pg_try_advisory_lock(%s)", [LOCK_KEY])):
             if time.monotonic() >= deadline:
                 raise LockHeld(f"another sync is writing the lake {describe(settings.lake)}; not starting")
             time.sleep(0.2)
@@ -165,8 +172,10 @@ def lake_lock(settings: Settings) -> Iterator[LakeLock]:
 
 @contextmanager
 def snapshot(con: duckdb.DuckDBPyConnection, lock: LakeLock) -> Iterator[None]:
-    """One lake transaction: committed as one snapshot while the writer lock is still held,
-    rolled back on any error."""
+    """One lake transaction, committed as one snapshot while the writer lock is still held.
+
+    Rolled back on any error.
+    """
     con.execute("begin transaction")
     try:
         yield
@@ -193,16 +202,16 @@ class _InLake:
         return getattr(self._con, name)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor whose current database is the lake."""
         cursor = self._con.cursor()
         cursor.execute(f"use {ALIAS}")
         return cursor
 
 
 def read_index(settings: Settings, options: FetchOptions) -> tuple[Index, duckdb.DuckDBPyConnection]:
-    """What the lake holds (see `warehouse.read_index`), read from its current snapshot;
-    creates the lake's tables on first use.
+    """What the lake holds (see `warehouse.read_index`), read from its current snapshot.
 
-    Returns the index and the connection it reads lazily from; close it after the sync.
+    Creates the lake's tables on first use. Returns the index and the connection it reads lazily from; close it after the sync.
     """
     con = duckdb.connect()
     try:
@@ -251,9 +260,9 @@ def merge_changes(
         answers = f"select observation_id from {raw}.{root}"
         for child in ("tags", "attempts"):
             con.execute(f"delete from {lake}.{root}__{child} where run_id in ({ids})")
-        deleted = con.execute(f"delete from {lake}.{root} where id in ({ids})").fetchone()[0]
+        deleted = scalar(con.execute(f"delete from {lake}.{root} where id in ({ids})"))
         add_new_columns(con, work, root)
-        inserted = con.execute(f"insert into {lake}.{root} by name select * from {raw}.{root}").fetchone()[0]
+        inserted = scalar(con.execute(f"insert into {lake}.{root} by name select * from {raw}.{root}"))
         changed = changed or bool(deleted or inserted)
         for child in ("tags", "attempts"):
             if tables.get(f"{root}__{child}") == "BASE TABLE":
@@ -309,14 +318,16 @@ class _InTransaction:
 def build_models(
     con: duckdb.DuckDBPyConnection, changed: bool = True, changed_since: datetime | None = None
 ) -> None:
-    """The models of `sql/`, built by `pipelines.models.apply_models` with the lake as the
-    current database (so `raw.*` and the models' names resolve there), inside the caller's
-    transaction. Skipped when no run changed and the models are the ones already built.
+    """Builds the models of `sql/` in the lake, inside the caller's transaction.
+
+    `pipelines.models.apply_models` runs with the lake as the current database, so that `raw.*`
+    and the models' names resolve there. Skipped when no run changed and the models are the
+    ones already built.
     """
     con.execute(f"use {ALIAS}")
     con.execute(f"set memory_limit = '{REBUILD_MEMORY}'")  # no second try inside the lake's transaction
-    apply_models(  # type: ignore[arg-type]
-        _InTransaction(con),
+    apply_models(
+        _InTransaction(con),  # type: ignore[arg-type]
         unless_unchanged=not changed,
         changed_since=changed_since,
         retry_out_of_memory=False,
@@ -341,7 +352,7 @@ def publish_to_lake(
         synced_at: when the sync started: the runs answered since are the ones to remodel.
         options: the sync's options, for the details backlog it records.
     """
-    work = work_con.execute("select current_database()").fetchone()[0]
+    work = scalar(work_con.execute("select current_database()"))
     attach(work_con, settings)
     warehouse.use_limits(work_con, warehouse.MODEL_LIMITS)
     try:

@@ -1,5 +1,8 @@
-"""The lake's commands besides the sync: `python -m pipelines.lake migrate | install-extensions`,
-and the lake side of `make models` and `make report`."""
+"""The lake's commands besides the sync.
+
+`python -m pipelines.lake migrate | install-extensions`, and the lake side of `make models` and
+`make report`.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from pipelines.lake import (
     sql_text,
 )
 from pipelines.models import load_models
+from pipelines.query import scalar
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 from pipelines.recoup.settings import RAW_DATASET
 
@@ -70,7 +74,7 @@ def migrate(settings: Settings, source: Path) -> dict[str, int]:
         con.execute(f"attach {sql_text(str(source))} as source (read_only)")
         attach(con, settings)
         ensure_tables(con)
-        if con.execute(f"select count(*) from {ALIAS}.{RAW_DATASET}.runs").fetchone()[0]:
+        if scalar(con.execute(f"select count(*) from {ALIAS}.{RAW_DATASET}.runs")):
             raise ConfigError(f"the lake {describe(settings.lake or '')} already holds runs; not migrating")
         tables = raw_tables(con, "source")
         counts = {}
@@ -87,7 +91,7 @@ def migrate(settings: Settings, source: Path) -> dict[str, int]:
                     con.execute(f"create or replace table {ALIAS}.{RAW_DATASET}.{table} as "
                                 f"select * from source.{RAW_DATASET}.{table}")  # fmt: skip
                 count = f"select count(*) from {ALIAS}.{RAW_DATASET}.{table}"
-                counts[table] = con.execute(count).fetchone()[0]
+                counts[table] = scalar(con.execute(count))
             build_models(con)
         return counts
 
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             folder = con.execute(
                 "select install_path from duckdb_extensions() where extension_name = 'ducklake'"
             )
-            print(f"extensions: ducklake, postgres_scanner, httpfs in {Path(folder.fetchone()[0]).parent}")
+            print(f"extensions: ducklake, postgres_scanner, httpfs in {Path(scalar(folder)).parent}")
         return 0
     try:
         settings = lake_only_settings()

@@ -1,5 +1,7 @@
-"""A throwaway PostgreSQL cluster on 127.0.0.1 for a DuckLake catalog: the lake tests and the
-benchmark start one of their own, never touching a server of the machine."""
+"""A throwaway PostgreSQL cluster on 127.0.0.1 for a DuckLake catalog.
+
+The lake tests and the benchmark start one of their own, never touching a server of the machine.
+"""
 
 from __future__ import annotations
 
@@ -33,13 +35,12 @@ class PostgresCluster:
             os.environ.get("PATH", ""),
             *sorted(map(str, Path("/usr/lib/postgresql").glob("*/bin")), reverse=True),
         ]
-        self.initdb, self.pg_ctl = (
-            shutil.which(tool, path=os.pathsep.join(folders)) for tool in ("initdb", "pg_ctl")
-        )
-        if not (self.initdb and self.pg_ctl):
+        initdb, pg_ctl = (shutil.which(tool, path=os.pathsep.join(folders)) for tool in ("initdb", "pg_ctl"))
+        if not (initdb and pg_ctl):
             raise PostgresMissing(
                 "PostgreSQL is not installed (no initdb and pg_ctl on PATH or in /usr/lib/postgresql)"
             )
+        self.initdb, self.pg_ctl = initdb, pg_ctl
         self.folder = Path(tempfile.mkdtemp(prefix="recoup-pg-"))
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -50,7 +51,7 @@ class PostgresCluster:
         self._databases = 0
 
     @staticmethod
-    def _unprivileged_user() -> object:
+    def _unprivileged_user() -> pwd.struct_passwd | None:
         if os.geteuid() != 0:
             return None  # PostgreSQL refuses to run as root only
         for name in ("postgres", "nobody"):
@@ -74,6 +75,7 @@ class PostgresCluster:
             raise RuntimeError(f"{Path(args[0]).name} failed: {done.stderr.strip()[-500:]}")
 
     def start(self) -> None:
+        """Creates the cluster with an owner and a read-only role, both with `PG_PASSWORD`, and starts it."""
         secret = self.folder / "pwfile"
         secret.write_text(PG_PASSWORD + "\n")
         if self._user:
@@ -86,14 +88,17 @@ class PostgresCluster:
         self.execute("postgres", f"create role {PG_READER} login password '{PG_PASSWORD}'")
 
     def stop(self) -> None:
+        """Stops the server at once and deletes its folder."""
         with contextlib.suppress(Exception):
             self._run(self.pg_ctl, "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def conninfo(self, database: str, user: str = PG_OWNER) -> str:
+        """A libpq connection string for `database` as `user`, without the password."""
         return f"dbname={database} host=127.0.0.1 port={self.port} user={user}"
 
     def execute(self, database: str, sql: str) -> None:
+        """Runs each `;`-separated statement of `sql` in `database` as the owner, autocommitted."""
         with psycopg.connect(self.conninfo(database), password=PG_PASSWORD, autocommit=True) as con:
             for statement in filter(str.strip, sql.split(";")):
                 con.execute(statement)

@@ -33,6 +33,7 @@ class LoadSize:
         self.large_bytes = 0
 
     def count(self, batch: pa.Table) -> None:
+        """Adds the bytes of the JSON values of `batch` that are at least `LARGE_VALUE` long."""
         for name in JSON_COLUMNS:
             if name in batch.column_names:
                 lengths = pc.binary_length(batch[name])

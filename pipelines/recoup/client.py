@@ -63,8 +63,11 @@ class RunsPage(NamedTuple):
 
 
 def page_digest(content: bytes) -> str:
-    """Names a list answer by its bytes (SHA-256 runs in hardware here, twice blake2b's speed;
-    hashlib releases the GIL on large inputs)."""
+    """Names a list answer by its bytes.
+
+    SHA-256 runs in hardware here, at twice blake2b's speed; hashlib releases the GIL on large
+    inputs.
+    """
     return hashlib.sha256(content).hexdigest()[:32]
 
 
@@ -77,6 +80,7 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def wait(self) -> None:
+        """Blocks until this request's slot comes; returns at once without a cap."""
         if not self._interval:
             return
         with self._lock:
@@ -154,6 +158,7 @@ class RecoupClient:
         )
 
     def close(self) -> None:
+        """Closes the connections of the underlying HTTP client."""
         self._http.close()
 
     def __enter__(self) -> RecoupClient:
@@ -167,6 +172,7 @@ class RecoupClient:
     def fetch_own_account(self) -> str:
         """The account id of the key itself (`GET /api/accounts/id`)."""
         body, _ = self._get(ACCOUNT_PATH, {}, "own account")
+        assert body is not None  # None only for a known digest
         account = body.get("accountId")
         if not isinstance(account, str) or not account:
             raise ApiError("own account: the answer has no accountId")
@@ -192,6 +198,7 @@ class RecoupClient:
             BadRunError: its JSON could be read but not held (see `parse`).
         """
         body, _ = self._get(RUNS_PATH, {"runId": run_id}, f"run {run_id[:64]}: retrieve")
+        assert body is not None  # None only for a known digest
         run = body["runs"][0] if body["runs"] else None
         if isinstance(run, UnreadableRun):
             raise BadRunError(f"run {run_id[:64]}: {run.reason}")

@@ -95,7 +95,8 @@ def _object_or_none(value: Any) -> bool:
 
 def _check_items(items: list[Any], keep_private: bool, limits: Limits) -> tuple[list, list, list, dict]:
     """The one Python pass over the runs: rules Arrow does not enforce, and what it cannot hold."""
-    ids, statuses, carried, has_error, extra = [], [], [], [], []
+    ids, statuses, carried, has_error = [], [], [], []
+    extra: list[str | None] = []
     json_sources = SIZED_FIELDS if keep_private else JSON_FIELDS
     texts: dict[str, list[str | None]] = {column: [] for column in json_sources.values()}
     for item in items:
@@ -260,10 +261,17 @@ def list_answers(
     keep_private: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[CheckedPage | list[dict[str, Any]], list[str]]:
-    """A list answer's runs, checked for the column-wise path or else as rows, and a reason for
-    every run rejected. A run listed twice keeps its later `updatedAt` (the first one on a tie).
+    """A list answer's runs, checked for the column-wise path or else as rows.
+
+    Returns the runs and a reason for every run rejected. A run listed twice keeps its later
+    `updatedAt` (the first one on a tie).
     """
-    given = {"account_id": account_id, "seen_at": seen_at, "keep_private": keep_private, "limits": limits}
+    given: dict[str, Any] = {
+        "account_id": account_id,
+        "seen_at": seen_at,
+        "keep_private": keep_private,
+        "limits": limits,
+    }
     try:
         return check_page(items, **given), []
     except NotColumnar:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +85,7 @@ class Index:
 
     @property
     def runs(self) -> dict[str, tuple]:
+        """The stored runs by id, as tuples in `StoredRun`'s order; read once, on first use."""
         if self._runs is None:
             with self._lock:
                 if self._runs is None:
@@ -95,14 +96,17 @@ class Index:
         return self._runs
 
     def stored(self, run_id: str) -> StoredRun | None:
+        """What the warehouse holds of `run_id`, or None for a run it has never stored."""
         known = self.runs.get(run_id)
         return None if known is None else StoredRun._make(known)
 
     def holds(self, run_id: str, account: str) -> bool:
+        """Whether the warehouse holds `run_id` under `account`."""
         known = self.runs.get(run_id)
         return known is not None and known[0] == account
 
     def in_flight(self, account: str) -> list[str]:
+        """The stored in-flight runs of `account` that the API still knows."""
         return self.in_flight_ids.get(account, [])
 
 
@@ -133,10 +137,12 @@ class AccountResult:
 
     @property
     def has_rows(self) -> bool:
+        """Whether there is anything to load for this account."""
         return bool(self.pages or self.list_rows or self.detail_rows)
 
     @property
     def ok(self) -> bool:
+        """No error and no rejected run: the account synced completely."""
         return self.error is None and not self.problems
 
     def summary_error(self) -> str | None:
@@ -155,6 +161,8 @@ class AccountResult:
 
 @dataclass
 class FetchOptions:
+    """How a sync treats what it reads: which runs get details, private fields, size limits."""
+
     details: str = "all"  # which finished runs get a details fetch: all, failed, none
     keep_private: bool = False  # store payload and output
     limits: Limits = DEFAULT_LIMITS  # how large a run and its free-form fields may be
@@ -257,6 +265,7 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
         if changed
         else ([], [])
     )
+    facts: Sequence[tuple[str, int | None, str | None, bool]]  # id, updatedAt (µs), status, details carried
     if isinstance(checked, CheckedPage):
         facts = checked.facts
         if facts:
@@ -295,9 +304,8 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
     full = len(items) >= LIST_LIMIT
     if full and account not in index.accounts_stored:
         result.first_sync = True
-        dates = [
-            i.get("createdAt") for i in items if isinstance(i, dict) and isinstance(i.get("createdAt"), str)
-        ]
+        stamps = (item.get("createdAt") for item in items if isinstance(item, dict))
+        dates = [stamp for stamp in stamps if isinstance(stamp, str)]
         result.oldest_listed = min(dates) if dates else None
     else:
         result.possible_gap = full and not any(index.holds(run_id, account) for run_id in seen)
@@ -326,12 +334,14 @@ def list_account(
         result.error = str(exc)
         return result
     if page.runs is None:  # byte for byte the page already stored: nothing in it changed
+        assert known is not None  # only a known digest leaves a page unread
         result.page, result.unchanged_page = known, True
         result.runs_seen = known.listed
         in_page = set(known.in_flight)
         backlog = index.backlog.get(account, [])
     else:
         in_page = _read_page(page.runs, result, index, options)
+        assert result.page is not None  # _read_page marks the page it read
         result.page = result.page._replace(digest=page.digest)
         result.runs_seen = len(in_page)
         # A listed run was judged again above; the stored backlog speaks of the others.

@@ -1,6 +1,8 @@
-"""Phases two and three of a sync: stored in-flight runs that left their list are refreshed,
-then the details backlog is fetched, failed runs first and then the newest, within the time
-budget. What the budget leaves is found again by the next sync in the warehouse itself.
+"""Phases two and three of a sync: in-flight refreshes, then the details backlog.
+
+Stored in-flight runs that left their list are refreshed, then the details backlog is fetched,
+failed runs first and then the newest, within the time budget. What the budget leaves is found
+again by the next sync in the warehouse itself.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ class Budget:
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the sync started."""
         return time.monotonic() - self.started
 
     def spent(self) -> bool:
+        """Whether no optional request may start any more: the time is up or a stop was asked."""
         return self.stop.is_set() or (self.seconds > 0 and self.elapsed >= self.seconds)
 
 
@@ -64,6 +68,7 @@ class Retrieved:
 
     @property
     def has_rows(self) -> bool:
+        """Whether any retrieve answer waits to be loaded."""
         return bool(self.detail_rows)
 
 

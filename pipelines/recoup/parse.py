@@ -1,6 +1,6 @@
-"""Reads the API's JSON: orjson when it can, the standard library for valid JSON orjson refuses.
+r"""Reads the API's JSON: orjson when it can, the standard library for valid JSON orjson refuses.
 
-orjson refuses some valid documents: a lone surrogate escape (`"\\ud83c"`, what JavaScript sends
+orjson refuses some valid documents: a lone surrogate escape (`"\ud83c"`, what JavaScript sends
 for a cut emoji), a number no double holds (`1e400`), nesting deeper than 1,024. The standard
 library reads them; the runs array is then read run by run, so that such a run becomes an
 `UnreadableRun` (rejected by name) and the other runs of the page load. Lone surrogates become
@@ -69,7 +69,9 @@ class _Reader:
         return float(literal)
 
     def _space(self, at: int) -> int:
-        return _SPACE.match(self.text, at).end()
+        spaces = _SPACE.match(self.text, at)
+        assert spaces is not None  # the pattern matches the empty string too
+        return spaces.end()
 
     def _value(self, at: int) -> tuple[Any, int]:
         value, end = self.decoder.raw_decode(self.text, at)
@@ -86,7 +88,8 @@ class _Reader:
         return value
 
     def _object(self, at: int) -> tuple[dict[str, Any], int]:
-        text, body = self.text, {}
+        text = self.text
+        body: dict[str, Any] = {}
         at = self._space(at + 1)
         if text.startswith("}", at):
             return body, at + 1
@@ -108,7 +111,8 @@ class _Reader:
             at = self._space(at + 1)
 
     def _runs(self, at: int) -> tuple[list[Any], int]:
-        text, runs = self.text, []
+        text = self.text
+        runs: list[Any] = []
         at = self._space(at + 1)
         if text.startswith("]", at):
             return runs, at + 1

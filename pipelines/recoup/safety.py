@@ -71,6 +71,7 @@ class Masker:
         self._forms = sorted({form for form in forms if form}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
+        """`text` with every form of the secret replaced by `***`."""
         for form in self._forms:
             text = text.replace(form, "***")
         return text

@@ -102,7 +102,9 @@ SCHEMAS = {name: _schema(columns) for name, columns in TABLES.items()}
 
 def dlt_columns(table: str) -> dict[str, dict[str, Any]]:
     """Column hints for dlt, so every column exists from the first load, even when all null."""
-    hints = {name: {"name": name, "data_type": kind} for name, (_, kind) in TABLES[table].items()}
+    hints: dict[str, dict[str, Any]] = {
+        name: {"name": name, "data_type": kind} for name, (_, kind) in TABLES[table].items()
+    }
     for key in KEYS:
         if key in hints:
             hints[key]["nullable"] = False
@@ -125,6 +127,7 @@ class Answers(NamedTuple):
     attempts: pa.Table
 
     def tables(self) -> dict[str, pa.Table]:
+        """The three tables by their raw table names, e.g. `runs`, `runs__tags`, `runs__attempts`."""
         root = ROOTS[self.kind]
         return {root: self.runs, f"{root}__tags": self.tags, f"{root}__attempts": self.attempts}
 

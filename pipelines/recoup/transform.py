@@ -50,10 +50,13 @@ INT64 = (-(2**63), 2**63 - 1)
 
 @dataclass(frozen=True)
 class Limits:
-    """How large a run may be. DuckDB's load within its 64 MB budget fails on one value of about
-    7 MB (measured with DuckDB 1.5.5), so a free-form field above `max_field_bytes` is stored as
-    a mark, then the largest ones while the run is above `max_run_bytes` (its JSON as it would
-    be stored); a run still above that is rejected."""
+    """How large a run may be.
+
+    DuckDB's load within its 64 MB budget fails on one value of about 7 MB (measured with
+    DuckDB 1.5.5), so a free-form field above `max_field_bytes` is stored as a mark, then the
+    largest ones while the run is above `max_run_bytes` (its JSON as it would be stored); a run
+    still above that is rejected.
+    """
 
     max_run_bytes: int = 4 * 2**20
     max_field_bytes: int = 2 * 2**20
