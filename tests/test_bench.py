@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from pipelines.lake.local_postgres import PostgresCluster, PostgresMissing
-from tests.test_cli import run_cli
+from tests.conftest import run_cli
 
 
 def test_quick_bench_runs_every_case() -> None:

@@ -14,9 +14,7 @@ import orjson
 import pytest
 
 from pipelines.emulator import EmulatorServer, World
-from tests.conftest import ROOT, closed_port, run_cli, run_recoup, start_recoup, sync_env, venv_script
-
-__all__ = ["ROOT", "run_cli"]  # other test modules import them from here
+from tests.conftest import closed_port, run_cli, run_recoup, start_recoup, sync_env, venv_script
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z ")
 COMMANDS = ("sync", "status", "models", "report", "demo", "emulator")

@@ -31,8 +31,7 @@ from pipelines.emulator.world import Key
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError, ConfigError
 from pipelines.recoup_pipeline import run_sync
-from tests.conftest import FAST_RETRY, sync_env
-from tests.test_cli import ROOT, run_cli
+from tests.conftest import FAST_RETRY, ROOT, run_cli, sync_env
 
 Query = Callable[..., list[tuple]]
 MB = 2**20

@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.report import ReportError, Table, write_report
 from pipelines.report_html import _tick_label, _ticks, html_table, usd
-from tests.test_cli import run_cli
+from tests.conftest import run_cli
 
 END = date(2026, 11, 20)  # the emulator clock of the shared fixture
 

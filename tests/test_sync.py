@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.world import WINDOW
+from pipelines.recoup.client import RetryPolicy
 from pipelines.recoup.errors import AuthError
 from pipelines.recoup_pipeline import run_sync
 from tests.conftest import FAST_RETRY, NOW, sync_env
@@ -261,15 +265,39 @@ def test_each_fault_kind_is_retried_to_success(world: World, sync, query: Query,
     assert {r[0] for r in query("select run_id from analytics.runs")} == _visible_ids(world)
 
 
-def test_retry_after_is_honoured(world: World, sync) -> None:
-    world.inject("503", retry_after=0.04, mode="list")
-    summary = sync(RECOUP_ACCOUNTS=world.account_ids[0])
+class _ClockedWorld(World):
+    """A World whose request log also notes when each answer went out (monotonic seconds)."""
+
+    def record(self, entry: dict[str, Any]) -> None:
+        entry["at"] = time.monotonic()
+        super().record(entry)
+
+
+def test_retry_after_is_honoured(db_path: Path) -> None:
+    world = _ClockedWorld(accounts=1, runs_per_account=5, seed=11, now=NOW)
+    world.inject("503", retry_after=1.5, mode="list")
+    # Our own backoff would wait a millisecond: only the server's Retry-After explains a longer wait.
+    patient = RetryPolicy(attempts=4, max_seconds=20, backoff=0.001, max_wait=10)
+    with EmulatorServer(world) as server:
+        summary = run_sync(load_settings(sync_env(world, server, db_path)), retry=patient)
     assert summary.exit_code == 0 and summary.retries == 1
+    refused, answered = world.requests(mode="list")
+    assert (refused["status"], answered["status"]) == ("503", 200)
+    waited = answered["at"] - refused["at"]
+    assert 1.4 <= waited < 5, f"asked to wait 1.5 s, the client waited {waited:.2f} s"
 
 
-def test_a_slow_answer_is_waited_for(world: World, sync) -> None:
-    world.inject("delay", delay=0.3, mode="list")
-    assert sync().exit_code == 0
+@pytest.mark.slow
+def test_a_slow_answer_is_waited_for(world: World, sync, query: Query) -> None:
+    """An answer slower than httpx's default 5 s read timeout: a client that kept that default
+    would give up and retry; ours waits up to RECOUP_REQUEST_TIMEOUT (60 s)."""
+    slow = world.account_ids[0]
+    world.inject("delay", delay=6, mode="list", account=slow)
+    summary = sync()
+    assert summary.exit_code == 0, summary.lines()
+    assert "3/3 accounts ok, 0 failed" in summary.lines()[-1] and "0 retries" in summary.lines()[-1]
+    assert len(world.requests(mode="list", account=slow)) == 1, "asked once, answered once"
+    assert {r[0] for r in query("select run_id from analytics.runs")} == _visible_ids(world)
 
 
 def test_persistent_failure_of_one_account_leaves_the_others_loaded(world: World, sync, query: Query) -> None:
@@ -369,10 +397,22 @@ def test_moving_the_window_never_deletes_stored_runs(world: World, sync, query: 
 
 
 def test_wiping_the_working_state_loses_nothing(world: World, sync, db_path: Path, query: Query) -> None:
+    """Everything beside the warehouse file is working state a user may delete (a clean-up,
+    a new machine with only the file): the next sync continues where the last one stopped."""
     sync()
-    work = db_path.parent / ".recoup-work"
-    work.mkdir(exist_ok=True)
-    (work / "junk").write_text("left by a crash")
+    stored = query("select count(*) from analytics.runs")[0][0]
+    wiped = [path for path in db_path.parent.iterdir() if path != db_path]
+    assert wiped, "a sync leaves something beside the warehouse"
+    for path in wiped:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    busy = world.account_ids[0]
+    new_run = world.add_run(busy, created_at=world.now - timedelta(seconds=5))
     summary = sync()
-    assert sum(r.new for r in summary.results) == 0
-    assert not work.exists()
+    assert summary.exit_code == 0, summary.lines()
+    assert {r.account: r.new for r in summary.results} == {a: int(a == busy) for a in world.account_ids}
+    assert "2 pages unchanged" in summary.lines()[-1], "what the last sync read is still known"
+    assert query("select count(*), count(distinct run_id) from analytics.runs")[0] == (stored + 1, stored + 1)
+    assert query("select account_id from analytics.runs where run_id = ?", new_run["id"]) == [(busy,)]
