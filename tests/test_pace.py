@@ -173,14 +173,14 @@ def test_a_second_signal_aborts_and_leaves_the_last_published_warehouse(db_path:
         process = _start_sync(sync_env(world, server, db_path, RECOUP_MAX_RPM="120", RECOUP_SYNC_SECONDS="0"))
         _wait_for_details(world, process)
         process.send_signal(signal.SIGTERM)
-        before = []
+        logged = []
         for line in process.stderr:  # the second signal once the first has been taken
-            before.append(line)
+            logged.append(line)
             if "stopping early" in line:
                 break
         process.send_signal(signal.SIGTERM)
         _, rest = process.communicate(timeout=60)
-        err = "".join(before) + rest
+        err = "".join(logged) + rest
     assert process.returncode == 130, err
     assert "aborted" in err
     assert _digest(db_path) == before, "the previous warehouse stands, byte for byte"
