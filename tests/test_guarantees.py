@@ -50,6 +50,7 @@ def _sync_process(env: dict[str, str]) -> subprocess.Popen[str]:
 # -- 1. analysts and cron never block each other -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_reader_holding_the_file_through_a_sync_never_fails_it(world: World, sync, db_path: Path) -> None:
     sync()
     reader = duckdb.connect(str(db_path), read_only=True)
@@ -89,6 +90,7 @@ READER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_readers_polling_during_syncs_always_see_a_complete_state(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
@@ -139,6 +141,7 @@ HOLD_LOCK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_second_sync_waits_for_the_lock_when_asked(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
@@ -153,6 +156,7 @@ def test_a_second_sync_waits_for_the_lock_when_asked(
     assert db_path.stat().st_mtime >= released, "published only after the other sync let go"
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_process_is_recovered(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
@@ -169,6 +173,7 @@ def test_a_lock_left_by_a_killed_process_is_recovered(
     assert run_cli(sync_env(world, emulator, db_path)).returncode == 0
 
 
+@pytest.mark.slow
 def test_two_syncs_started_at_once_leave_one_clean_warehouse(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
@@ -185,6 +190,7 @@ def test_two_syncs_started_at_once_leave_one_clean_warehouse(
 PHASES = ("syncing", "accounts", "normalizing", "loading into", "building models", "publishing")
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_phase_loses_and_duplicates_nothing(db_path: Path) -> None:
     world = World(accounts=6, runs_per_account=60, seed=21, now=NOW)
     world.latency = 0.02
@@ -226,6 +232,7 @@ def test_sigkill_at_any_phase_loses_and_duplicates_nothing(db_path: Path) -> Non
 # -- 4. bad data from the API --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bad_runs_are_rejected_by_name_and_the_rest_of_the_page_loads(world: World, sync, query) -> None:
     account = world.account_ids[0]
     good = world.visible(account, 1)[0]
@@ -274,6 +281,7 @@ def test_bad_runs_are_rejected_by_name_and_the_rest_of_the_page_loads(world: Wor
     assert query("select count(*) from analytics.runs where run_id = ?", good["id"]) == [(1,)]
 
 
+@pytest.mark.slow
 def test_a_run_listed_by_a_second_account_stays_with_the_first(world: World, sync, query) -> None:
     a, b = world.account_ids[:2]
     run = world.visible(a, 1)[0]
@@ -303,6 +311,7 @@ def test_an_empty_page_is_fine(world: World, sync, query) -> None:
     assert query("select runs_seen, possible_gap, error from analytics.sync_log") == [(0, False, None)]
 
 
+@pytest.mark.slow
 def test_a_bad_page_loses_no_stored_data(world: World, sync, query) -> None:
     sync()
     before = query("select count(*) from analytics.runs")[0][0]

@@ -80,6 +80,7 @@ def _upstream_moves_on(world: World, round_: int) -> None:
 # -- extensions ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_extensions_load_from_their_packages_without_a_download(tmp_path: Path) -> None:
     folder = tmp_path / "extensions"
     config = {"extension_directory": str(folder), "autoinstall_known_extensions": False,
@@ -110,6 +111,7 @@ def _analytics_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str,
     return dict(rows)
 
 
+@pytest.mark.slow
 def test_two_rounds_into_a_file_and_into_a_lake_give_identical_analytics(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str], lake_sync
 ) -> None:
@@ -210,6 +212,7 @@ def _poll_during_syncs(
     return answers
 
 
+@pytest.mark.slow
 def test_readers_polling_during_lake_syncs_see_each_snapshot_whole(
     world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path
 ) -> None:
@@ -221,6 +224,7 @@ def test_readers_polling_during_lake_syncs_see_each_snapshot_whole(
     assert len({a[0] for a in answers}) >= 3, "the readers saw the syncs land"
 
 
+@pytest.mark.slow
 def test_control_a_commit_split_between_raw_and_models_is_seen_by_readers(
     world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -283,6 +287,7 @@ def _clean(world: World, lake_env: dict[str, str]) -> bool:
     return is_consistent(state) and state[0] == expected and raw_tags == distinct_tags
 
 
+@pytest.mark.slow
 def test_two_syncs_from_two_machines_lose_and_duplicate_nothing(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
 ) -> None:
@@ -296,6 +301,7 @@ def test_two_syncs_from_two_machines_lose_and_duplicate_nothing(
     assert [n for (n,) in runs_new] == [0, 114], "the second waited and found everything stored"
 
 
+@pytest.mark.slow
 def test_control_without_the_lock_two_syncs_do_not_leave_a_clean_lake(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
 ) -> None:
@@ -305,6 +311,7 @@ def test_control_without_the_lock_two_syncs_do_not_leave_a_clean_lake(
     assert codes != [0, 0] or not _clean(world, lake_env), f"without the lock: exits {codes}, counts {state}"
 
 
+@pytest.mark.slow
 def test_a_second_sync_exits_75_while_another_holds_the_lake_or_waits_when_asked(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
 ) -> None:
@@ -324,6 +331,7 @@ def test_a_second_sync_exits_75_while_another_holds_the_lake_or_waits_when_asked
     assert PG_PASSWORD not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
     world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -351,6 +359,7 @@ def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
     assert raw == modelled + 3, "the new runs are stored; the models are the previous ones"
 
 
+@pytest.mark.slow
 def test_a_password_from_dlt_secrets_reaches_the_catalog_and_is_stored_nowhere(
     world: World,
     emulator: EmulatorServer,
@@ -398,6 +407,7 @@ def test_without_postgresql_the_lake_tests_are_skipped_with_the_reason(
 # -- crash safety ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigkill_during_the_lake_commit_leaves_the_previous_snapshot(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
 ) -> None:
@@ -430,6 +440,7 @@ def test_sigkill_during_the_lake_commit_leaves_the_previous_snapshot(
 # -- the read-only role ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_read_only_role_reads_the_models_and_cannot_write(
     lake_env: dict[str, str], lake_sync, postgres: PostgresCluster
 ) -> None:
@@ -457,6 +468,7 @@ EVERY_ANSWER = """
 """
 
 
+@pytest.mark.slow
 def test_maintenance_changes_no_query_result_while_readers_read(
     world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path
 ) -> None:
@@ -492,6 +504,7 @@ def test_maintenance_changes_no_query_result_while_readers_read(
     assert lake_sync().exit_code == 0, "the lake still takes syncs"
 
 
+@pytest.mark.slow
 def test_make_models_and_make_report_use_the_lake(
     lake_env: dict[str, str], lake_sync, tmp_path: Path
 ) -> None:
@@ -509,6 +522,7 @@ def test_make_models_and_make_report_use_the_lake(
 # -- migration -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_migrating_a_file_warehouse_into_a_lake_loses_nothing(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str], lake_sync
 ) -> None:
