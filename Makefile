@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8787
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format emulator sync models report status demo bench clean maintain
+.PHONY: help install test test-fast lint format emulator sync models report status demo bench clean maintain
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv and install the pinned dependencies
 
@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) ## run the whole test suite (as CI does)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the tests not marked slow, in under a minute
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check, format check and the mypy type check
 	$(PY) -m ruff check pipelines tests

@@ -1,14 +1,17 @@
-"""Shared fixtures: a seeded emulator World served over real HTTP on 127.0.0.1."""
+"""Shared fixtures and helpers: a seeded emulator World over real HTTP on 127.0.0.1, syncs, waits."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import httpx
@@ -22,6 +25,39 @@ from pipelines.recoup_pipeline import SyncSummary, run_sync
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
+
+# A published warehouse is consistent when every run loaded is counted once as new in sync_log
+# and the analytics tables agree with the raw ones.
+CONSISTENT = """
+    select (select count(*) from analytics.runs),
+           (select sum(runs_new) from analytics.sync_log),
+           (select count(*) from raw.runs),
+           (select count(distinct run_id) from analytics.runs),
+           (select count(*) from analytics.run_tags t anti join analytics.runs r using (run_id))
+"""
+
+
+def is_consistent(row: tuple) -> bool:
+    """Whether one answer of CONSISTENT describes a whole warehouse."""
+    runs, new, raw, distinct, orphans = row
+    return runs == new == raw == distinct and orphans == 0
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 60) -> T:
+    """Polls `condition` until it returns something true, and returns that; fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"waited {timeout:g} s for {what}"
+        time.sleep(0.02)
+    return value
+
+
+def json_lines(path: Path) -> list:
+    """The complete JSON lines a background process has written to `path` so far."""
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
 
 
 @pytest.fixture

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pipelines.lake.local_postgres import PostgresCluster, PostgresMissing
-from tests.test_cli import run_cli
+from tests.conftest import run_cli
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(660)  # the run below may take its 600 s
 def test_quick_bench_runs_every_case() -> None:
     done = run_cli({"QUICK": "1"}, "pipelines.bench", timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -14,9 +14,7 @@ import orjson
 import pytest
 
 from pipelines.emulator import EmulatorServer, World
-from tests.conftest import ROOT, closed_port, run_cli, run_recoup, start_recoup, sync_env, venv_script
-
-__all__ = ["ROOT", "run_cli"]  # other test modules import them from here
+from tests.conftest import closed_port, run_cli, run_recoup, start_recoup, sync_env, venv_script
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z ")
 COMMANDS = ("sync", "status", "models", "report", "demo", "emulator")
@@ -34,6 +32,7 @@ def _text_values(db: Path) -> str:
     return "\n".join(chunks)
 
 
+@pytest.mark.slow
 def test_sync_cli_exit_0_with_a_summary_and_the_key_nowhere(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -49,6 +48,7 @@ def test_sync_cli_exit_0_with_a_summary_and_the_key_nowhere(
     assert world.demo_key not in _text_values(db)
 
 
+@pytest.mark.slow
 def test_every_log_line_and_summary_line_starts_with_an_iso_utc_time(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -59,6 +59,7 @@ def test_every_log_line_and_summary_line_starts_with_an_iso_utc_time(
     assert [line for line in lines if not ISO_UTC.match(line)] == []
 
 
+@pytest.mark.slow
 def test_log_format_json_gives_one_object_per_line(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -69,6 +70,7 @@ def test_log_format_json_gives_one_object_per_line(
     assert any(e["msg"].startswith("sync: 3/3 accounts ok") for e in entries)
 
 
+@pytest.mark.slow
 def test_the_module_command_of_older_cron_lines_is_the_same_sync(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -80,6 +82,7 @@ def test_the_module_command_of_older_cron_lines_is_the_same_sync(
     assert ISO_UTC.match(done.stdout)
 
 
+@pytest.mark.slow
 def test_one_failed_account_exits_1_and_names_it(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -94,6 +97,7 @@ def test_one_failed_account_exits_1_and_names_it(
     assert "1/2 accounts ok, 1 failed" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_forbidden_account_exits_1_and_the_others_load(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -109,6 +113,7 @@ def test_a_forbidden_account_exits_1_and_the_others_load(
     assert loaded == {own, other}
 
 
+@pytest.mark.slow
 def test_every_account_forbidden_is_exit_2_nothing_could_be_listed(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -124,6 +129,7 @@ def test_every_account_forbidden_is_exit_2_nothing_could_be_listed(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -150,6 +156,7 @@ def test_bad_configuration_is_one_line_exit_2_and_writes_nothing(
     assert "recoup_sk_wrong" not in done.stderr
 
 
+@pytest.mark.slow
 def test_unwritable_database_folder_is_exit_2(world: World, emulator: EmulatorServer, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -158,6 +165,7 @@ def test_unwritable_database_folder_is_exit_2(world: World, emulator: EmulatorSe
     assert "cannot create the database folder" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accounts", ["own", "listed"])
 def test_an_unreachable_host_is_one_line_naming_it_and_exit_2(
     world: World, tmp_path: Path, accounts: str
@@ -175,6 +183,7 @@ def test_an_unreachable_host_is_one_line_naming_it_and_exit_2(
     assert world.demo_key not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_second_sync_exits_75_while_the_lock_is_held(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -186,6 +195,7 @@ def test_a_second_sync_exits_75_while_the_lock_is_held(
     assert not db.exists()
 
 
+@pytest.mark.slow
 def test_an_interrupt_while_waiting_for_the_lock_exits_130_without_a_traceback(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -203,6 +213,7 @@ def test_an_interrupt_while_waiting_for_the_lock_exits_130_without_a_traceback(
     assert not db.exists(), "nothing was published"
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_a_warehouse_is_a_clear_error_and_left_alone(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -230,6 +241,7 @@ def test_help_runs_nothing(
     assert world.requests() == [], "no request sent"
 
 
+@pytest.mark.slow
 def test_the_duckdb_cli_from_the_package_index_reads_the_warehouse_read_only(
     sync: Callable, db_path: Path, query: Callable
 ) -> None:

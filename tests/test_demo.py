@@ -19,6 +19,7 @@ def real_warehouse(sync: Callable, db_path: Path) -> Path:
     return db_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("configured", ["RECOUP_DB", "default data/recoup.duckdb"])
 def test_the_demo_leaves_an_existing_warehouse_byte_for_byte(
     real_warehouse: Path, tmp_path: Path, configured: str
@@ -41,6 +42,7 @@ def test_the_demo_leaves_an_existing_warehouse_byte_for_byte(
     assert any((demo / "reports").rglob("report.html"))
 
 
+@pytest.mark.slow
 def test_the_demo_refuses_a_folder_that_holds_a_real_warehouse(real_warehouse: Path) -> None:
     before = real_warehouse.read_bytes()
     done = run_recoup(

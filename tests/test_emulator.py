@@ -191,6 +191,7 @@ def test_legacy_status_in_list_and_current_in_retrieve(http: httpx.Client, world
 # -- retrieve mode ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_retrieve_reads_any_run_regardless_of_account(http: httpx.Client, world: World) -> None:
     key = world.add_key(world.account_ids[1])  # no access to account 2
     run_id = world.by_account[world.account_ids[2]][0]

@@ -2,43 +2,42 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import random
+import shutil
 import signal
 import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import duckdb
+import httpx
 import orjson
 import pytest
 
 from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.render import to_list_item
 from pipelines.recoup.client import RecoupClient
-from pipelines.recoup.errors import AccessDenied
-from tests.conftest import FAST_RETRY, NOW, sync_env
-from tests.test_cli import ROOT, run_cli
-
-# A published warehouse is consistent when every run loaded is counted once as new in sync_log
-# and the analytics tables agree with the raw ones.
-CONSISTENT = """
-    select (select count(*) from analytics.runs),
-           (select sum(runs_new) from analytics.sync_log),
-           (select count(*) from raw.runs),
-           (select count(distinct run_id) from analytics.runs),
-           (select count(*) from analytics.run_tags t anti join analytics.runs r using (run_id))
-"""
-
-
-def _is_consistent(row: tuple) -> bool:
-    runs, new, raw, distinct, orphans = row
-    return runs == new == raw == distinct and orphans == 0
+from pipelines.recoup.errors import AccessDenied, ApiError
+from tests.conftest import (
+    CONSISTENT,
+    FAST_RETRY,
+    NOW,
+    ROOT,
+    is_consistent,
+    json_lines,
+    run_cli,
+    sync_env,
+    wait_until,
+)
 
 
 def _sync_process(env: dict[str, str]) -> subprocess.Popen[str]:
@@ -51,6 +50,7 @@ def _sync_process(env: dict[str, str]) -> subprocess.Popen[str]:
 # -- 1. analysts and cron never block each other -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_reader_holding_the_file_through_a_sync_never_fails_it(world: World, sync, db_path: Path) -> None:
     sync()
     reader = duckdb.connect(str(db_path), read_only=True)
@@ -90,30 +90,41 @@ READER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_readers_polling_during_syncs_always_see_a_complete_state(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
     env = sync_env(world, emulator, db_path)
     assert run_cli(env).returncode == 0
     stop = db_path.parent / "stop-readers"
-    readers = [subprocess.Popen([sys.executable, "-c", READER, str(db_path), str(stop), CONSISTENT],
-                                stdout=subprocess.PIPE, text=True) for _ in range(3)]  # fmt: skip
-    for round_ in range(3):
-        for account in world.account_ids:
-            world.add_run(account, created_at=world.now - timedelta(seconds=round_ + 1))
-        done = run_cli(env)
-        assert done.returncode == 0, done.stderr
-    time.sleep(0.5)  # let every reader see the last sync
-    stop.touch()
-    answers = []
-    for reader in readers:
-        out, _ = reader.communicate(timeout=60)
-        answers += [json.loads(line) for line in out.splitlines()]
+    outputs = [db_path.parent / f"reader-{i}.jsonl" for i in range(3)]
+    readers = []
+    for output in outputs:
+        with output.open("w") as sink:
+            readers.append(subprocess.Popen([sys.executable, "-c", READER, str(db_path), str(stop), CONSISTENT],
+                                            stdout=sink))  # fmt: skip
+    try:
+        for round_ in range(3):
+            for account in world.account_ids:
+                world.add_run(account, created_at=world.now - timedelta(seconds=round_ + 1))
+            done = run_cli(env)
+            assert done.returncode == 0, done.stderr
+        with duckdb.connect(str(db_path), read_only=True) as con:
+            final = con.execute("select count(*) from analytics.runs").fetchone()[0]
+
+        def saw_the_last_sync(output: Path) -> bool:
+            return any(isinstance(a, list) and a[0] == final for a in json_lines(output))
+
+        wait_until(lambda: all(saw_the_last_sync(o) for o in outputs), "every reader to see the last sync")
+    finally:
+        stop.touch()
+        for reader in readers:
+            reader.wait(timeout=60)
+    answers = [answer for output in outputs for answer in json_lines(output)]
     assert len(answers) > 30
     assert not [a for a in answers if isinstance(a, dict)], "every query was answered"
-    assert all(_is_consistent(tuple(a)) for a in answers), [
-        a for a in answers if not _is_consistent(tuple(a))
-    ][:3]
+    incomplete = [a for a in answers if not is_consistent(tuple(a))]
+    assert incomplete == [], incomplete[:3]
     assert len({a[0] for a in answers}) >= 2, "the readers saw the syncs land"
 
 
@@ -130,6 +141,7 @@ HOLD_LOCK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_second_sync_waits_for_the_lock_when_asked(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
@@ -144,6 +156,7 @@ def test_a_second_sync_waits_for_the_lock_when_asked(
     assert db_path.stat().st_mtime >= released, "published only after the other sync let go"
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_process_is_recovered(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
@@ -160,6 +173,7 @@ def test_a_lock_left_by_a_killed_process_is_recovered(
     assert run_cli(sync_env(world, emulator, db_path)).returncode == 0
 
 
+@pytest.mark.slow
 def test_two_syncs_started_at_once_leave_one_clean_warehouse(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
@@ -168,7 +182,7 @@ def test_two_syncs_started_at_once_leave_one_clean_warehouse(
     codes = sorted([first.wait(timeout=120), second.wait(timeout=120)])
     assert codes in ([0, 0], [0, 75])
     with duckdb.connect(str(db_path), read_only=True) as con:
-        assert _is_consistent(con.execute(CONSISTENT).fetchone())
+        assert is_consistent(con.execute(CONSISTENT).fetchone())
 
 
 # -- 3. crash safety ------------------------------------------------------------------------------
@@ -176,6 +190,7 @@ def test_two_syncs_started_at_once_leave_one_clean_warehouse(
 PHASES = ("syncing", "accounts", "normalizing", "loading into", "building models", "publishing")
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_phase_loses_and_duplicates_nothing(db_path: Path) -> None:
     world = World(accounts=6, runs_per_account=60, seed=21, now=NOW)
     world.latency = 0.02
@@ -217,6 +232,7 @@ def test_sigkill_at_any_phase_loses_and_duplicates_nothing(db_path: Path) -> Non
 # -- 4. bad data from the API --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bad_runs_are_rejected_by_name_and_the_rest_of_the_page_loads(world: World, sync, query) -> None:
     account = world.account_ids[0]
     good = world.visible(account, 1)[0]
@@ -265,6 +281,7 @@ def test_bad_runs_are_rejected_by_name_and_the_rest_of_the_page_loads(world: Wor
     assert query("select count(*) from analytics.runs where run_id = ?", good["id"]) == [(1,)]
 
 
+@pytest.mark.slow
 def test_a_run_listed_by_a_second_account_stays_with_the_first(world: World, sync, query) -> None:
     a, b = world.account_ids[:2]
     run = world.visible(a, 1)[0]
@@ -294,6 +311,7 @@ def test_an_empty_page_is_fine(world: World, sync, query) -> None:
     assert query("select runs_seen, possible_gap, error from analytics.sync_log") == [(0, False, None)]
 
 
+@pytest.mark.slow
 def test_a_bad_page_loses_no_stored_data(world: World, sync, query) -> None:
     sync()
     before = query("select count(*) from analytics.runs")[0][0]
@@ -305,10 +323,61 @@ def test_a_bad_page_loses_no_stored_data(world: World, sync, query) -> None:
 # -- 6. security ----------------------------------------------------------------------------------
 
 
-def test_tls_verification_stays_on() -> None:
-    with RecoupClient("https://recoup.example", "recoup_sk_x") as client:
-        context = client._http._transport._pool._ssl_context
-    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+class _Answering(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.seen.append(dict(self.headers))  # type: ignore[attr-defined]
+        body = b'{"status":"success","accountId":"acc_tls"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _TlsServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a refused handshake is the expected outcome here
+
+
+@contextlib.contextmanager
+def _self_signed_tls_server(folder: Path) -> Iterator[tuple[str, Path, list[dict]]]:
+    """An https server on 127.0.0.1 whose certificate (valid for 127.0.0.1) no authority signed."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate to serve")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = _TlsServer(("127.0.0.1", 0), _Answering)
+    server.seen = []  # type: ignore[attr-defined]
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", cert, server.seen  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_tls_verification_stays_on(tmp_path: Path) -> None:
+    with _self_signed_tls_server(tmp_path) as (url, cert, seen):
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(cert))) as trusting:
+            assert trusting.get(f"{url}/api/accounts/id").status_code == 200, (
+                "the server answers who trusts it"
+            )
+        seen.clear()
+        with RecoupClient(url, "recoup_sk_never_sent", retry=FAST_RETRY) as client, \
+                pytest.raises(ApiError, match=r"own account: transport error"):  # fmt: skip
+            client.fetch_own_account()
+    assert seen == [], "no request, so no key, reached a server with an unverified certificate"
 
 
 def test_account_ids_are_url_encoded(world: World, emulator: EmulatorServer) -> None:

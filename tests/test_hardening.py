@@ -31,8 +31,7 @@ from pipelines.emulator.world import Key
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError, ConfigError
 from pipelines.recoup_pipeline import run_sync
-from tests.conftest import FAST_RETRY, sync_env
-from tests.test_cli import ROOT, run_cli
+from tests.conftest import FAST_RETRY, ROOT, run_cli, sync_env
 
 Query = Callable[..., list[tuple]]
 MB = 2**20
@@ -81,6 +80,7 @@ def test_a_run_too_large_to_load_is_rejected_by_name_with_its_size_and_the_rest_
     assert _loaded(query) == _visible_ids(world), "every other run of the page and the account loaded"
 
 
+@pytest.mark.slow
 def test_many_runs_with_large_metadata_load_together(db_path: Path) -> None:
     """300 runs of 200 KB metadata each: 60 MB of values DuckDB cannot spill within 64 MB."""
     world = World(accounts=3, runs_per_account=100, seed=3)
@@ -95,6 +95,7 @@ def test_many_runs_with_large_metadata_load_together(db_path: Path) -> None:
     assert sizes[0] == len(_visible_ids(world)) and sizes[1] >= 199_000
 
 
+@pytest.mark.slow
 def test_a_20_mb_output_and_a_3_mb_metadata_are_stored_as_marks_and_their_runs_load(
     world: World, sync, query: Query
 ) -> None:
@@ -133,6 +134,7 @@ KILLED_WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_stale_wal_stops_the_sync_with_exit_2_and_says_what_to_do(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
@@ -158,6 +160,7 @@ def test_a_stale_wal_stops_the_sync_with_exit_2_and_says_what_to_do(
         assert con.execute("select count(*) from analytics.runs").fetchone()[0] == len(_visible_ids(world))
 
 
+@pytest.mark.slow
 def test_a_wal_that_appears_during_a_sync_stops_the_publish(world: World, sync, db_path: Path) -> None:
     sync()
     before = db_path.read_bytes()
@@ -171,6 +174,7 @@ def test_a_wal_that_appears_during_a_sync_stops_the_publish(world: World, sync, 
     assert db_path.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_publishing_keeps_the_files_mode_and_group(world: World, sync, db_path: Path) -> None:
     sync()
     group = next((g for g in os.getgroups() if g != os.stat(db_path).st_gid), None)
@@ -204,6 +208,7 @@ def elsewhere(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
         yield Path(folder)
 
 
+@pytest.mark.slow
 def test_a_symlinked_database_is_followed_and_the_link_stays(
     world: World, emulator: EmulatorServer, tmp_path: Path, elsewhere: Path
 ) -> None:
@@ -227,6 +232,7 @@ def test_a_symlinked_database_is_followed_and_the_link_stays(
 # -- 3. a deadline and a size cap on every request -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_trickling_server_is_a_failed_attempt_retried_within_the_deadline(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
@@ -240,6 +246,7 @@ def test_a_trickling_server_is_a_failed_attempt_retried_within_the_deadline(
     assert [e.get("fault") for e in world.requests(account=slow)] == ["trickle", None]
 
 
+@pytest.mark.slow
 def test_an_answer_over_the_size_cap_fails_its_account_with_a_clear_message(
     world: World, sync, query: Query
 ) -> None:
@@ -303,6 +310,7 @@ def _raw(account: str, run_id: str, extra: str) -> bytes:
     ).encode()
 
 
+@pytest.mark.slow
 def test_valid_json_orjson_refuses_is_read_and_only_the_runs_it_must_are_rejected(
     world: World, sync, query: Query
 ) -> None:
@@ -339,6 +347,7 @@ def test_valid_json_orjson_refuses_is_read_and_only_the_runs_it_must_are_rejecte
 # -- 5. the key stays where it belongs ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_key_the_api_echoes_is_masked_in_the_output_and_in_sync_log(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -382,6 +391,7 @@ class _Listener:
             conn.close()
 
 
+@pytest.mark.slow
 def test_proxies_from_the_environment_are_never_used(
     world: World, emulator: EmulatorServer, db_path: Path
 ) -> None:
@@ -400,6 +410,7 @@ def test_proxies_from_the_environment_are_never_used(
     assert proxy.connections == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -427,6 +438,7 @@ def test_bad_urls_are_one_line_exit_2_and_never_show_a_password(
 # -- 6. answers that say they failed, values out of range -------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_200_answer_with_status_error_is_retried_like_a_5xx(world: World, sync, query: Query) -> None:
     world.inject("status_error", count=2, mode="list", account=world.account_ids[1])
     summary = sync()
@@ -435,6 +447,7 @@ def test_a_200_answer_with_status_error_is_retried_like_a_5xx(world: World, sync
     assert _loaded(query) == _visible_ids(world)
 
 
+@pytest.mark.slow
 def test_costs_and_dates_out_of_range_reject_their_run_by_name(world: World, sync, query: Query) -> None:
     first, second, third = world.account_ids
     # One kind of bad value per page: each page would take the column path but for that value.
@@ -457,6 +470,7 @@ def test_costs_and_dates_out_of_range_reject_their_run_by_name(world: World, syn
 # -- 7. a failed sync cleans up after itself ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failed_sync_leaves_no_working_copy(
     world: World, emulator: EmulatorServer, sync, db_path: Path
 ) -> None:
@@ -481,6 +495,7 @@ ON_A_SMALL_DISK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_refused_before_copying_naming_the_folder_and_the_space_needed(
     world: World, emulator: EmulatorServer, sync, db_path: Path, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -83,6 +84,7 @@ def _difference(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return differences
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=history)
 def test_incremental_models_equal_a_full_rebuild(tmp_path: Path, steps: list[list[dict]]) -> None:

@@ -6,7 +6,6 @@ with the reason, when PostgreSQL is not installed) and the emulator over HTTP.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -27,9 +26,17 @@ from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.lake.local_postgres import PG_PASSWORD, PG_READER, PostgresCluster
 from pipelines.recoup_pipeline import SyncSummary, run_sync
-from tests.conftest import FAST_RETRY, skip_without_postgres, sync_env
-from tests.test_cli import ROOT, run_cli
-from tests.test_guarantees import CONSISTENT, _is_consistent
+from tests.conftest import (
+    CONSISTENT,
+    FAST_RETRY,
+    ROOT,
+    is_consistent,
+    json_lines,
+    run_cli,
+    skip_without_postgres,
+    sync_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -73,6 +80,7 @@ def _upstream_moves_on(world: World, round_: int) -> None:
 # -- extensions ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_extensions_load_from_their_packages_without_a_download(tmp_path: Path) -> None:
     folder = tmp_path / "extensions"
     config = {"extension_directory": str(folder), "autoinstall_known_extensions": False,
@@ -103,6 +111,7 @@ def _analytics_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str,
     return dict(rows)
 
 
+@pytest.mark.slow
 def test_two_rounds_into_a_file_and_into_a_lake_give_identical_analytics(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str], lake_sync
 ) -> None:
@@ -153,59 +162,89 @@ READER = textwrap.dedent("""
 """)
 
 
+def _reader_outputs(tmp_path: Path, readers: int = 2) -> list[Path]:
+    """Where each background reader writes its answers, one JSON line per query."""
+    return [tmp_path / f"lake-reader-{i}.jsonl" for i in range(readers)]
+
+
+def _rows(output: Path) -> list:
+    """A reader's answers so far: the row of each query, or the error it met."""
+    return [a if isinstance(a, dict) else a[0] for a in json_lines(output)]
+
+
+def _start_readers(outputs: list[Path], attach: str, stop: Path, query: str, env: dict[str, str]) -> list:
+    readers = []
+    for output in outputs:
+        with output.open("w") as sink:
+            readers.append(subprocess.Popen([sys.executable, "-c", READER, attach, str(stop), query],
+                                            stdout=sink, stderr=subprocess.PIPE, text=True, env=env))  # fmt: skip
+    return readers
+
+
 def _poll_during_syncs(
     world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path, rounds: int
 ) -> list:
     assert lake_sync().exit_code == 0
     stop = tmp_path / "stop-readers"
+    outputs = _reader_outputs(tmp_path)
     env = {**os.environ, "PGPASSWORD": lake_env["PGPASSWORD"]}
-    readers = [subprocess.Popen([sys.executable, "-c", READER, attach_sql(lake_env), str(stop), CONSISTENT],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-               for _ in range(2)]  # fmt: skip
+    readers = _start_readers(outputs, attach_sql(lake_env), stop, CONSISTENT, env)
+
+    def every_reader(saw: Callable[[list], bool]) -> bool:
+        assert all(reader.poll() is None for reader in readers), "a reader ended early"
+        return all(saw(_rows(output)) for output in outputs)
+
     try:
-        time.sleep(2)  # the readers have attached
+        wait_until(lambda: every_reader(bool), "every reader to attach and answer")
         for round_ in range(rounds):
             _upstream_moves_on(world, round_)
             assert lake_sync().exit_code == 0
-        time.sleep(1)  # let every reader see the last sync
+        final = lake_query(lake_env, "select count(*) from analytics.runs")[0][0]
+        wait_until(lambda: every_reader(lambda rows: any(isinstance(r, list) and r[0] == final for r in rows)),
+                   "every reader to see the last sync")  # fmt: skip
     finally:
         stop.touch()
     answers = []
-    for reader in readers:
-        out, err = reader.communicate(timeout=60)
-        assert reader.returncode == 0, (reader.returncode, err[-2000:], out[-300:])
-        answers += [json.loads(line) for line in out.splitlines()]
-    return [a if isinstance(a, dict) else a[0] for a in answers]
+    for reader, output in zip(readers, outputs, strict=True):
+        _, err = reader.communicate(timeout=60)
+        assert reader.returncode == 0, (reader.returncode, err[-2000:], output.read_text()[-300:])
+        answers += _rows(output)
+    return answers
 
 
+@pytest.mark.slow
 def test_readers_polling_during_lake_syncs_see_each_snapshot_whole(
     world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path
 ) -> None:
     answers = _poll_during_syncs(world, lake_env, lake_sync, tmp_path, rounds=4)
     assert len(answers) > 50
     assert not [a for a in answers if isinstance(a, dict)], "every query was answered"
-    assert all(_is_consistent(tuple(a)) for a in answers), [
-        a for a in answers if not _is_consistent(tuple(a))
-    ][:3]
+    incomplete = [a for a in answers if not is_consistent(tuple(a))]
+    assert incomplete == [], incomplete[:3]
     assert len({a[0] for a in answers}) >= 3, "the readers saw the syncs land"
 
 
+@pytest.mark.slow
 def test_control_a_commit_split_between_raw_and_models_is_seen_by_readers(
     world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Proves the readers above can see a mixed state: committing the raw changes before the
     models (as loading statement by statement would) shows runs the models do not have yet."""
     build = lake.build_models
+    outputs = _reader_outputs(tmp_path)
 
     def split_commit(con: duckdb.DuckDBPyConnection, changed: bool = True, changed_since=None) -> None:
         con.execute("commit")
-        time.sleep(0.5)
+        if all(output.exists() for output in outputs):  # the readers are running: let each query twice
+            asked = [len(json_lines(output)) for output in outputs]
+            wait_until(lambda: all(len(json_lines(o)) >= n + 2 for o, n in zip(outputs, asked, strict=True)),
+                       "the readers to query the state between the two commits")  # fmt: skip
         con.execute("begin transaction")
         build(con, changed, changed_since)
 
     monkeypatch.setattr(lake, "build_models", split_commit)
     answers = _poll_during_syncs(world, lake_env, lake_sync, tmp_path, rounds=3)
-    assert [a for a in answers if isinstance(a, list) and not _is_consistent(tuple(a))], (
+    assert [a for a in answers if isinstance(a, list) and not is_consistent(tuple(a))], (
         "a mixed state was seen"
     )
 
@@ -245,9 +284,10 @@ def _clean(world: World, lake_env: dict[str, str]) -> bool:
     (raw_tags, distinct_tags) = lake_query(
         lake_env, "select count(*), count(distinct (observation_id, tag_index)) from raw.runs__tags"
     )[0]
-    return _is_consistent(state) and state[0] == expected and raw_tags == distinct_tags
+    return is_consistent(state) and state[0] == expected and raw_tags == distinct_tags
 
 
+@pytest.mark.slow
 def test_two_syncs_from_two_machines_lose_and_duplicate_nothing(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
 ) -> None:
@@ -261,6 +301,7 @@ def test_two_syncs_from_two_machines_lose_and_duplicate_nothing(
     assert [n for (n,) in runs_new] == [0, 114], "the second waited and found everything stored"
 
 
+@pytest.mark.slow
 def test_control_without_the_lock_two_syncs_do_not_leave_a_clean_lake(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
 ) -> None:
@@ -270,6 +311,7 @@ def test_control_without_the_lock_two_syncs_do_not_leave_a_clean_lake(
     assert codes != [0, 0] or not _clean(world, lake_env), f"without the lock: exits {codes}, counts {state}"
 
 
+@pytest.mark.slow
 def test_a_second_sync_exits_75_while_another_holds_the_lake_or_waits_when_asked(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
 ) -> None:
@@ -289,6 +331,7 @@ def test_a_second_sync_exits_75_while_another_holds_the_lake_or_waits_when_asked
     assert PG_PASSWORD not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
     world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -316,6 +359,7 @@ def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
     assert raw == modelled + 3, "the new runs are stored; the models are the previous ones"
 
 
+@pytest.mark.slow
 def test_a_password_from_dlt_secrets_reaches_the_catalog_and_is_stored_nowhere(
     world: World,
     emulator: EmulatorServer,
@@ -363,6 +407,7 @@ def test_without_postgresql_the_lake_tests_are_skipped_with_the_reason(
 # -- crash safety ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigkill_during_the_lake_commit_leaves_the_previous_snapshot(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str]
 ) -> None:
@@ -384,7 +429,7 @@ def test_sigkill_during_the_lake_commit_leaves_the_previous_snapshot(
         process.stdout.close()
         process.stderr.close()
         (state,) = lake_query(lake_env, CONSISTENT)
-        assert _is_consistent(state), state
+        assert is_consistent(state), state
         everything = sum(len(world.visible(a, 100)) for a in world.account_ids)
         assert state[0] in (before, everything), "the previous snapshot, or the whole sync"
     assert kills == 4
@@ -395,6 +440,7 @@ def test_sigkill_during_the_lake_commit_leaves_the_previous_snapshot(
 # -- the read-only role ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_read_only_role_reads_the_models_and_cannot_write(
     lake_env: dict[str, str], lake_sync, postgres: PostgresCluster
 ) -> None:
@@ -422,6 +468,7 @@ EVERY_ANSWER = """
 """
 
 
+@pytest.mark.slow
 def test_maintenance_changes_no_query_result_while_readers_read(
     world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path
 ) -> None:
@@ -433,15 +480,16 @@ def test_maintenance_changes_no_query_result_while_readers_read(
     data = Path(lake_env["RECOUP_LAKE_DATA"])
     files = len(list(data.rglob("*.parquet")))
     stop = tmp_path / "stop-reader"
-    reader = subprocess.Popen([sys.executable, "-c", READER, attach_sql(lake_env), str(stop), EVERY_ANSWER],
-                              stdout=subprocess.PIPE, text=True, env={**os.environ, **lake_env})  # fmt: skip
+    (output,) = _reader_outputs(tmp_path, readers=1)
+    (reader,) = _start_readers([output], attach_sql(lake_env), stop, EVERY_ANSWER, {**os.environ, **lake_env})
     try:
-        time.sleep(2)
+        wait_until(lambda: json_lines(output), "the reader to attach and answer")
         done = run_cli({**lake_env, "RECOUP_LAKE_KEEP_DAYS": "0"}, "pipelines.lake_maintain")
         assert done.returncode == 0, done.stderr
     finally:
         stop.touch()
-    answers = [json.loads(line) for line in reader.communicate(timeout=60)[0].splitlines()]
+    reader.communicate(timeout=60)
+    answers = json_lines(output)
     expected = [list(row) for row in before]
     assert answers, "the reader answered"
     assert [a for a in answers if a != expected] == [], "readers ran through it unharmed"
@@ -457,6 +505,7 @@ def test_maintenance_changes_no_query_result_while_readers_read(
     assert lake_sync().exit_code == 0, "the lake still takes syncs"
 
 
+@pytest.mark.slow
 def test_make_models_and_make_report_use_the_lake(
     lake_env: dict[str, str], lake_sync, tmp_path: Path
 ) -> None:
@@ -474,6 +523,7 @@ def test_make_models_and_make_report_use_the_lake(
 # -- migration -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_migrating_a_file_warehouse_into_a_lake_loses_nothing(
     world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str], lake_sync
 ) -> None:

@@ -23,6 +23,7 @@ T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 # -- integrity on a real synced warehouse -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_keys_are_unique_and_not_null(sync, query) -> None:
     sync()
     assert (
@@ -39,6 +40,7 @@ def test_keys_are_unique_and_not_null(sync, query) -> None:
     assert query("select count(*) from analytics.run_tags group by run_id, tag having count(*) > 1") == []
 
 
+@pytest.mark.slow
 def test_status_group_takes_only_accepted_values(sync, query, world) -> None:
     odd = world.add_run(world.account_ids[0], created_at=world.now - timedelta(minutes=2))
     world.change_run(odd["id"], status="COMPLETED")
@@ -49,6 +51,7 @@ def test_status_group_takes_only_accepted_values(sync, query, world) -> None:
     assert query("select status_group from analytics.runs where run_id = ?", odd["id"]) == [("unknown",)]
 
 
+@pytest.mark.slow
 def test_a_sync_fills_the_api_fields_of_runs(sync, query) -> None:
     sync()
     filled = query("""
@@ -59,6 +62,7 @@ def test_a_sync_fills_the_api_fields_of_runs(sync, query) -> None:
     assert filled[0] > 0 and all(n > 0 for n in filled[1:]), filled
 
 
+@pytest.mark.slow
 def test_dlt_staging_schema_is_not_left_to_analysts_and_later_syncs_still_merge(sync, query, world) -> None:
     sync()
     assert query("select schema_name from duckdb_schemas() where schema_name like 'raw_%'") == []
@@ -71,6 +75,7 @@ def test_dlt_staging_schema_is_not_left_to_analysts_and_later_syncs_still_merge(
     assert query("select schema_name from duckdb_schemas() where schema_name like 'raw_%'") == []
 
 
+@pytest.mark.slow
 def test_tags_and_attempts_point_at_existing_runs(sync, query) -> None:
     sync()
     for table in ("run_tags", "run_attempts"):
@@ -111,6 +116,7 @@ def _undescribed(con) -> list[tuple]:
     """).fetchall()
 
 
+@pytest.mark.slow
 def test_every_analytics_relation_and_column_has_a_catalog_comment(sync, db_path: Path) -> None:
     sync()
     sync()  # the second sync updates the tables incrementally: the comments must survive it
@@ -129,6 +135,7 @@ def test_every_analytics_relation_and_column_has_a_catalog_comment(sync, db_path
     )
 
 
+@pytest.mark.slow
 def test_a_model_file_must_describe_every_column_it_has_and_no_other(warehouse_con, tmp_path: Path) -> None:
     changed = tmp_path / "sql"
     shutil.copytree(SQL_DIR, changed)
@@ -145,12 +152,14 @@ def test_a_model_file_must_describe_every_column_it_has_and_no_other(warehouse_c
     assert _undescribed(warehouse_con) == []  # the previous models and their comments stand
 
 
+@pytest.mark.slow
 def test_applying_twice_changes_nothing(warehouse_con) -> None:
     first = warehouse_con.execute("select * from analytics.daily_cost order by all").fetchall()
     apply_models(warehouse_con)
     assert warehouse_con.execute("select * from analytics.daily_cost order by all").fetchall() == first
 
 
+@pytest.mark.slow
 def test_a_broken_model_names_its_file_and_keeps_the_previous_models(warehouse_con, tmp_path: Path) -> None:
     broken = tmp_path / "sql"
     shutil.copytree(SQL_DIR, broken)
@@ -206,6 +215,7 @@ def _period(con, start: date, end: date) -> None:
     con.execute("set variable period_end = ?", [end])
 
 
+@pytest.mark.slow
 def test_daily_cost_splits_days_in_utc_whatever_the_reader_timezone(raw_con) -> None:
     last_ms = datetime(2026, 11, 10, 23, 59, 59, 999000, tzinfo=UTC)
     _insert_run(raw_con, "r1", ACCOUNT_A, "render", "COMPLETED", last_ms, cost=1.005, base=0.0025)
@@ -241,6 +251,7 @@ def test_daily_cost_splits_days_in_utc_whatever_the_reader_timezone(raw_con) -> 
     ]
 
 
+@pytest.mark.slow
 def test_money_is_decimal_and_sums_to_the_api_cents_exactly(world, sync, query) -> None:
     for run_id in list(world.runs)[::3]:  # 0.1 + 0.2 is not 0.3 in binary floating point
         world.change_run(run_id, costInCents=0.1, baseCostInCents=0.2)
@@ -301,6 +312,7 @@ def test_reliability_by_task(raw_con) -> None:
     assert errors == [("took too long", 2, 1), ("oom", 1, 2)]
 
 
+@pytest.mark.slow
 def test_reliability_speed_and_errors_split_by_account_and_environment(raw_con) -> None:
     _insert_run(raw_con, "a1", ACCOUNT_A, "sync", "COMPLETED", T0, attempts=2, started=T0, duration_ms=10_000)
     _insert_run(raw_con, "a2", ACCOUNT_A, "sync", "FAILED", T0, error="boom", started=T0, duration_ms=30_000)
@@ -339,6 +351,7 @@ def test_reliability_speed_and_errors_split_by_account_and_environment(raw_con) 
     assert whole.fetchall() == [(6, 5, 4)]  # the split adds up to the whole
 
 
+@pytest.mark.slow
 def test_period_views_leave_out_test_and_in_flight_runs_when_told(raw_con) -> None:
     _insert_run(raw_con, "done", ACCOUNT_A, "render", "COMPLETED", T0, cost=100, started=T0, duration_ms=4000)
     _insert_run(raw_con, "test", ACCOUNT_A, "render", "FAILED", T0, cost=10, is_test=True)
@@ -358,6 +371,7 @@ def test_period_views_leave_out_test_and_in_flight_runs_when_told(raw_con) -> No
     assert health == [(date(2026, 11, 10), "render", 1, 0, 4.0, 4.0)]
 
 
+@pytest.mark.slow
 def test_speed_by_task_percentiles_and_queue_wait(raw_con) -> None:
     for i, (wait_s, duration_s) in enumerate([(1, 10), (2, 20), (3, 30), (4, 40), (5, 50)]):
         _insert_run(raw_con, f"r{i}", ACCOUNT_A, "render", "COMPLETED", T0,
@@ -370,6 +384,7 @@ def test_speed_by_task_percentiles_and_queue_wait(raw_con) -> None:
     assert row == [("render", 6, 30.0, 48.0, 3.0, 4.8)]
 
 
+@pytest.mark.slow
 def test_cost_anomalies_against_the_trailing_7_day_median(raw_con) -> None:
     for day in range(8):
         cost = 100.0 if day < 7 else 500.0  # cents per day: $1 for a week, then $5
@@ -386,6 +401,7 @@ def test_cost_anomalies_against_the_trailing_7_day_median(raw_con) -> None:
     assert raw_con.execute("select count(*) from analytics.cost_anomalies").fetchall() == [(0,)]
 
 
+@pytest.mark.slow
 def test_runs_carry_the_api_fields_latest_answer_first(raw_con) -> None:
     """The latest answer's value wins; a field it left null keeps the earlier answer's value."""
     _insert_run(raw_con, "child", ACCOUNT_A, "render", "FAILED", T0, error="boom")

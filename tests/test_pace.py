@@ -51,6 +51,7 @@ def _pending(db: Path) -> list[tuple[str, int]]:
         """).fetchall()
 
 
+@pytest.mark.slow
 def test_every_list_comes_before_any_details_under_a_request_cap(db_path: Path) -> None:
     world = _observed(accounts=12, runs=15)
     with EmulatorServer(world) as server:
@@ -64,6 +65,7 @@ def test_every_list_comes_before_any_details_under_a_request_cap(db_path: Path) 
     )
 
 
+@pytest.mark.slow
 def test_the_budget_defers_details_and_later_syncs_fetch_each_run_once(db_path: Path, tmp_path: Path) -> None:
     world = _observed()
     finished = _finished(world)
@@ -109,6 +111,7 @@ def test_the_budget_defers_details_and_later_syncs_fetch_each_run_once(db_path: 
     assert _pending(moved) == [(a, 0) for a in sorted(world.account_ids)]
 
 
+@pytest.mark.slow
 def test_the_summary_says_when_the_lists_alone_exceed_the_budget(db_path: Path) -> None:
     world = _observed(accounts=3, runs=5)
     with EmulatorServer(world) as server:
@@ -141,6 +144,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_details_publishes_the_listed_runs_within_30_s(db_path: Path, signum: int) -> None:
     world = _observed()
@@ -161,6 +165,7 @@ def test_a_signal_during_details_publishes_the_listed_runs_within_30_s(db_path: 
     assert len(_retrieved(world)) < len(_finished(world)), "the signal stopped the details"
 
 
+@pytest.mark.slow
 def test_a_second_signal_aborts_and_leaves_the_last_published_warehouse(db_path: Path) -> None:
     world = _observed()
     with EmulatorServer(world) as server:
@@ -173,9 +178,14 @@ def test_a_second_signal_aborts_and_leaves_the_last_published_warehouse(db_path:
         process = _start_sync(sync_env(world, server, db_path, RECOUP_MAX_RPM="120", RECOUP_SYNC_SECONDS="0"))
         _wait_for_details(world, process)
         process.send_signal(signal.SIGTERM)
-        time.sleep(0.05)
+        logged = []
+        for line in process.stderr:  # the second signal once the first has been taken
+            logged.append(line)
+            if "stopping early" in line:
+                break
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
+        _, rest = process.communicate(timeout=60)
+        err = "".join(logged) + rest
     assert process.returncode == 130, err
     assert "aborted" in err
     assert _digest(db_path) == before, "the previous warehouse stands, byte for byte"

@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.report import ReportError, Table, write_report
 from pipelines.report_html import _tick_label, _ticks, html_table, usd
-from tests.test_cli import run_cli
+from tests.conftest import run_cli
 
 END = date(2026, 11, 20)  # the emulator clock of the shared fixture
 
@@ -31,6 +31,7 @@ def _truth(db_path: Path, where: str) -> tuple[Decimal, int]:
         ).fetchone()
 
 
+@pytest.mark.slow
 def test_report_files_exist_and_totals_agree_with_the_warehouse(sync, db_path: Path, tmp_path: Path) -> None:
     sync()
     paths = write_report(db_path, tmp_path / "reports", days=30, end=END)
@@ -55,6 +56,7 @@ def test_report_files_exist_and_totals_agree_with_the_warehouse(sync, db_path: P
     assert f"{runs:,} runs" in (folder / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_report_states_its_freshness_scope_and_fits_a_phone(sync, db_path: Path, tmp_path: Path) -> None:
     sync()
     with duckdb.connect(str(db_path), read_only=True) as con:
@@ -81,6 +83,7 @@ def test_report_states_its_freshness_scope_and_fits_a_phone(sync, db_path: Path,
     assert "<b>Excluded:</b>" not in page and f"{tests:,} test runs" in page
 
 
+@pytest.mark.slow
 def test_report_names_the_accounts_that_failed_or_gapped_in_the_latest_sync(
     sync, world, db_path: Path, tmp_path: Path
 ) -> None:
@@ -121,6 +124,7 @@ def _console(page: Path) -> list[str]:
     return [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("chromium"), reason="no chromium on this machine")
 def test_report_renders_in_chromium_without_console_errors(sync, db_path: Path, tmp_path: Path) -> None:
     sync()
@@ -141,6 +145,7 @@ def test_report_on_a_missing_warehouse_is_a_clear_message(tmp_path: Path) -> Non
     )
 
 
+@pytest.mark.slow
 def test_report_on_a_warehouse_with_no_runs_in_the_period(sync, db_path: Path, tmp_path: Path) -> None:
     sync()
     with pytest.raises(ReportError, match="holds no runs created between 2020-01-02 and 2020-01-31"):
@@ -161,6 +166,7 @@ def test_report_on_an_unsynced_database_file(tmp_path: Path) -> None:
         write_report(db, tmp_path / "r")
 
 
+@pytest.mark.slow
 def test_report_cli_prints_the_paths(sync, db_path: Path, tmp_path: Path) -> None:
     sync()
     done = run_cli({"RECOUP_DB": str(db_path), "RECOUP_REPORTS_DIR": str(tmp_path / "out"),

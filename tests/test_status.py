@@ -29,6 +29,7 @@ def _age_last_syncs(db: Path, account: str, hours: int) -> None:
         )
 
 
+@pytest.mark.slow
 def test_max_age_exits_0_when_every_account_synced_recently(
     sync: Callable, db_path: Path, world: World
 ) -> None:
@@ -40,6 +41,7 @@ def test_max_age_exits_0_when_every_account_synced_recently(
     assert "status: 3 accounts, 0 failed, 0 without a good sync in 15m" in out
 
 
+@pytest.mark.slow
 def test_max_age_exits_1_on_a_stale_account_and_names_it(sync: Callable, db_path: Path, world: World) -> None:
     sync()
     stale = world.account_ids[1]
@@ -53,6 +55,7 @@ def test_max_age_exits_1_on_a_stale_account_and_names_it(sync: Callable, db_path
     assert _status(db_path)[0] == 0, "without --max-age nothing is stale"
 
 
+@pytest.mark.slow
 def test_an_account_that_never_synced_well_is_failed_and_stale(
     sync: Callable, db_path: Path, world: World
 ) -> None:
@@ -67,6 +70,7 @@ def test_an_account_that_never_synced_well_is_failed_and_stale(
     assert "last good sync never" in lines[1]
 
 
+@pytest.mark.slow
 def test_json_holds_every_account_and_its_details_backlog(
     sync: Callable, db_path: Path, world: World, query: Callable
 ) -> None:
@@ -84,6 +88,7 @@ def test_json_holds_every_account_and_its_details_backlog(
     assert status["failed"] == [] and status["stale"] == []
 
 
+@pytest.mark.slow
 def test_a_warehouse_from_before_the_details_backlog_still_reports(sync: Callable, db_path: Path) -> None:
     sync()
     with duckdb.connect(str(db_path)) as con:  # sync_log as it was before details_pending
@@ -95,6 +100,7 @@ def test_a_warehouse_from_before_the_details_backlog_still_reports(sync: Callabl
     assert {a["details_pending"] for a in orjson.loads(out)["accounts"]} == {None}
 
 
+@pytest.mark.slow
 def test_no_warehouse_or_a_bad_duration_is_one_line_exit_2(
     sync: Callable, db_path: Path, tmp_path: Path
 ) -> None:

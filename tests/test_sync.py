@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.world import WINDOW
+from pipelines.recoup.client import RetryPolicy
 from pipelines.recoup.errors import AuthError
 from pipelines.recoup_pipeline import run_sync
 from tests.conftest import FAST_RETRY, NOW, sync_env
@@ -23,6 +27,7 @@ def _visible_ids(world: World) -> set[str]:
     return {r["id"] for account in world.account_ids for r in world.visible(account, 100)}
 
 
+@pytest.mark.slow
 def test_first_sync_loads_every_visible_run_with_its_values(world: World, sync, query: Query) -> None:
     summary = sync()
     assert summary.exit_code == 0
@@ -55,6 +60,7 @@ def test_first_sync_loads_every_visible_run_with_its_values(world: World, sync, 
     assert attempts == [(i + 1, a["id"], a["status"]) for i, a in enumerate(run["attempts"])]
 
 
+@pytest.mark.slow
 def test_second_sync_adds_no_duplicates_and_writes_nothing(world: World, sync, query: Query) -> None:
     sync()
     loads = query("select count(*) from raw._dlt_loads")[0][0]
@@ -88,6 +94,7 @@ def _push_out_of_the_page(world: World, account: str) -> None:
         world.add_run(account, created_at=world.now - timedelta(minutes=1))
 
 
+@pytest.mark.slow
 def test_an_in_flight_run_past_the_window_is_followed_while_the_page_stays_the_same(db_path: Path) -> None:
     world, account, run = _one_account_with_an_executing_run()
     with EmulatorServer(world) as server:
@@ -106,6 +113,7 @@ def test_an_in_flight_run_past_the_window_is_followed_while_the_page_stays_the_s
         ]
 
 
+@pytest.mark.slow
 def test_runs_deleted_from_the_warehouse_come_back_though_the_page_is_the_same(
     world: World, sync, db_path: Path, query: Query
 ) -> None:
@@ -119,6 +127,7 @@ def test_runs_deleted_from_the_warehouse_come_back_though_the_page_is_the_same(
     assert query("select count(*) from analytics.runs where run_id = ?", victim) == [(1,)]
 
 
+@pytest.mark.slow
 def test_pages_read_under_other_options_are_read_again(world: World, sync) -> None:
     world.profile = "observed"  # list items without attempts: details need a fetch per run
     sync(RECOUP_DETAILS="none")
@@ -129,6 +138,7 @@ def test_pages_read_under_other_options_are_read_again(world: World, sync) -> No
     assert "3 pages unchanged" in sync().lines()[-1]
 
 
+@pytest.mark.slow
 def test_a_page_with_a_rejected_run_is_read_and_reported_at_every_sync(world: World, sync) -> None:
     bad = world.account_ids[0]
     world.extra_items[bad] = [{"id": "run_bad", "createdAt": "yesterday"}]
@@ -141,6 +151,7 @@ def test_a_page_with_a_rejected_run_is_read_and_reported_at_every_sync(world: Wo
     assert "run_bad" in summary.failed[0].summary_error()
 
 
+@pytest.mark.slow
 def test_changed_runs_are_updated_and_a_dropped_tag_is_gone(world: World, sync, query: Query) -> None:
     account = world.account_ids[0]
     run = world.add_run(account, created_at=world.now - timedelta(minutes=3), status="EXECUTING")
@@ -159,6 +170,7 @@ def test_changed_runs_are_updated_and_a_dropped_tag_is_gone(world: World, sync, 
     assert query("select count(*) from raw.runs__tags where value = 'drop:me'") == [(0,)]
 
 
+@pytest.mark.slow
 def test_a_run_whose_tags_all_go_away_keeps_none_of_them(world: World, sync, query: Query) -> None:
     account = world.account_ids[0]
     run = world.add_run(account, created_at=world.now - timedelta(minutes=3), status="EXECUTING")
@@ -171,6 +183,7 @@ def test_a_run_whose_tags_all_go_away_keeps_none_of_them(world: World, sync, que
     assert query("select count(*) from raw.runs__tags where run_id = ?", run["id"]) == [(0,)], "no dead rows"
 
 
+@pytest.mark.slow
 def test_an_account_whose_newest_run_is_older_still_gets_new_runs(world: World, sync, query: Query) -> None:
     """The per-account cursor trap: one global high-water mark would skip B's new run."""
     a, b = world.account_ids[:2]
@@ -185,6 +198,7 @@ def test_an_account_whose_newest_run_is_older_still_gets_new_runs(world: World, 
     assert {r.account: r.new for r in summary.results}[b] == 1
 
 
+@pytest.mark.slow
 def test_in_flight_run_past_the_100_run_window_is_followed_to_its_end(db_path: Path) -> None:
     world, account, run = _one_account_with_an_executing_run()
     with EmulatorServer(world) as server:
@@ -207,6 +221,7 @@ def test_in_flight_run_past_the_100_run_window_is_followed_to_its_end(db_path: P
     assert log[0][0] >= 1 and log[0][1] == 101
 
 
+@pytest.mark.slow
 def test_a_run_the_api_forgot_keeps_its_last_state_and_is_counted(world: World, sync, query: Query) -> None:
     account = world.account_ids[0]
     run = world.add_run(account, created_at=world.now - timedelta(minutes=5), status="QUEUED")
@@ -221,6 +236,7 @@ def test_a_run_the_api_forgot_keeps_its_last_state_and_is_counted(world: World, 
     assert {r.account: r.lost for r in summary.results}[account] == [], "asked about only once"
 
 
+@pytest.mark.slow
 def test_a_full_first_list_is_a_first_sync_and_more_than_100_new_runs_a_possible_gap(db_path: Path) -> None:
     world = World(accounts=2, runs_per_account=150, seed=4, now=NOW)
     busy, quiet = world.account_ids
@@ -250,6 +266,7 @@ def test_a_full_first_list_is_a_first_sync_and_more_than_100_new_runs_a_possible
     assert logged == [(False, True), (False, False), (True, False)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind", ["upstream_429", "500", "502", "503", "504", "truncated", "drop", "html", "not_json"]
 )
@@ -261,17 +278,43 @@ def test_each_fault_kind_is_retried_to_success(world: World, sync, query: Query,
     assert {r[0] for r in query("select run_id from analytics.runs")} == _visible_ids(world)
 
 
-def test_retry_after_is_honoured(world: World, sync) -> None:
-    world.inject("503", retry_after=0.04, mode="list")
-    summary = sync(RECOUP_ACCOUNTS=world.account_ids[0])
+class _ClockedWorld(World):
+    """A World whose request log also notes when each answer went out (monotonic seconds)."""
+
+    def record(self, entry: dict[str, Any]) -> None:
+        entry["at"] = time.monotonic()
+        super().record(entry)
+
+
+@pytest.mark.slow
+def test_retry_after_is_honoured(db_path: Path) -> None:
+    world = _ClockedWorld(accounts=1, runs_per_account=5, seed=11, now=NOW)
+    world.inject("503", retry_after=0.6, mode="list")
+    # Our own backoff would wait a millisecond: only the server's Retry-After explains a longer wait.
+    patient = RetryPolicy(attempts=4, max_seconds=20, backoff=0.001, max_wait=10)
+    with EmulatorServer(world) as server:
+        summary = run_sync(load_settings(sync_env(world, server, db_path)), retry=patient)
     assert summary.exit_code == 0 and summary.retries == 1
+    refused, answered = world.requests(mode="list")
+    assert (refused["status"], answered["status"]) == ("503", 200)
+    waited = answered["at"] - refused["at"]
+    assert 0.55 <= waited < 3, f"asked to wait 0.6 s, the client waited {waited:.2f} s"
 
 
-def test_a_slow_answer_is_waited_for(world: World, sync) -> None:
-    world.inject("delay", delay=0.3, mode="list")
-    assert sync().exit_code == 0
+@pytest.mark.slow
+def test_a_slow_answer_is_waited_for(world: World, sync, query: Query) -> None:
+    """An answer slower than httpx's default 5 s read timeout: a client that kept that default
+    would give up and retry; ours waits up to RECOUP_REQUEST_TIMEOUT (60 s)."""
+    slow = world.account_ids[0]
+    world.inject("delay", delay=6, mode="list", account=slow)
+    summary = sync()
+    assert summary.exit_code == 0, summary.lines()
+    assert "3/3 accounts ok, 0 failed" in summary.lines()[-1] and "0 retries" in summary.lines()[-1]
+    assert len(world.requests(mode="list", account=slow)) == 1, "asked once, answered once"
+    assert {r[0] for r in query("select run_id from analytics.runs")} == _visible_ids(world)
 
 
+@pytest.mark.slow
 def test_persistent_failure_of_one_account_leaves_the_others_loaded(world: World, sync, query: Query) -> None:
     bad = world.account_ids[2]
     world.inject("upstream_429", count=1000, mode="list", account=bad)
@@ -286,6 +329,7 @@ def test_persistent_failure_of_one_account_leaves_the_others_loaded(world: World
     assert any(line.startswith(f"account {bad}: FAILED") for line in summary.lines())
 
 
+@pytest.mark.slow
 def test_forbidden_account_fails_alone_and_is_not_retried(
     world: World, emulator: EmulatorServer, db_path: Path, query: Query
 ) -> None:
@@ -309,6 +353,7 @@ def test_a_refused_key_stops_the_sync_and_publishes_nothing(
     assert len(world.requests()) <= 8, "no retries on 401"
 
 
+@pytest.mark.slow
 def test_observed_profile_legacy_statuses_attempt_counts_and_errors(world: World, sync, query: Query) -> None:
     world.profile = "observed"
     frozen = world.add_run(world.account_ids[0], created_at=world.now - timedelta(minutes=1), status="FROZEN")
@@ -333,6 +378,7 @@ def test_observed_profile_legacy_statuses_attempt_counts_and_errors(world: World
     assert len(world.requests(mode="retrieve")) == retrieves, "never again while unchanged"
 
 
+@pytest.mark.slow
 def test_details_failed_only_and_none(world: World, sync, query: Query) -> None:
     world.profile = "observed"
     sync(RECOUP_DETAILS="failed")
@@ -343,11 +389,13 @@ def test_details_failed_only_and_none(world: World, sync, query: Query) -> None:
     ) == [(0,)]
 
 
+@pytest.mark.slow
 def test_documented_items_need_no_details_fetch(world: World, sync) -> None:
     sync()
     assert world.requests(mode="retrieve") == []
 
 
+@pytest.mark.slow
 def test_own_account_mode_lists_without_account_id(
     world: World, emulator: EmulatorServer, db_path: Path, query: Query
 ) -> None:
@@ -360,6 +408,7 @@ def test_own_account_mode_lists_without_account_id(
     assert query("select distinct account_id from analytics.runs") == [(world.account_ids[1],)]
 
 
+@pytest.mark.slow
 def test_moving_the_window_never_deletes_stored_runs(world: World, sync, query: Query) -> None:
     sync()
     before = query("select count(*) from analytics.runs")[0][0]
@@ -368,11 +417,24 @@ def test_moving_the_window_never_deletes_stored_runs(world: World, sync, query: 
     assert query("select count(*) from analytics.runs")[0][0] == before
 
 
+@pytest.mark.slow
 def test_wiping_the_working_state_loses_nothing(world: World, sync, db_path: Path, query: Query) -> None:
+    """Everything beside the warehouse file is working state a user may delete (a clean-up,
+    a new machine with only the file): the next sync continues where the last one stopped."""
     sync()
-    work = db_path.parent / ".recoup-work"
-    work.mkdir(exist_ok=True)
-    (work / "junk").write_text("left by a crash")
+    stored = query("select count(*) from analytics.runs")[0][0]
+    wiped = [path for path in db_path.parent.iterdir() if path != db_path]
+    assert wiped, "a sync leaves something beside the warehouse"
+    for path in wiped:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    busy = world.account_ids[0]
+    new_run = world.add_run(busy, created_at=world.now - timedelta(seconds=5))
     summary = sync()
-    assert sum(r.new for r in summary.results) == 0
-    assert not work.exists()
+    assert summary.exit_code == 0, summary.lines()
+    assert {r.account: r.new for r in summary.results} == {a: int(a == busy) for a in world.account_ids}
+    assert "2 pages unchanged" in summary.lines()[-1], "what the last sync read is still known"
+    assert query("select count(*), count(distinct run_id) from analytics.runs")[0] == (stored + 1, stored + 1)
+    assert query("select account_id from analytics.runs where run_id = ?", new_run["id"]) == [(busy,)]

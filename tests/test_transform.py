@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import orjson
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,7 @@ any_run = good_run | st.dictionaries(
 ) | json_values  # fmt: skip
 
 
+@pytest.mark.slow
 @given(good_run)
 def test_well_formed_runs_always_become_rows(item: dict) -> None:
     row = to_run_row(item, account_id="acc", seen_at=SEEN)
@@ -92,6 +94,7 @@ def _same_tables(items: list, keep_private: bool) -> None:
         assert built.to_pylist() == expected.to_pylist(), table
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(good_run, max_size=6, unique_by=lambda r: r["id"]) | st.lists(any_run, max_size=4), st.booleans()
@@ -103,6 +106,7 @@ def test_the_column_path_builds_exactly_what_the_row_path_builds(items: list, ke
         assume(False)  # the page goes run by run (next test); too many such pages fail this test
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(st.lists(one_field_off | good_run, min_size=1, max_size=4))
 def test_a_page_the_column_path_takes_holds_no_run_the_row_path_rejects(items: list) -> None:
@@ -129,6 +133,7 @@ def test_status_groups_cover_both_vocabularies_and_unknown() -> None:
         "waiting", "waiting", "running", "running", "failed", "unknown", "unknown"]  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(any_run, max_size=6), st.lists(good_run, min_size=1, max_size=4, unique_by=lambda r: r["id"]))
 def test_generated_pages_load_every_good_run_once_and_name_every_bad_one(junk: list, good: list) -> None:
