@@ -34,7 +34,7 @@ import duckdb
 
 from pipelines import warehouse
 from pipelines.config import database_path
-from pipelines.query import scalar
+from pipelines.query import one_row, scalar
 from pipelines.recoup.errors import ConfigError, RecoupError
 from pipelines.recoup.settings import RAW_DATASET
 
@@ -131,10 +131,26 @@ class Incremental:
             f"select distinct {select} from {self.source} where run_id in (select run_id from {CHANGED_RUNS})"
         )
 
-    def matching(self, keys: str) -> str:
-        """The source rows whose keys are in the table `keys`."""
+    def matching(self, keys: str, since: datetime | None = None) -> str:
+        """The source rows whose keys are in the table `keys`, none created before `since`."""
         expressions = ", ".join(expression for expression, _ in self.keys)
-        return f"(select * from {self.source} where ({expressions}) in (select {self.columns} from {keys}))"
+        where = f"({expressions}) in (select {self.columns} from {keys})"
+        if since is not None:
+            # A constant bound on created_at lets DuckDB skip the row groups (and DuckLake the
+            # Parquet files) of older runs by their min/max, instead of probing every run.
+            where = f"{PRUNE_COLUMN} >= '{since.isoformat()}'::timestamptz and {where}"
+        return f"(select * from {self.source} where {where})"
+
+    def oldest(self, con: duckdb.DuckDBPyConnection, keys: str) -> datetime | None:
+        """The earliest created_at among the source rows of `keys`; None when one has none.
+
+        Reading two columns to find it costs a fraction of reading every column of every run,
+        and the bound is exact: every matching row is at or after it.
+        """
+        query = f"""select min({PRUNE_COLUMN}), count(*) filter (where {PRUNE_COLUMN} is null)
+                    from {self.matching(keys)}"""  # fmt: skip
+        oldest, undated = one_row(con.execute(query))
+        return None if undated else oldest
 
 
 def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
@@ -230,6 +246,7 @@ def _stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 CHANGED_RUNS = "changed_runs"  # a temp table of the run ids a sync loaded
+PRUNE_COLUMN = "created_at"  # every incremental source has it; runs are stored roughly in its order
 REBUILD_MEMORY = "1GB"  # the second try of a build that ran out of the caller's budget
 
 
@@ -257,7 +274,7 @@ def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]
         if plan.keys != [("run_id", "run_id")]:  # a run's id does not change; other keys may
             con.execute(f"insert into {keys} {plan.touched()}")
         con.execute(f"delete from {model.name} where ({plan.columns}) in (select {plan.columns} from {keys})")
-        sql = re.sub(rf"\b{re.escape(plan.source)}\b", plan.matching(keys), model.sql)
+        sql = re.sub(rf"\b{re.escape(plan.source)}\b", plan.matching(keys, plan.oldest(con, keys)), model.sql)
         con.execute(f"insert into {model.name} {sql}")
     describe(con, models, only=rebuilt)
 
