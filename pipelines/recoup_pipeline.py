@@ -161,16 +161,23 @@ def _release_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def _load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths, size: LoadSize) -> None:
-    """Extracts, normalizes and loads into the working copy; unwraps our own errors."""
+def _pipeline(con: duckdb.DuckDBPyConnection, paths: warehouse.Paths) -> dlt.Pipeline:
+    """dlt's pipeline on the working copy, its state and schema restored from the warehouse
+    when the local folder is gone or older."""
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=dlt.destinations.duckdb(con),
         dataset_name=RAW_DATASET,
-        pipelines_dir=str(paths.pipelines_dir),
+        pipelines_dir=str(paths.work_pipelines_dir),
     )
+    pipeline.sync_destination()
+    return pipeline
+
+
+def _load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths, size: LoadSize) -> None:
+    """Extracts, normalizes and loads into the working copy; unwraps our own errors."""
     try:
-        pipeline.sync_destination()  # the working folder is new: take state from the warehouse
+        pipeline = _pipeline(con, paths)
         pipeline.extract(source, loader_file_format="parquet")
         _release_freed_memory()
         if size.large_bytes:  # DuckDB's merge holds large values in memory: give it room for them
@@ -256,7 +263,9 @@ def run_sync(
         # One connection for the whole sync: opening the working copy again costs time, and
         # after a load it would first replay the load's log into memory.
         with warehouse.connect(paths.work_db) as con, contextlib.ExitStack() as stack:
-            warehouse.add_placeholders(con)
+            warehouse.create_sync_tables(con)
+            # dlt creates every raw table, empty, at its first load (the lake has its own).
+            missing = [] if settings.lake else warehouse.missing_raw_tables(con)
             if settings.lake:
                 index, index_con = lake.read_index(settings, options)
                 stack.callback(index_con.close)
@@ -272,13 +281,20 @@ def run_sync(
                 if batch.has_rows:
                     break
             loaded = bool(ahead) and ahead[-1].has_rows
-            if loaded:
-                warehouse.drop_placeholders(con)
-                _load(recoup(itertools.chain(ahead, fetched), size), con, paths, size)
-                warehouse.add_placeholders(con)
+            # With nothing to load every result is in `ahead`: dlt runs only if a page mark changed.
+            if loaded or missing or index.page_book.after(summary.results) != index.page_book.marks:
+                warehouse.drop_stand_ins(con)
+                source = recoup(itertools.chain(ahead, fetched), size, index.page_book, missing)
+                _load(source, con, paths, size)
+                warehouse.keep_recent_states(con)
+            elif not settings.lake and not paths.work_pipelines_dir.exists():
+                _pipeline(con, paths)  # dlt's folder was wiped: restored for its tools, from the warehouse
             if loaded:  # an answer that replaced one with tags or attempts may have left them behind
                 warehouse.prune_answers(con, synced_at)
-            pending = warehouse.record_sync(con, synced_at, summary.results, options)
+            warehouse.remember_lost(con, synced_at, summary.results)
+            # The lake counts the backlog in the lake, once this sync's runs are merged there.
+            pending = {} if settings.lake else warehouse.details_pending(con, options.details)
+            warehouse.append_sync_log(con, synced_at, summary.results, pending)
             summary.details_pending = sum(pending.values())
             _release_freed_memory()
             if settings.lake:  # one lake snapshot: the changes and the models together

@@ -23,15 +23,16 @@ from pathlib import Path
 import duckdb
 import filelock
 import pyarrow as pa
+from dlt.common.versioned_state import decompress_state
 
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
-from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, Job, PageMark
-from pipelines.recoup.settings import GROUP_OF_STATUS, RAW_DATASET, TERMINAL_GROUPS
+from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, Job
+from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY, PageBook
+from pipelines.recoup.settings import GROUP_OF_STATUS, PIPELINE_NAME, RAW_DATASET, TERMINAL_GROUPS
 from pipelines.recoup.tables import ROOTS, TABLES
 
 log = logging.getLogger("recoup")
 
-PLACEHOLDER = "recoup-runs placeholder: no rows of this kind loaded yet"
 _DUCK_TYPES = {"text": "VARCHAR", "timestamp": "TIMESTAMPTZ", "bool": "BOOLEAN", "double": "DOUBLE",
                "bigint": "BIGINT", "json": "JSON"}  # fmt: skip
 RAW_TABLES = {
@@ -64,7 +65,13 @@ class Paths:
 
     @property
     def pipelines_dir(self) -> Path:
-        return self.work / "dlt"
+        """dlt's folder for analysts: state, schema and trace of the last published sync."""
+        return self.folder / f".{self.db.stem}-dlt-pipelines"
+
+    @property
+    def work_pipelines_dir(self) -> Path:
+        """dlt's folder during a sync; it replaces `pipelines_dir` when the warehouse is published."""
+        return self.work / "dlt-pipelines"
 
 
 def prepare_folder(paths: Paths) -> None:
@@ -151,6 +158,7 @@ def start_work_copy(paths: Paths) -> None:
     check_publishable(paths)
     shutil.rmtree(paths.work, ignore_errors=True)
     paths.work.mkdir(parents=True)
+    start_work_pipelines(paths)
     source = published_file(paths)
     if not source.exists():
         return
@@ -190,6 +198,45 @@ def _keep_access(published: Path, staged: Path) -> None:
     os.chmod(staged, mode)
 
 
+def start_work_pipelines(paths: Paths) -> None:
+    """Starts dlt's working folder from the published one (when there is one).
+
+    dlt restores state and schema from the warehouse only when the warehouse's state is newer
+    than the local one, so the local folder must never run ahead of the published warehouse:
+    dlt works on a copy, and the copy replaces the published folder only with the warehouse.
+    """
+    if paths.pipelines_dir.is_dir():
+        shutil.copytree(paths.pipelines_dir, paths.work_pipelines_dir, symlinks=True)
+
+
+def _prune_loaded_packages(pipelines_dir: Path) -> None:
+    """Keeps the description of the newest loaded package and drops its data files and every
+    older package: the warehouse holds those rows, and the folder would grow with every sync."""
+    for loaded in pipelines_dir.glob("*/load/loaded"):
+        packages = sorted((p for p in loaded.iterdir() if p.is_dir()), key=lambda p: p.name)
+        for package in packages[:-1]:
+            shutil.rmtree(package, ignore_errors=True)
+        for package in packages[-1:]:
+            shutil.rmtree(package / "completed_jobs", ignore_errors=True)
+
+
+def publish_pipelines(paths: Paths) -> None:
+    """Puts dlt's folder of the sync just published beside the warehouse.
+
+    Not atomic (a folder cannot replace another in one rename), and need not be: a missing or
+    stale folder only costs dlt a restore from the warehouse, which holds the same state.
+    """
+    if not paths.work_pipelines_dir.is_dir():
+        return
+    _prune_loaded_packages(paths.work_pipelines_dir)
+    retired = paths.pipelines_dir.with_name(paths.pipelines_dir.name + ".old")
+    shutil.rmtree(retired, ignore_errors=True)
+    if paths.pipelines_dir.exists():
+        os.replace(paths.pipelines_dir, retired)
+    os.replace(paths.work_pipelines_dir, paths.pipelines_dir)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
 def publish(paths: Paths) -> None:
     """Moves the finished working database over RECOUP_DB in one atomic step.
 
@@ -216,6 +263,7 @@ def publish(paths: Paths) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+    publish_pipelines(paths)
     shutil.rmtree(paths.work, ignore_errors=True)
 
 
@@ -254,28 +302,32 @@ def connect(path: Path, limits: dict[str, object] = LOAD_LIMITS) -> duckdb.DuckD
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     rows = con.execute(
-        "select table_name, table_type from information_schema.tables where table_schema = ?", [RAW_DATASET]
+        "select table_name, table_type from information_schema.tables"
+        " where table_catalog = current_database() and table_schema = ?",
+        [RAW_DATASET],
     ).fetchall()
     return dict(rows)
 
 
-def drop_placeholders(con: duckdb.DuckDBPyConnection) -> None:
-    """Removes the empty stand-in views so that dlt can create the real tables."""
+def missing_raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The raw tables dlt has not created yet (or that an earlier version stood in for with a
+    view): dlt materialises them, empty, at the sync's load."""
+    tables = _tables(con)
+    return [name for name in RAW_TABLES if tables.get(name) != "BASE TABLE"]
+
+
+def drop_stand_ins(con: duckdb.DuckDBPyConnection) -> None:
+    """Removes the empty views that earlier versions left in place of raw tables not loaded yet,
+    so that dlt can create the real ones."""
     for name, kind in _tables(con).items():
         if kind == "VIEW" and name in RAW_TABLES:
             con.execute(f'drop view "{RAW_DATASET}"."{name}"')
 
 
-def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
-    """Gives every raw table the models read an empty stand-in until dlt has loaded one."""
+def create_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Creates the tables the sync itself writes beside dlt's: `sync_log` (analysts query it)
+    and `lost_runs` (runs the API forgot: never asked for again)."""
     con.execute(f"create schema if not exists {RAW_DATASET}")
-    existing = _tables(con)
-    for name, columns in RAW_TABLES.items():
-        if name in existing:
-            continue
-        select = ", ".join(f'null::{kind} as "{column}"' for column, kind in columns.items())
-        con.execute(f'create view "{RAW_DATASET}"."{name}" as select {select} where false')
-        con.execute(f'comment on view "{RAW_DATASET}"."{name}" is \'{PLACEHOLDER}\'')
     con.execute(f"""
         create table if not exists {RAW_DATASET}.sync_log (
             synced_at timestamptz, account_id varchar, runs_seen integer, runs_new integer,
@@ -291,17 +343,8 @@ def add_placeholders(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)"
     )
-    columns = con.execute(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = 'list_pages'",
-        [RAW_DATASET],
-    ).fetchall()
-    if columns and ("runs_listed",) not in columns:  # an earlier layout of this cache: start it again
-        con.execute(f"drop table {RAW_DATASET}.list_pages")
-    con.execute(f"""
-        create table if not exists {RAW_DATASET}.list_pages (
-            account_id varchar primary key, digest varchar, runs_listed integer, in_flight_listed varchar[],
-            stored_runs integer, options varchar, read_at timestamptz)
-    """)
+    # The page marks moved into dlt's state (pipelines/recoup/pages.py): the old cache goes.
+    con.execute(f"drop table if exists {RAW_DATASET}.list_pages")
 
 
 # The list shows runs of about the last 7 days; the index holds twice that, measured back from
@@ -349,9 +392,12 @@ def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
     mark, the runs in flight, the details backlog, and each account's last list page read
     under the same `options`.
 
-    Needs `add_placeholders` to have run, so that a warehouse with no runs yet reads as empty.
+    A warehouse that dlt has not loaded yet reads as empty.
     """
     index = Index()
+    if {"runs", "run_details"} - set(_tables(con)):
+        index.page_book = PageBook(options=str(options))
+        return index
     terminal = _detail_statuses("all")
     in_flight = f"not coalesce(list_contains({terminal!r}, status), false)"  # a finished run stays finished
     newest = con.execute(f"select max(created_at) from {RAW_DATASET}.runs").fetchone()[0]
@@ -378,22 +424,43 @@ def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
         ).fetchall():
             job = Job(run_id, account, status in failed, created_us or 0, listed=True)
             index.backlog.setdefault(account, []).append(job)
-    # A page is known only while the account's stored runs are the ones stored when it was
-    # read (someone may have deleted rows to have them read again).
-    stored = dict(
+    index.stored_runs = dict(
         con.execute(f"select account_id, count(*) from {RAW_DATASET}.runs group by account_id").fetchall()
     )
-    index.accounts_stored = set(stored)
-    pages = con.execute(f"""
-        select account_id, digest, runs_listed, in_flight_listed, stored_runs from {RAW_DATASET}.list_pages
-        where options = ?
-    """, [str(options)]).fetchall()  # fmt: skip
-    index.pages = {
-        account: PageMark(digest, listed, in_flight)
-        for account, digest, listed, in_flight, runs in pages
-        if stored.get(account) == runs
-    }
+    index.page_book = PageBook(read_source_state(con).get(STATE_KEY, {}), index.stored_runs, str(options))
+    index.pages = index.page_book.known()
     return index
+
+
+STATES_KEPT = 10  # dlt appends a state row at every load that changed it; older ones are never read
+
+
+def keep_recent_states(con: duckdb.DuckDBPyConnection) -> None:
+    """Deletes all but the newest states dlt stored (each holds every account's page mark)."""
+    con.execute(f"""
+        delete from {RAW_DATASET}._dlt_pipeline_state where created_at < (
+            select min(created_at) from (
+                select created_at from {RAW_DATASET}._dlt_pipeline_state order by created_at desc limit {STATES_KEPT}))
+    """)  # fmt: skip
+
+
+def read_source_state(con: duckdb.DuckDBPyConnection) -> dict:
+    """The state of the source `recoup` as dlt last stored it in the warehouse (empty before
+    dlt first loaded): what dlt itself restores when its local folder is gone."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables"
+        " where table_catalog = current_database() and table_schema = ? and table_name = ?",
+        [RAW_DATASET, "_dlt_pipeline_state"],
+    ).fetchone()[0]
+    if not exists:
+        return {}
+    row = con.execute(f"""
+        select state from {RAW_DATASET}._dlt_pipeline_state where pipeline_name = ?
+        order by created_at desc, version desc limit 1
+    """, [PIPELINE_NAME]).fetchone()  # fmt: skip
+    if row is None:
+        return {}
+    return decompress_state(row[0]).get("sources", {}).get(SOURCE_NAME, {})
 
 
 def details_pending(con: duckdb.DuckDBPyConnection, details: str) -> dict[str, int]:
@@ -424,14 +491,9 @@ def prune_answers(con: duckdb.DuckDBPyConnection, since: datetime) -> None:
             """, [since])  # fmt: skip
 
 
-def record_sync(
-    con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult], options: FetchOptions
-) -> dict[str, int]:
-    """Appends one sync_log row per account, remembers runs the API has forgotten, and each
-    account's list page when it was read and stored without a problem.
-
-    Returns each account's details backlog after this sync.
-    """
+def remember_lost(con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult]) -> None:
+    """Remembers the runs the API no longer knows: they keep their last state and are never
+    asked for again."""
     lost = pa.table({"run_id": pa.array([run_id for r in results for run_id in r.lost], pa.string())})
     if lost.num_rows:  # one statement: executemany costs milliseconds a row
         con.register("lost_rows", lost)
@@ -440,7 +502,16 @@ def record_sync(
             [synced_at],
         )
         con.unregister("lost_rows")
-    pending = details_pending(con, options.details)
+
+
+def append_sync_log(
+    con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult], pending: dict[str, int]
+) -> None:
+    """Appends one sync_log row per account.
+
+    Args:
+        pending: each account's details backlog after this sync.
+    """
     log = pa.table({
         "synced_at": pa.array([synced_at] * len(results), pa.timestamp("us", tz="UTC")),
         "account_id": [r.account for r in results],
@@ -458,28 +529,3 @@ def record_sync(
     con.register("sync_log_rows", log)
     con.execute(f"insert into {RAW_DATASET}.sync_log by name select * from sync_log_rows")
     con.unregister("sync_log_rows")
-    # A page read again to the same digest keeps its row; a page with a problem loses its row.
-    rewritten = [r for r in results if not (r.ok and r.unchanged_page)]
-    marks = [r.page if r.ok else None for r in rewritten]
-    pages = pa.table({
-        "account_id": pa.array([r.account for r in rewritten], pa.string()),
-        "digest": [m.digest if m else None for m in marks],
-        "runs_listed": pa.array([m.listed if m else None for m in marks], pa.int32()),
-        "in_flight_listed": pa.array([m.in_flight if m else None for m in marks], pa.list_(pa.string())),
-    })  # fmt: skip
-    con.register("list_page_rows", pages)
-    con.execute(
-        f"delete from {RAW_DATASET}.list_pages where account_id in (select account_id from list_page_rows)"
-    )
-    con.execute(f"""
-        insert into {RAW_DATASET}.list_pages
-        select p.account_id, p.digest, p.runs_listed, p.in_flight_listed, count(r.id), ?, ?
-        from list_page_rows p left join {RAW_DATASET}.runs r on r.account_id = p.account_id
-        where p.digest is not null
-        group by all
-    """, [str(options), synced_at])  # fmt: skip
-    con.unregister("list_page_rows")
-    owners = sorted({owner for r in results for owner in r.foreign.values()})
-    if owners:  # another account listed their runs: read their own pages in full next time
-        con.execute(f"delete from {RAW_DATASET}.list_pages where list_contains(?, account_id)", [owners])
-    return pending

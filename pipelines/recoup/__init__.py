@@ -19,6 +19,8 @@ import pyarrow.compute as pc
 from dlt.extract.hints import make_hints
 
 from pipelines.recoup.columnar import CheckedPage, assemble
+from pipelines.recoup.fetch import AccountResult
+from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY, PageBook
 from pipelines.recoup.tables import ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
@@ -110,19 +112,48 @@ def to_tables(
     yield from flush()
 
 
-@dlt.source(name="recoup")
-def recoup(results: Iterable[Any], size: LoadSize | None = None) -> Any:
+def _noting(results: Iterable[Any], accounts: list[AccountResult]) -> Iterator[Any]:
+    """Passes `results` on, keeping each account's result for the page marks written at the end."""
+    for result in results:
+        if isinstance(result, AccountResult):
+            accounts.append(result)
+        yield result
+
+
+def _empty_tables(names: Iterable[str]) -> Iterator[Any]:
+    """Each named raw table with no rows, for dlt to create from its hints."""
+    wanted = set(names)
+    for mode in ("list", "retrieve"):
+        for table, empty in rows_to_answers([], mode).tables().items():
+            if table in wanted:
+                yield dlt.mark.with_hints(empty, HINTS[table], create_table_variant=True)
+
+
+@dlt.source(name=SOURCE_NAME)
+def recoup(
+    results: Iterable[Any],
+    size: LoadSize | None = None,
+    pages: PageBook | None = None,
+    materialize: Iterable[str] = (),
+) -> Any:
     """The runs of every account, merged on `id` into the raw tables.
 
     Args:
         results: what the lists and the fetches by id produced (only new or changed runs carry
             rows), consumed as it arrives so that memory stays bounded.
         size: counts the large JSON values handed over, for the load's memory budget.
+        pages: the page marks the sync started from; the marks after it are written into the
+            source's state once every result has passed, and dlt stores them with the load.
+        materialize: raw tables the warehouse lacks: dlt creates them, empty if no rows come.
     """
 
     # Every batch carries the hints of its own table (see HINTS), so the resource declares none.
     @dlt.resource(name="runs")
     def runs() -> Iterator[Any]:
-        yield from to_tables(results, size=size)
+        yield from _empty_tables(materialize)
+        accounts: list[AccountResult] = []
+        yield from to_tables(_noting(results, accounts), size=size)
+        if pages is not None:
+            dlt.current.source_state()[STATE_KEY] = pages.after(accounts)
 
     return runs

@@ -21,6 +21,7 @@ import pyarrow as pa
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.columnar import CheckedPage, list_answers
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError
+from pipelines.recoup.pages import PageBook, PageMark
 from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
 from pipelines.recoup.transform import (
     DEFAULT_LIMITS,
@@ -47,14 +48,6 @@ class StoredRun(NamedTuple):
     detailed_us: int | None  # the updatedAt at which details were last fetched
 
 
-class PageMark(NamedTuple):
-    """The last list answer of an account read in full and stored without a problem."""
-
-    digest: str
-    listed: int  # how many runs it listed
-    in_flight: list[str]  # which of them were still in flight (the others outside it get refreshed)
-
-
 class Job(NamedTuple):
     """One run to fetch by id after the lists: a refresh or a details fetch."""
 
@@ -79,7 +72,8 @@ class Index:
     in_flight_ids: dict[str, list[str]] = field(default_factory=dict)  # by account; the API still knows them
     pages: dict[str, PageMark] = field(default_factory=dict)  # only where no stored run has gone
     backlog: dict[str, list[Job]] = field(default_factory=dict)  # by account: finished runs awaiting details
-    accounts_stored: set[str] = field(default_factory=set)  # accounts with at least one stored run
+    stored_runs: dict[str, int] = field(default_factory=dict)  # by account: how many runs are stored
+    page_book: PageBook = field(default_factory=PageBook)  # the page marks this sync starts from
     _runs: dict[str, tuple] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -293,7 +287,7 @@ def _read_page(items: list[Any], result: AccountResult, index: Index, options: F
             for run_id, status in dict(wanted).items()
         ]
     full = len(items) >= LIST_LIMIT
-    if full and account not in index.accounts_stored:
+    if full and account not in index.stored_runs:
         result.first_sync = True
         dates = [
             i.get("createdAt") for i in items if isinstance(i, dict) and isinstance(i.get("createdAt"), str)
