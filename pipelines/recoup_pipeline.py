@@ -30,8 +30,11 @@ from pipelines.models import ModelError, apply_models
 from pipelines.recoup import LoadSize, recoup
 from pipelines.recoup.client import RecoupClient, RetryPolicy
 from pipelines.recoup.errors import RecoupError
-from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, list_all
+from pipelines.recoup.fan_out import list_all
 from pipelines.recoup.followups import Budget, Followups, fetch_followups
+from pipelines.recoup.index import Index
+from pipelines.recoup.options import FetchOptions
+from pipelines.recoup.results import AccountResult
 from pipelines.recoup.settings import PIPELINE_NAME, RAW_DATASET
 from pipelines.stopping import stop_on_signals
 
@@ -212,11 +215,11 @@ def _lists_then_followups(
     refreshes and the details backlog within the budget."""
     progress = Progress(len(accounts))
     results: dict[str, AccountResult] = {}
-    for result in list_all(client, accounts, index, options, own, settings.max_concurrency, budget.stop):
-        results[result.account] = result
-        summary.results.append(result)
-        progress(result)
-        yield result
+    for listed in list_all(client, accounts, index, options, own, settings.max_concurrency, budget.stop):
+        results[listed.result.account] = listed.result
+        summary.results.append(listed.result)
+        progress(listed.result)
+        yield listed
     summary.lists_done = budget.elapsed
     log.info("lists done in %.1f s", summary.lists_done)
     yield from fetch_followups(

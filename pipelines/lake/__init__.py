@@ -30,7 +30,9 @@ from pipelines import warehouse
 from pipelines.config import Settings
 from pipelines.models import REBUILD_MEMORY, ModelError, apply_models
 from pipelines.recoup.errors import LockHeld, RecoupError
-from pipelines.recoup.fetch import AccountResult, FetchOptions, Index
+from pipelines.recoup.index import Index
+from pipelines.recoup.options import FetchOptions
+from pipelines.recoup.results import AccountResult
 from pipelines.recoup.settings import RAW_DATASET
 from pipelines.recoup.tables import ROOTS
 

@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 from dlt.extract.hints import make_hints
 
 from pipelines.recoup.columnar import CheckedPage, assemble
-from pipelines.recoup.fetch import AccountResult
 from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY, PageBook
+from pipelines.recoup.results import AccountResult, Listed
 from pipelines.recoup.tables import ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
@@ -79,7 +79,8 @@ def _answers(
 def to_tables(
     results: Iterable[Any], batch_runs: int = BATCH_RUNS, size: LoadSize | None = None
 ) -> Iterator[Any]:
-    """Account results as Arrow tables for every raw table, about `batch_runs` runs at a time."""
+    """Rows to load (`Rows`, or `Listed` accounts) as Arrow tables for every raw table, about
+    `batch_runs` runs at a time."""
     pages: list[CheckedPage] = []
     list_rows: list[dict[str, Any]] = []
     detail_rows: list[dict[str, Any]] = []
@@ -99,13 +100,12 @@ def to_tables(
                 yield dlt.mark.with_hints(batch, HINTS[table], create_table_variant=True)
 
     runs = 0
-    for result in results:
-        runs += sum(map(len, result.pages)) + len(result.list_rows) + len(result.detail_rows)
-        pages.extend(result.pages)
-        list_rows.extend(result.list_rows)
-        detail_rows.extend(result.detail_rows)
-        # The runs now belong to the batch; the result keeps only its counts (sync_log, summary).
-        result.pages, result.list_rows, result.detail_rows = [], [], []
+    for item in results:
+        rows = item.rows if isinstance(item, Listed) else item
+        runs += rows.runs
+        pages.extend(rows.pages)
+        list_rows.extend(rows.list_rows)
+        detail_rows.extend(rows.detail_rows)
         if runs >= batch_runs:
             yield from flush()
             runs = 0
@@ -114,10 +114,10 @@ def to_tables(
 
 def _noting(results: Iterable[Any], accounts: list[AccountResult]) -> Iterator[Any]:
     """Passes `results` on, keeping each account's result for the page marks written at the end."""
-    for result in results:
-        if isinstance(result, AccountResult):
-            accounts.append(result)
-        yield result
+    for item in results:
+        if isinstance(item, Listed):
+            accounts.append(item.result)
+        yield item
 
 
 def _empty_tables(names: Iterable[str]) -> Iterator[Any]:

@@ -12,11 +12,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
+from pipelines.recoup.changes import differs
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
-from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, Job, differs
+from pipelines.recoup.index import Index, Job
+from pipelines.recoup.options import FetchOptions
+from pipelines.recoup.results import AccountResult, Rows
 from pipelines.recoup.transform import micros, to_run_row
 
 log = logging.getLogger("recoup")
@@ -52,19 +54,6 @@ class Followups:
     refreshes_deferred: int = 0
     details_deferred: int = 0
     last_started_at: float | None = None  # when the last request by id started
-
-
-@dataclass
-class Retrieved:
-    """Retrieve answers waiting to be loaded (the loader reads the same fields as an account's)."""
-
-    detail_rows: list[dict[str, Any]] = field(default_factory=list)
-    pages: tuple = ()
-    list_rows: tuple = ()
-
-    @property
-    def has_rows(self) -> bool:
-        return bool(self.detail_rows)
 
 
 def plan(results: Iterable[AccountResult]) -> list[Job]:
@@ -123,7 +112,7 @@ def fetch_followups(
     budget: Budget,
     stats: Followups,
     concurrency: int = 8,
-) -> Iterator[Retrieved]:
+) -> Iterator[Rows]:
     """Fetches planned runs by id until the plan is done or the budget is spent.
 
     Requests under way when the budget runs out finish and are loaded; the rest is counted as
@@ -134,7 +123,7 @@ def fetch_followups(
     if not jobs:
         return
     workers = max(1, concurrency)
-    batch = Retrieved()
+    batch = Rows()
     started, last_log = 0, time.monotonic()
     with ThreadPoolExecutor(workers, thread_name_prefix="run") as pool:
         pending: set[Future] = set()
@@ -154,7 +143,7 @@ def fetch_followups(
                         batch.detail_rows.append(row)
                 if len(batch.detail_rows) >= BATCH_ROWS:
                     yield batch
-                    batch = Retrieved()
+                    batch = Rows()
                 if time.monotonic() - last_log >= 2.0:
                     last_log = time.monotonic()
                     log.info("runs by id %d/%d", stats.fetched, len(jobs))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from pipelines.recoup.fetch import AccountResult
+    from pipelines.recoup.results import AccountResult
 
 SOURCE_NAME = "recoup"  # the dlt source, whose state holds the marks
 STATE_KEY = "pages"  # in `dlt.current.source_state()`

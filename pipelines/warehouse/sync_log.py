@@ -7,7 +7,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from pipelines.recoup.fetch import AccountResult
+from pipelines.recoup.results import AccountResult
 from pipelines.recoup.settings import RAW_DATASET
 
 

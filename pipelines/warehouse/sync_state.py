@@ -7,7 +7,8 @@ from datetime import timedelta
 import duckdb
 from dlt.common.versioned_state import decompress_state
 
-from pipelines.recoup.fetch import FetchOptions, Index, Job
+from pipelines.recoup.index import Index, Job
+from pipelines.recoup.options import FetchOptions
 from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY, PageBook
 from pipelines.recoup.settings import GROUP_OF_STATUS, PIPELINE_NAME, RAW_DATASET, TERMINAL_GROUPS
 from pipelines.warehouse.raw_schema import table_kinds
