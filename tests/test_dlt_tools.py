@@ -103,3 +103,16 @@ def test_dlt_creates_every_raw_table_even_one_no_row_was_loaded_into(sync, query
     )
     assert query("select count(*) from raw.run_details") == [(0,)]
     assert query("select count(*) from analytics.runs")[0][0] > 0
+
+
+def test_only_the_newest_states_are_kept(tmp_path: Path) -> None:
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("create schema raw")
+        con.execute("create table raw._dlt_pipeline_state (version bigint, created_at timestamptz)")
+        con.execute("insert into raw._dlt_pipeline_state select i, timestamptz '2026-01-01' + i * interval 1 minute"
+                    " from range(25) t(i)")  # fmt: skip
+        warehouse.keep_recent_states(con)
+        kept = [
+            v for (v,) in con.execute("select version from raw._dlt_pipeline_state order by 1").fetchall()
+        ]
+    assert kept == list(range(25 - warehouse.sync_state.STATES_KEPT, 25))
