@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 import httpx
 import orjson
+from dlt.common.versioned_state import compress_state, decompress_state
 
 from pipelines import warehouse
 from pipelines.config import load_settings
@@ -40,6 +41,7 @@ from pipelines.lake.local_postgres import PG_PASSWORD, PostgresCluster, Postgres
 from pipelines.models import apply_models
 from pipelines.query import one_row, scalar
 from pipelines.recoup.client import RetryPolicy
+from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
 from pipelines.recoup_pipeline import run_sync
 
@@ -452,6 +454,20 @@ _TIMES = ("created_at", "updated_at", "started_at", "finished_at", "delayed_unti
           "seen_at")  # fmt: skip
 
 
+def _recount_page_marks(con: duckdb.DuckDBPyConnection) -> None:
+    """The accounts hold more runs now: their last pages stay known, as they would have (the
+    page marks in dlt's latest stored state get the new counts)."""
+    row = con.execute("select state, _dlt_id from raw._dlt_pipeline_state"
+                      " order by created_at desc, version desc limit 1").fetchone()  # fmt: skip
+    state = decompress_state(row[0])
+    counts = dict(con.execute("select account_id, count(*) from raw.runs group by 1").fetchall())
+    for account, mark in state["sources"][SOURCE_NAME][STATE_KEY].items():
+        mark["stored"] = counts.get(account, mark["stored"])
+    con.execute(
+        "update raw._dlt_pipeline_state set state = ? where _dlt_id = ?", [compress_state(state), row[1]]
+    )
+
+
 def grow_history(db: Path, target: int) -> int:
     """Copies the synced runs back in time until the warehouse holds `target` runs.
 
@@ -478,11 +494,8 @@ def grow_history(db: Path, target: int) -> int:
                     )
                 con.execute(f"insert into raw.{table} select * replace ({', '.join(shifted)}) from raw.{table}"
                             f" where {'id' if 'id' in names else 'run_id'} not like '%~%'")  # fmt: skip
-        # The accounts hold more runs now: their last pages stay known, as they would have.
-        con.execute("""update raw.list_pages p set stored_runs = s.runs
-                       from (select account_id, count(*) as runs from raw.runs group by 1) s
-                       where s.account_id = p.account_id""")  # fmt: skip
-        warehouse.add_placeholders(con)
+        _recount_page_marks(con)
+        warehouse.create_sync_tables(con)
         apply_models(con)
         con.execute("checkpoint")
         return scalar(con.execute("select count(*) from raw.runs"))

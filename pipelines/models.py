@@ -388,7 +388,7 @@ def main() -> int:
         with warehouse.sync_lock(paths, wait_seconds=60), warehouse.discard_work_on_failure(paths):
             warehouse.start_work_copy(paths)
             with warehouse.connect(paths.work_db, warehouse.MODEL_LIMITS) as con:
-                warehouse.add_placeholders(con)
+                warehouse.create_sync_tables(con)
                 names = apply_models(con)
                 con.execute("checkpoint")
             warehouse.publish(paths)

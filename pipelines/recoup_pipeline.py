@@ -12,9 +12,7 @@ import itertools
 import logging
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,129 +28,18 @@ from pipelines.models import ModelError, apply_models
 from pipelines.recoup import LoadSize, recoup
 from pipelines.recoup.client import RecoupClient, RetryPolicy
 from pipelines.recoup.errors import RecoupError
-from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, list_all
-from pipelines.recoup.followups import Budget, Followups, fetch_followups
+from pipelines.recoup.fan_out import list_all
+from pipelines.recoup.followups import Budget, fetch_followups
+from pipelines.recoup.index import Index
+from pipelines.recoup.options import FetchOptions
+from pipelines.recoup.results import AccountResult
 from pipelines.recoup.settings import PIPELINE_NAME, RAW_DATASET
 from pipelines.stopping import stop_on_signals
+from pipelines.sync_summary import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, Progress, SyncSummary
 
 log = logging.getLogger("recoup")
 
-EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 75
-
-
-@dataclass
-class SyncSummary:
-    """What one sync did, for the closing lines and for tests."""
-
-    results: list[AccountResult] = field(default_factory=list)
-    accounts: int = 0  # configured
-    requests: int = 0
-    retries: int = 0
-    seconds: float = 0.0
-    model_error: str | None = None
-    followups: Followups = field(default_factory=Followups)
-    details_pending: int = 0  # the backlog left in the warehouse after this sync
-    stopped: bool = False  # a signal ended the sync early
-    lists_seconds: float = 0.0  # what listing every account costs at the configured rate
-    lists_done: float = 0.0  # seconds into the sync when the last list answer was read
-    budget_seconds: int = 0
-    max_rpm: int = 0
-
-    @property
-    def failed(self) -> list[AccountResult]:
-        """The accounts that failed or had a run rejected."""
-        return [r for r in self.results if not r.ok]
-
-    @property
-    def unlisted(self) -> int:
-        """Configured accounts that were never listed (a stop came first)."""
-        return self.accounts - len(self.results)
-
-    @property
-    def nothing_listed(self) -> bool:
-        """Every account's list call failed: nothing could be synced."""
-        return bool(self.results) and all(r.error and ": list: " in r.error for r in self.results)
-
-    @property
-    def unreachable(self) -> bool:
-        """Every account's list call failed in transport: the base URL is wrong or its host is down."""
-        return self.nothing_listed and all(r.error and "transport error" in r.error for r in self.results)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every configured account was listed and synced and the models built, else 1."""
-        return EXIT_PARTIAL if self.failed or self.model_error or self.unlisted else EXIT_OK
-
-    def lines(self) -> list[str]:
-        """The closing lines of `recoup sync`: each failure and warning, then one summary line."""
-        out = [f"account {r.account}: FAILED: {r.summary_error()}" for r in self.failed]
-        out += [
-            f"account {r.account}: possible gap: the list was full and reached back to no stored run"
-            for r in self.results
-            if r.possible_gap
-        ]
-        out += [
-            f"account {r.account}: {len(r.foreign)} listed run(s) belong to another account and were left"
-            f" with it (e.g. {next(iter(r.foreign))} of {next(iter(r.foreign.values()))})"
-            for r in self.results
-            if r.foreign
-        ]
-        out += [
-            f"account {r.account}: first sync: history before {r.oldest_listed or 'its oldest listed run'}"
-            " is not available from the API"
-            for r in self.results
-            if r.first_sync
-        ]
-        if self.model_error:
-            out.append(f"models: FAILED: {self.model_error}")
-        if self.stopped:
-            out.append(
-                f"sync: stopped early by a signal: {self.unlisted} account(s) not listed, "
-                f"{self.followups.details_deferred + self.followups.refreshes_deferred} run(s) left for the next sync"
-            )
-        if self.budget_seconds and self.lists_seconds > self.budget_seconds:
-            need = -(-len(self.results) * 60 // self.budget_seconds)  # requests/min that fit the lists
-            out.append(
-                f"sync: listing {self.accounts} accounts takes {self.lists_seconds:.0f} s at RECOUP_MAX_RPM="
-                f"{self.max_rpm}, more than RECOUP_SYNC_SECONDS={self.budget_seconds}: details wait; set "
-                f"RECOUP_SYNC_SECONDS to at least {self.lists_seconds * 1.2:.0f} (and the cron interval above it)"
-                f" or RECOUP_MAX_RPM to at least {need}"
-            )
-        total = len(self.results)
-        new = sum(r.new for r in self.results)
-        updated = sum(len(r.updated) for r in self.results)
-        refreshed = sum(r.refreshed for r in self.results)
-        lost = sum(len(r.lost) for r in self.results)
-        unchanged = sum(r.unchanged_page for r in self.results)
-        deferred = self.followups.details_deferred
-        out.append(
-            f"sync: {total - len(self.failed)}/{self.accounts} accounts ok, {len(self.failed)} failed · "
-            f"runs {new} new, {updated} updated, {refreshed} refreshed, {lost} unknown to the API · "
-            f"{self.requests} requests, {self.retries} retries, {unchanged} pages unchanged · "
-            f"details {deferred} deferred, {self.details_pending} pending · {self.seconds:.1f} s"
-        )
-        return out
-
-
-class Progress:
-    """Logs how far the sync is, at most every `every` seconds, and at the end."""
-
-    def __init__(self, total: int, every: float = 2.0) -> None:
-        self.total, self.every = total, every
-        self.done = self.new = self.updated = self.failed = 0
-        self._last = time.monotonic()
-
-    def __call__(self, result: AccountResult) -> None:
-        """Counts one listed account, and logs the totals when `every` seconds have passed."""
-        self.done += 1
-        self.new += result.new
-        self.updated += len(result.updated)
-        self.failed += not result.ok
-        now = time.monotonic()
-        if now - self._last >= self.every or self.done == self.total:
-            self._last = now
-            log.info("accounts %d/%d · runs %d new, %d updated · %d failed",
-                     self.done, self.total, self.new, self.updated, self.failed)  # fmt: skip
+__all__ = ["EXIT_CONFIG", "EXIT_LOCKED", "EXIT_OK", "EXIT_PARTIAL", "SyncSummary", "run_sync"]
 
 
 def _release_freed_memory() -> None:
@@ -166,16 +53,23 @@ def _release_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def _load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths, size: LoadSize) -> None:
-    """Extracts, normalizes and loads into the working copy; unwraps our own errors."""
+def _pipeline(con: duckdb.DuckDBPyConnection, paths: warehouse.Paths) -> dlt.Pipeline:
+    """dlt's pipeline on the working copy, its state and schema restored from the warehouse
+    when the local folder is gone or older."""
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=dlt.destinations.duckdb(con),
         dataset_name=RAW_DATASET,
-        pipelines_dir=str(paths.pipelines_dir),
+        pipelines_dir=str(paths.work_pipelines_dir),
     )
+    pipeline.sync_destination()
+    return pipeline
+
+
+def _load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths, size: LoadSize) -> None:
+    """Extracts, normalizes and loads into the working copy; unwraps our own errors."""
     try:
-        pipeline.sync_destination()  # the working folder is new: take state from the warehouse
+        pipeline = _pipeline(con, paths)
         pipeline.extract(source, loader_file_format="parquet")
         _release_freed_memory()
         if size.large_bytes:  # DuckDB's merge holds large values in memory: give it room for them
@@ -206,17 +100,15 @@ def _lists_then_followups(
     budget: Budget,
     summary: SyncSummary,
 ) -> Iterator[Any]:
-    """Every account's list first, then the refreshes and the details backlog within the budget.
-
-    Account results stream to the loader as they come.
-    """
+    """Every account's list first (results stream to the loader as they come), then the
+    refreshes and the details backlog within the budget."""
     progress = Progress(len(accounts))
     results: dict[str, AccountResult] = {}
-    for result in list_all(client, accounts, index, options, own, settings.max_concurrency, budget.stop):
-        results[result.account] = result
-        summary.results.append(result)
-        progress(result)
-        yield result
+    for listed in list_all(client, accounts, index, options, own, settings.max_concurrency, budget.stop):
+        results[listed.result.account] = listed.result
+        summary.results.append(listed.result)
+        progress(listed.result)
+        yield listed
     summary.lists_done = budget.elapsed
     log.info("lists done in %.1f s", summary.lists_done)
     yield from fetch_followups(
@@ -263,7 +155,9 @@ def run_sync(
         # One connection for the whole sync: opening the working copy again costs time, and
         # after a load it would first replay the load's log into memory.
         with warehouse.connect(paths.work_db) as con, contextlib.ExitStack() as stack:
-            warehouse.add_placeholders(con)
+            warehouse.create_sync_tables(con)
+            # dlt creates every raw table, empty, at its first load (the lake has its own).
+            missing = [] if settings.lake else warehouse.missing_raw_tables(con)
             if settings.lake:
                 index, index_con = lake.read_index(settings, options)
                 stack.callback(index_con.close)
@@ -279,13 +173,20 @@ def run_sync(
                 if batch.has_rows:
                     break
             loaded = bool(ahead) and ahead[-1].has_rows
-            if loaded:
-                warehouse.drop_placeholders(con)
-                _load(recoup(itertools.chain(ahead, fetched), size), con, paths, size)
-                warehouse.add_placeholders(con)
+            # With nothing to load every result is in `ahead`: dlt runs only if a page mark changed.
+            if loaded or missing or index.page_book.after(summary.results) != index.page_book.marks:
+                warehouse.drop_stand_ins(con)
+                source = recoup(itertools.chain(ahead, fetched), size, index.page_book, missing)
+                _load(source, con, paths, size)
+                warehouse.keep_recent_states(con)
+            elif not settings.lake and not paths.work_pipelines_dir.exists():
+                _pipeline(con, paths)  # dlt's folder was wiped: restored for its tools, from the warehouse
             if loaded:  # an answer that replaced one with tags or attempts may have left them behind
                 warehouse.prune_answers(con, synced_at)
-            pending = warehouse.record_sync(con, synced_at, summary.results, options)
+            warehouse.remember_lost(con, synced_at, summary.results)
+            # The lake counts the backlog in the lake, once this sync's runs are merged there.
+            pending = {} if settings.lake else warehouse.details_pending(con, options.details)
+            warehouse.append_sync_log(con, synced_at, summary.results, pending)
             summary.details_pending = sum(pending.values())
             _release_freed_memory()
             if settings.lake:  # one lake snapshot: the changes and the models together

@@ -34,7 +34,7 @@ def _create_raw(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema raw")
     for table, columns in warehouse.RAW_TABLES.items():
         con.execute(f"create table raw.{table} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
-    warehouse.add_placeholders(con)
+    warehouse.create_sync_tables(con)
 
 
 def _store(con: duckdb.DuckDBPyConnection, step: int, item: dict, seen_at: datetime) -> None:

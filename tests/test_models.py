@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.models import SQL_DIR, ModelError, apply_models, load_models
 from pipelines.recoup.settings import GROUP_OF_STATUS
-from pipelines.warehouse import RAW_TABLES, add_placeholders
+from pipelines.warehouse import RAW_TABLES, create_sync_tables
 
 ACCOUNT_A = "aaaaaaaa-0000-4000-8000-000000000001"
 ACCOUNT_B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -199,7 +199,7 @@ def raw_con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.execute("create schema raw")
         for name, columns in RAW_TABLES.items():
             con.execute(f"create table raw.{name} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
-        add_placeholders(con)
+        create_sync_tables(con)
         yield con
 
 

@@ -2,9 +2,9 @@
 
 A sync loads this sync's changes with dlt into a private, empty DuckDB working file, as the
 file warehouse does; then one lake transaction deletes the changed runs (and their tags and
-attempts) by id, inserts them again, appends `sync_log`, replaces `list_pages` rows, updates
-the models for the keys those runs touch and commits. Readers see the previous snapshot or the new one, never a mix, and the
-commit writes what changed, not the history. DuckLake has no keys or ON CONFLICT, so the merge
+attempts) by id, inserts them again, appends `sync_log` and dlt's state, updates the
+models for the keys those runs touch and commits. Readers see the previous snapshot or the
+new one, never a mix, and the commit writes what changed, not the history. DuckLake has no keys or ON CONFLICT, so the merge
 is explicit; a PostgreSQL advisory lock, held on a plain connection of its own, keeps writers
 one at a time across machines (a second waits up to RECOUP_LOCK_WAIT or gets LockHeld).
 
@@ -32,7 +32,9 @@ from pipelines.config import Settings
 from pipelines.models import REBUILD_MEMORY, ModelError, apply_models
 from pipelines.query import scalar
 from pipelines.recoup.errors import LockHeld, RecoupError
-from pipelines.recoup.fetch import AccountResult, FetchOptions, Index
+from pipelines.recoup.index import Index
+from pipelines.recoup.options import FetchOptions
+from pipelines.recoup.results import AccountResult
 from pipelines.recoup.settings import RAW_DATASET
 from pipelines.recoup.tables import ROOTS
 
@@ -45,8 +47,9 @@ SIDE_TABLES = {
     "runs_updated integer, runs_refreshed integer, runs_lost integer, possible_gap boolean, error varchar, "
     "details_pending integer, first_sync boolean, runs_foreign integer",
     "lost_runs": "run_id varchar, lost_at timestamptz",
-    "list_pages": "account_id varchar, digest varchar, runs_listed integer, in_flight_listed varchar[], "
-    "stored_runs integer, options varchar, read_at timestamptz",
+    # dlt's own state table, as dlt creates it: the lake keeps the state of every sync's load.
+    "_dlt_pipeline_state": "version bigint, engine_version bigint, pipeline_name varchar, state varchar, "
+    "created_at timestamptz, version_hash varchar, _dlt_load_id varchar, _dlt_id varchar",
 }
 # What a read-only role needs in the catalog database (README, and the tests' fixture).
 READER_GRANTS = """
@@ -113,9 +116,10 @@ def attach(
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> None:
     """Creates every raw table the sync and the models use, empty, if the lake lacks it."""
-    have = scalar(con.execute("select count(*) from duckdb_tables() where database_name = ? and schema_name = ?",
-                              [alias, RAW_DATASET]))  # fmt: skip
-    if have >= len(warehouse.RAW_TABLES) + len(SIDE_TABLES):
+    have = {name for (name,) in con.execute(
+        "select table_name from duckdb_tables() where database_name = ? and schema_name = ?", [alias, RAW_DATASET]
+    ).fetchall()}  # fmt: skip
+    if have >= {*warehouse.RAW_TABLES, *SIDE_TABLES}:
         return
     # DuckLake holds a whole Parquet row group in memory while it writes one, and cannot spill
     # it: 10,000 rows keep a first sync of ~100k runs within the 64 MB the sync allows itself.
@@ -282,15 +286,13 @@ def merge_changes(
                     select s.* replace (coalesce(p.n, 0)::integer as details_pending)
                     from {raw}.sync_log s left join pending_rows p on p.account_id = s.account_id""")  # fmt: skip
     con.unregister("pending_rows")
-    rewritten = [r.account for r in results if not (r.ok and r.unchanged_page)]
-    if rewritten:  # as record_sync does in the file, with the lake's own count of stored runs
-        con.execute(f"delete from {lake}.list_pages where list_contains(?, account_id)", [rewritten])
-        con.execute(f"""
-            insert into {lake}.list_pages
-            select p.account_id, p.digest, p.runs_listed, p.in_flight_listed,
-                   (select count(*) from {lake}.runs r where r.account_id = p.account_id), p.options, p.read_at
-            from {raw}.list_pages p
-        """)
+    if (
+        tables.get("_dlt_pipeline_state") == "BASE TABLE"
+    ):  # the page marks of this sync (pipelines/recoup/pages.py)
+        con.execute(f"insert into {lake}._dlt_pipeline_state by name select * from {raw}._dlt_pipeline_state")
+        con.execute(f"use {ALIAS}")
+        warehouse.keep_recent_states(con)
+        con.execute(f"use {work}")
     return changed, pending
 
 
@@ -348,7 +350,7 @@ def publish_to_lake(
     alone, as the file warehouse keeps loading when a model breaks.
 
     Args:
-        work_con: the connection of the working file that dlt and `record_sync` wrote.
+        work_con: the connection of the working file that dlt and the sync log wrote.
         synced_at: when the sync started: the runs answered since are the ones to remodel.
         options: the sync's options, for the details backlog it records.
     """

@@ -83,7 +83,7 @@ def migrate(settings: Settings, source: Path) -> dict[str, int]:
                 if kind != "BASE TABLE":
                     continue  # a stand-in: the lake has a real empty table
                 if table in warehouse.RAW_TABLES or table in SIDE_TABLES:
-                    con.execute(f"delete from {ALIAS}.{RAW_DATASET}.{table}")  # empty unless list_pages
+                    con.execute(f"delete from {ALIAS}.{RAW_DATASET}.{table}")  # the lake made them empty
                     add_new_columns(con, "source", table)
                     con.execute(f"insert into {ALIAS}.{RAW_DATASET}.{table} by name "
                                 f"select * from source.{RAW_DATASET}.{table}")  # fmt: skip

@@ -19,6 +19,8 @@ import pyarrow.compute as pc
 from dlt.extract.hints import make_hints
 
 from pipelines.recoup.columnar import CheckedPage, assemble
+from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY, PageBook
+from pipelines.recoup.results import AccountResult, Listed
 from pipelines.recoup.tables import ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
@@ -78,7 +80,8 @@ def _answers(
 def to_tables(
     results: Iterable[Any], batch_runs: int = BATCH_RUNS, size: LoadSize | None = None
 ) -> Iterator[Any]:
-    """Account results as Arrow tables for every raw table, about `batch_runs` runs at a time."""
+    """Rows to load (`Rows`, or `Listed` accounts) as Arrow tables for every raw table, about
+    `batch_runs` runs at a time."""
     pages: list[CheckedPage] = []
     list_rows: list[dict[str, Any]] = []
     detail_rows: list[dict[str, Any]] = []
@@ -98,32 +101,60 @@ def to_tables(
                 yield dlt.mark.with_hints(batch, HINTS[table], create_table_variant=True)
 
     runs = 0
-    for result in results:
-        runs += sum(map(len, result.pages)) + len(result.list_rows) + len(result.detail_rows)
-        pages.extend(result.pages)
-        list_rows.extend(result.list_rows)
-        detail_rows.extend(result.detail_rows)
-        # The runs now belong to the batch; the result keeps only its counts (sync_log, summary).
-        result.pages, result.list_rows, result.detail_rows = [], [], []
+    for item in results:
+        rows = item.rows if isinstance(item, Listed) else item
+        runs += rows.runs
+        pages.extend(rows.pages)
+        list_rows.extend(rows.list_rows)
+        detail_rows.extend(rows.detail_rows)
         if runs >= batch_runs:
             yield from flush()
             runs = 0
     yield from flush()
 
 
-@dlt.source(name="recoup")
-def recoup(results: Iterable[Any], size: LoadSize | None = None) -> Any:
+def _noting(results: Iterable[Any], accounts: list[AccountResult]) -> Iterator[Any]:
+    """Passes `results` on, keeping each account's result for the page marks written at the end."""
+    for item in results:
+        if isinstance(item, Listed):
+            accounts.append(item.result)
+        yield item
+
+
+def _empty_tables(names: Iterable[str]) -> Iterator[Any]:
+    """Each named raw table with no rows, for dlt to create from its hints."""
+    wanted = set(names)
+    for mode in ("list", "retrieve"):
+        for table, empty in rows_to_answers([], mode).tables().items():
+            if table in wanted:
+                yield dlt.mark.with_hints(empty, HINTS[table], create_table_variant=True)
+
+
+@dlt.source(name=SOURCE_NAME)
+def recoup(
+    results: Iterable[Any],
+    size: LoadSize | None = None,
+    pages: PageBook | None = None,
+    materialize: Iterable[str] = (),
+) -> Any:
     """The runs of every account, merged on `id` into the raw tables.
 
     Args:
         results: what the lists and the fetches by id produced (only new or changed runs carry
             rows), consumed as it arrives so that memory stays bounded.
         size: counts the large JSON values handed over, for the load's memory budget.
+        pages: the page marks the sync started from; the marks after it are written into the
+            source's state once every result has passed, and dlt stores them with the load.
+        materialize: raw tables the warehouse lacks: dlt creates them, empty if no rows come.
     """
 
     # Every batch carries the hints of its own table (see HINTS), so the resource declares none.
     @dlt.resource(name="runs")
     def runs() -> Iterator[Any]:
-        yield from to_tables(results, size=size)
+        yield from _empty_tables(materialize)
+        accounts: list[AccountResult] = []
+        yield from to_tables(_noting(results, accounts), size=size)
+        if pages is not None:
+            dlt.current.source_state()[STATE_KEY] = pages.after(accounts)
 
     return runs

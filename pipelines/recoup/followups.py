@@ -1,8 +1,6 @@
-"""Phases two and three of a sync: in-flight refreshes, then the details backlog.
-
-Stored in-flight runs that left their list are refreshed, then the details backlog is fetched,
-failed runs first and then the newest, within the time budget. What the budget leaves is found
-again by the next sync in the warehouse itself.
+"""Phases two and three of a sync: stored in-flight runs that left their list are refreshed,
+then the details backlog is fetched, failed runs first and then the newest, within the time
+budget. What the budget leaves is found again by the next sync in the warehouse itself.
 """
 
 from __future__ import annotations
@@ -14,11 +12,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
+from pipelines.recoup.changes import differs
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
-from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, Job, differs
+from pipelines.recoup.index import Index, Job
+from pipelines.recoup.options import FetchOptions
+from pipelines.recoup.results import AccountResult, Rows
 from pipelines.recoup.transform import micros, to_run_row
 
 log = logging.getLogger("recoup")
@@ -39,11 +39,9 @@ class Budget:
 
     @property
     def elapsed(self) -> float:
-        """Seconds since the sync started."""
         return time.monotonic() - self.started
 
     def spent(self) -> bool:
-        """Whether no optional request may start any more: the time is up or a stop was asked."""
         return self.stop.is_set() or (self.seconds > 0 and self.elapsed >= self.seconds)
 
 
@@ -56,20 +54,6 @@ class Followups:
     refreshes_deferred: int = 0
     details_deferred: int = 0
     last_started_at: float | None = None  # when the last request by id started
-
-
-@dataclass
-class Retrieved:
-    """Retrieve answers waiting to be loaded (the loader reads the same fields as an account's)."""
-
-    detail_rows: list[dict[str, Any]] = field(default_factory=list)
-    pages: tuple = ()
-    list_rows: tuple = ()
-
-    @property
-    def has_rows(self) -> bool:
-        """Whether any retrieve answer waits to be loaded."""
-        return bool(self.detail_rows)
 
 
 def plan(results: Iterable[AccountResult]) -> list[Job]:
@@ -128,7 +112,7 @@ def fetch_followups(
     budget: Budget,
     stats: Followups,
     concurrency: int = 8,
-) -> Iterator[Retrieved]:
+) -> Iterator[Rows]:
     """Fetches planned runs by id until the plan is done or the budget is spent.
 
     Requests under way when the budget runs out finish and are loaded; the rest is counted as
@@ -139,7 +123,7 @@ def fetch_followups(
     if not jobs:
         return
     workers = max(1, concurrency)
-    batch = Retrieved()
+    batch = Rows()
     started, last_log = 0, time.monotonic()
     with ThreadPoolExecutor(workers, thread_name_prefix="run") as pool:
         pending: set[Future] = set()
@@ -159,7 +143,7 @@ def fetch_followups(
                         batch.detail_rows.append(row)
                 if len(batch.detail_rows) >= BATCH_ROWS:
                     yield batch
-                    batch = Retrieved()
+                    batch = Rows()
                 if time.monotonic() - last_log >= 2.0:
                     last_log = time.monotonic()
                     log.info("runs by id %d/%d", stats.fetched, len(jobs))

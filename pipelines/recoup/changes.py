@@ -1,0 +1,160 @@
+"""Change detection: a list answer compared with what the warehouse holds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelines.recoup.columnar import CheckedPage, list_answers
+from pipelines.recoup.errors import BadRunError
+from pipelines.recoup.index import Index, Job, StoredRun
+from pipelines.recoup.options import FetchOptions
+from pipelines.recoup.pages import PageMark
+from pipelines.recoup.results import AccountResult, Rows
+from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
+from pipelines.recoup.transform import carries_details, is_terminal, micros, status_group, to_utc
+
+
+def same_status(a: str | None, b: str | None) -> bool:
+    """The same state reads FROZEN in a list and WAITING when retrieved: not a change."""
+    return LEGACY_TO_CURRENT.get(a or "", a) == LEGACY_TO_CURRENT.get(b or "", b)
+
+
+def differs(stored: StoredRun, updated_us: int | None, status: str | None) -> bool:
+    """True when an answer changes what is stored of a run."""
+    return updated_us != stored.updated_us or not same_status(stored.status, status)
+
+
+def _wants_details(
+    status: str | None, updated_us: int | None, stored: StoredRun | None, options: FetchOptions
+) -> bool:
+    if options.details == "none" or not is_terminal(status):
+        return False
+    if options.details == "failed" and status_group(status) != "failed":
+        return False
+    return stored is None or stored.detailed_us != updated_us
+
+
+SAME, DETAILS, CHANGED, FOREIGN = "same", "details", "changed", "foreign"
+
+
+def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> str:
+    """The cheap test that lets most items of a re-sync skip the transform.
+
+    SAME: as stored. DETAILS: as stored, but its details are still to fetch. CHANGED: new,
+    changed, or not a valid run (the transform decides which). FOREIGN: stored under another
+    account; a run keeps the account that first listed it.
+    """
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        return CHANGED
+    stored = index.stored(item["id"])
+    status = item.get("status")
+    if stored is not None and stored.account_id != account:
+        return FOREIGN
+    if stored is None or not isinstance(status, str | None):
+        return CHANGED
+    try:
+        updated_us = micros(to_utc(item.get("updatedAt") or item.get("createdAt"), "updatedAt"))
+    except BadRunError:
+        return CHANGED
+    if differs(stored, updated_us, status):
+        return CHANGED
+    if _wants_details(status, updated_us, stored, options) and not carries_details(item):
+        return DETAILS
+    return SAME
+
+
+def _created_us(items: dict[str, Any]) -> dict[str, int]:
+    """Creation times of listed runs, to order their details newest first."""
+    created = {}
+    for run_id, item in items.items():
+        try:
+            created[run_id] = micros(to_utc(item.get("createdAt"), "createdAt")) or 0
+        except BadRunError:
+            created[run_id] = 0
+    return created
+
+
+def read_page(
+    items: list[Any], result: AccountResult, rows: Rows, index: Index, options: FetchOptions
+) -> set[str]:
+    """Compares a list answer with the warehouse: what to load (into `rows`), what to fetch
+    details of, and the counts (into `result`).
+
+    Returns the ids of the runs it listed.
+    """
+    account = result.account
+    seen_at = datetime.now(UTC)
+    seen: set[str] = set()
+    in_flight: list[str] = []
+    changed, wanted = [], []
+    for item in items:
+        verdict = _compare(item, account, index, options)
+        if verdict == CHANGED:
+            changed.append(item)
+            continue
+        if verdict == FOREIGN:
+            result.foreign[item["id"]] = index.runs[item["id"]][0]
+            continue
+        seen.add(item["id"])
+        if not is_terminal(item.get("status")):
+            in_flight.append(item["id"])
+        if verdict == DETAILS:
+            wanted.append((item["id"], item.get("status")))
+    checked, result.problems = (
+        list_answers(
+            changed,
+            account_id=account,
+            seen_at=seen_at,
+            keep_private=options.keep_private,
+            limits=options.limits,
+        )
+        if changed
+        else ([], [])
+    )
+    if isinstance(checked, CheckedPage):
+        facts = checked.facts
+        if facts:
+            rows.pages.append(checked)
+    else:
+        facts = [
+            (
+                row["id"],
+                micros(row["updated_at"]),
+                row.get("status"),
+                row["has_attempts"] and row["has_error"],
+            )
+            for row in checked
+        ]
+        rows.list_rows = checked
+    for run_id, updated_us, status, carried in facts:
+        seen.add(run_id)
+        if not is_terminal(status):
+            in_flight.append(run_id)
+        stored = index.stored(run_id)
+        if stored is None:
+            result.new += 1
+        elif differs(stored, updated_us, status):
+            result.updated.add(run_id)
+        if _wants_details(status, updated_us, stored, options) and not carried:
+            wanted.append((run_id, status))
+    if wanted:
+        by_id = {
+            item["id"]: item for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)
+        }
+        created = _created_us({run_id: by_id[run_id] for run_id, _ in wanted if run_id in by_id})
+        result.to_detail = [
+            Job(run_id, account, status_group(status) == "failed", created.get(run_id, 0))
+            for run_id, status in dict(wanted).items()
+        ]
+    full = len(items) >= LIST_LIMIT
+    if full and account not in index.stored_runs:
+        result.first_sync = True
+        dates = [
+            i.get("createdAt") for i in items if isinstance(i, dict) and isinstance(i.get("createdAt"), str)
+        ]
+        result.oldest_listed = min(dates) if dates else None
+    else:
+        result.possible_gap = full and not any(index.holds(run_id, account) for run_id in seen)
+    result.page = PageMark("", len(seen), in_flight)
+    return seen

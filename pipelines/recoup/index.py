@@ -1,0 +1,73 @@
+"""What the warehouse holds that a list can still mention, as the fetch reads it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import pyarrow as pa
+
+from pipelines.recoup.pages import PageBook, PageMark
+
+
+class StoredRun(NamedTuple):
+    """What the warehouse knows of a run before this sync (times in epoch microseconds)."""
+
+    account_id: str
+    status: str | None
+    updated_us: int | None
+    detailed_us: int | None  # the updatedAt at which details were last fetched
+
+
+class Job(NamedTuple):
+    """One run to fetch by id after the lists: a refresh or a details fetch."""
+
+    run_id: str
+    account: str
+    failed: bool  # failed runs' details go first
+    created_us: int  # then the newest
+    listed: bool = True  # the run was in this sync's list (so it is already counted as seen)
+    refresh: bool = False  # a stored in-flight run that left the list, not a details fetch
+
+
+@dataclass
+class Index:
+    """What the warehouse holds that a list can still mention, and the work left for later.
+
+    `stored` answers from a dict read on first use (a sync whose pages are all unchanged never
+    needs it); it holds the runs of the API's window, the in-flight runs and the backlog, not
+    the whole history.
+    """
+
+    read_latest: Callable[[], pa.Table] | None = None  # id, account_id, status, updated_us, detailed_us
+    in_flight_ids: dict[str, list[str]] = field(default_factory=dict)  # by account; the API still knows them
+    pages: dict[str, PageMark] = field(default_factory=dict)  # only where no stored run has gone
+    backlog: dict[str, list[Job]] = field(default_factory=dict)  # by account: finished runs awaiting details
+    stored_runs: dict[str, int] = field(default_factory=dict)  # by account: how many runs are stored
+    page_book: PageBook = field(default_factory=PageBook)  # the page marks this sync starts from
+    _runs: dict[str, tuple] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def runs(self) -> dict[str, tuple]:
+        if self._runs is None:
+            with self._lock:
+                if self._runs is None:
+                    latest = self.read_latest() if self.read_latest else None
+                    columns = [] if latest is None else [c.to_pylist() for c in latest.columns]
+                    ids, *known = columns or [[]] * 5
+                    self._runs = dict(zip(ids, zip(*known, strict=True), strict=True))
+        return self._runs
+
+    def stored(self, run_id: str) -> StoredRun | None:
+        known = self.runs.get(run_id)
+        return None if known is None else StoredRun._make(known)
+
+    def holds(self, run_id: str, account: str) -> bool:
+        known = self.runs.get(run_id)
+        return known is not None and known[0] == account
+
+    def in_flight(self, account: str) -> list[str]:
+        return self.in_flight_ids.get(account, [])

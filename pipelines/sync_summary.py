@@ -1,0 +1,124 @@
+"""What one sync did: the exit code, the closing lines, and progress while it runs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from pipelines.recoup.followups import Followups
+from pipelines.recoup.results import AccountResult
+
+log = logging.getLogger("recoup")
+
+EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 75
+
+
+@dataclass
+class SyncSummary:
+    """What one sync did, for the closing lines and for tests."""
+
+    results: list[AccountResult] = field(default_factory=list)
+    accounts: int = 0  # configured
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    model_error: str | None = None
+    followups: Followups = field(default_factory=Followups)
+    details_pending: int = 0  # the backlog left in the warehouse after this sync
+    stopped: bool = False  # a signal ended the sync early
+    lists_seconds: float = 0.0  # what listing every account costs at the configured rate
+    lists_done: float = 0.0  # seconds into the sync when the last list answer was read
+    budget_seconds: int = 0
+    max_rpm: int = 0
+
+    @property
+    def failed(self) -> list[AccountResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def unlisted(self) -> int:
+        return self.accounts - len(self.results)
+
+    @property
+    def nothing_listed(self) -> bool:
+        """Every account's list call failed: nothing could be synced."""
+        return bool(self.results) and all(r.error and ": list: " in r.error for r in self.results)
+
+    @property
+    def unreachable(self) -> bool:
+        """Every account's list call failed in transport: the base URL is wrong or its host is down."""
+        return self.nothing_listed and all("transport error" in r.error for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.failed or self.model_error or self.unlisted else EXIT_OK
+
+    def lines(self) -> list[str]:
+        out = [f"account {r.account}: FAILED: {r.summary_error()}" for r in self.failed]
+        out += [
+            f"account {r.account}: possible gap: the list was full and reached back to no stored run"
+            for r in self.results
+            if r.possible_gap
+        ]
+        out += [
+            f"account {r.account}: {len(r.foreign)} listed run(s) belong to another account and were left"
+            f" with it (e.g. {next(iter(r.foreign))} of {next(iter(r.foreign.values()))})"
+            for r in self.results
+            if r.foreign
+        ]
+        out += [
+            f"account {r.account}: first sync: history before {r.oldest_listed or 'its oldest listed run'}"
+            " is not available from the API"
+            for r in self.results
+            if r.first_sync
+        ]
+        if self.model_error:
+            out.append(f"models: FAILED: {self.model_error}")
+        if self.stopped:
+            out.append(
+                f"sync: stopped early by a signal: {self.unlisted} account(s) not listed, "
+                f"{self.followups.details_deferred + self.followups.refreshes_deferred} run(s) left for the next sync"
+            )
+        if self.budget_seconds and self.lists_seconds > self.budget_seconds:
+            need = -(-len(self.results) * 60 // self.budget_seconds)  # requests/min that fit the lists
+            out.append(
+                f"sync: listing {self.accounts} accounts takes {self.lists_seconds:.0f} s at RECOUP_MAX_RPM="
+                f"{self.max_rpm}, more than RECOUP_SYNC_SECONDS={self.budget_seconds}: details wait; set "
+                f"RECOUP_SYNC_SECONDS to at least {self.lists_seconds * 1.2:.0f} (and the cron interval above it)"
+                f" or RECOUP_MAX_RPM to at least {need}"
+            )
+        total = len(self.results)
+        new = sum(r.new for r in self.results)
+        updated = sum(len(r.updated) for r in self.results)
+        refreshed = sum(r.refreshed for r in self.results)
+        lost = sum(len(r.lost) for r in self.results)
+        unchanged = sum(r.unchanged_page for r in self.results)
+        deferred = self.followups.details_deferred
+        out.append(
+            f"sync: {total - len(self.failed)}/{self.accounts} accounts ok, {len(self.failed)} failed · "
+            f"runs {new} new, {updated} updated, {refreshed} refreshed, {lost} unknown to the API · "
+            f"{self.requests} requests, {self.retries} retries, {unchanged} pages unchanged · "
+            f"details {deferred} deferred, {self.details_pending} pending · {self.seconds:.1f} s"
+        )
+        return out
+
+
+class Progress:
+    """Logs how far the sync is, at most every `every` seconds, and at the end."""
+
+    def __init__(self, total: int, every: float = 2.0) -> None:
+        self.total, self.every = total, every
+        self.done = self.new = self.updated = self.failed = 0
+        self._last = time.monotonic()
+
+    def __call__(self, result: AccountResult) -> None:
+        self.done += 1
+        self.new += result.new
+        self.updated += len(result.updated)
+        self.failed += not result.ok
+        now = time.monotonic()
+        if now - self._last >= self.every or self.done == self.total:
+            self._last = now
+            log.info("accounts %d/%d · runs %d new, %d updated · %d failed",
+                     self.done, self.total, self.new, self.updated, self.failed)  # fmt: skip

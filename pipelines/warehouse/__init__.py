@@ -1,0 +1,52 @@
+"""The DuckDB warehouse file at RECOUP_DB, one concern per module.
+
+`paths` where a sync writes · `lock` one sync at a time · `working_copy` the private copy and
+its atomic publish · `dlt_folder` dlt's pipelines folder beside the file · `connection` memory
+limits · `raw_schema` the raw tables · `sync_state` what a sync starts from · `sync_log` what
+it records.
+"""
+
+from pipelines.warehouse.connection import LOAD_LIMITS, MODEL_LIMITS, connect, memory_for, use_limits
+from pipelines.warehouse.lock import sync_lock
+from pipelines.warehouse.paths import Paths, prepare_folder
+from pipelines.warehouse.raw_schema import (
+    RAW_TABLES,
+    create_sync_tables,
+    drop_stand_ins,
+    missing_raw_tables,
+    prune_answers,
+)
+from pipelines.warehouse.sync_log import append_sync_log, remember_lost
+from pipelines.warehouse.sync_state import details_pending, keep_recent_states, read_index, read_source_state
+from pipelines.warehouse.working_copy import (
+    SPACE_MARGIN,
+    discard_work_on_failure,
+    publish,
+    start_work_copy,
+)
+
+__all__ = [
+    "LOAD_LIMITS",
+    "MODEL_LIMITS",
+    "RAW_TABLES",
+    "SPACE_MARGIN",
+    "Paths",
+    "append_sync_log",
+    "connect",
+    "create_sync_tables",
+    "details_pending",
+    "discard_work_on_failure",
+    "drop_stand_ins",
+    "keep_recent_states",
+    "memory_for",
+    "missing_raw_tables",
+    "prepare_folder",
+    "prune_answers",
+    "publish",
+    "read_index",
+    "read_source_state",
+    "remember_lost",
+    "start_work_copy",
+    "sync_lock",
+    "use_limits",
+]

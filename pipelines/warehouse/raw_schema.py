@@ -1,0 +1,81 @@
+"""The raw tables: their DuckDB types, which dlt has not created yet, and the sync's own tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+
+from pipelines.recoup.settings import RAW_DATASET
+from pipelines.recoup.tables import ROOTS, TABLES
+
+_DUCK_TYPES = {"text": "VARCHAR", "timestamp": "TIMESTAMPTZ", "bool": "BOOLEAN", "double": "DOUBLE",
+               "bigint": "BIGINT", "json": "JSON"}  # fmt: skip
+RAW_TABLES = {
+    table: {name: _DUCK_TYPES[kind] for name, (_, kind) in columns.items()}
+    for table, columns in TABLES.items()
+}
+
+
+def table_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    rows = con.execute(
+        "select table_name, table_type from information_schema.tables"
+        " where table_catalog = current_database() and table_schema = ?",
+        [RAW_DATASET],
+    ).fetchall()
+    return dict(rows)
+
+
+def missing_raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The raw tables dlt has not created yet (or that an earlier version stood in for with a
+    view): dlt materialises them, empty, at the sync's load."""
+    tables = table_kinds(con)
+    return [name for name in RAW_TABLES if tables.get(name) != "BASE TABLE"]
+
+
+def drop_stand_ins(con: duckdb.DuckDBPyConnection) -> None:
+    """Removes the empty views that earlier versions left in place of raw tables not loaded yet,
+    so that dlt can create the real ones."""
+    for name, kind in table_kinds(con).items():
+        if kind == "VIEW" and name in RAW_TABLES:
+            con.execute(f'drop view "{RAW_DATASET}"."{name}"')
+
+
+def create_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Creates the tables the sync itself writes beside dlt's: `sync_log` (analysts query it)
+    and `lost_runs` (runs the API forgot: never asked for again)."""
+    con.execute(f"create schema if not exists {RAW_DATASET}")
+    con.execute(f"""
+        create table if not exists {RAW_DATASET}.sync_log (
+            synced_at timestamptz, account_id varchar, runs_seen integer, runs_new integer,
+            runs_updated integer, runs_refreshed integer, runs_lost integer, possible_gap boolean,
+            error varchar)
+    """)
+    for column, kind in (
+        ("details_pending", "integer"),
+        ("first_sync", "boolean"),
+        ("runs_foreign", "integer"),
+    ):
+        con.execute(f"alter table {RAW_DATASET}.sync_log add column if not exists {column} {kind}")
+    con.execute(
+        f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)"
+    )
+    # The page marks moved into dlt's state (pipelines/recoup/pages.py): the old cache goes.
+    con.execute(f"drop table if exists {RAW_DATASET}.list_pages")
+
+
+def prune_answers(con: duckdb.DuckDBPyConnection, since: datetime) -> None:
+    """Drops tags and attempts of answers that were replaced (their run's new answer had none).
+
+    Only runs answered since `since` (this sync) can have such rows, so only they are looked at.
+    """
+    tables = table_kinds(con)
+    for root in ROOTS.values():
+        for child in ("tags", "attempts"):
+            if tables.get(f"{root}__{child}") != "BASE TABLE":
+                continue  # a stand-in: nothing of this kind was ever loaded
+            con.execute(f"""
+                delete from {RAW_DATASET}.{root}__{child} c
+                where c.run_id in (select id from {RAW_DATASET}.{root} where seen_at >= ?)
+                  and not exists (select 1 from {RAW_DATASET}.{root} r where r.observation_id = c.observation_id)
+            """, [since])  # fmt: skip

@@ -1,0 +1,155 @@
+"""A private working copy of the warehouse file, published over RECOUP_DB by atomic rename.
+
+Analysts open RECOUP_DB while syncs run. DuckDB allows one writer per file and a reader holding
+the file makes a load fail, so a sync never writes RECOUP_DB in place: it copies it to a private
+working folder beside it, loads and models there, then publishes by atomic rename. A reader
+keeps the version it opened; the next reader gets the new one; nobody sees half a load. A crash
+at any point leaves RECOUP_DB as the last complete sync left it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipelines.recoup.errors import ConfigError, RecoupError
+from pipelines.warehouse.dlt_folder import publish_pipelines, start_work_pipelines
+from pipelines.warehouse.paths import Paths
+
+log = logging.getLogger("recoup")
+
+
+_FICLONE = 0x40049409  # Linux ioctl: share the source's blocks, copy-on-write
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copies `source` to `target`: a reflink clone where the filesystem has them (btrfs, XFS,
+    bcachefs: instant, whatever the size), else a kernel-side copy.
+    """
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+            return
+        except OSError:
+            pass  # ext4, tmpfs, another filesystem: copy the bytes
+    shutil.copyfile(source, target)
+
+
+def wal(path: Path) -> Path:
+    """The write-ahead log DuckDB keeps beside a database opened read-write."""
+    return path.with_name(path.name + ".wal")
+
+
+def published_file(paths: Paths) -> Path:
+    """The file RECOUP_DB names: itself, or what its symlink points to (replaced, the link kept)."""
+    return Path(os.path.realpath(paths.db))
+
+
+def check_publishable(paths: Paths) -> None:
+    """Refuses to replace RECOUP_DB when a reader could not open the result.
+
+    A DuckDB session that opened the file read-write and died leaves a `.wal` beside it; the
+    next reader would replay it into the new file and fail.
+
+    Raises:
+        ConfigError: what is in the way, and what to do about it.
+    """
+    target = published_file(paths)
+    for log_file in dict.fromkeys((wal(paths.db), wal(target))):
+        if log_file.exists():
+            raise ConfigError(
+                f"{log_file} is left by a DuckDB session that did not close; open {paths.db} once "
+                f"read-write with DuckDB to replay it, or remove {log_file.name} if it is known to be stale"
+            )
+    if target.exists() and not target.is_file():
+        raise ConfigError(f"RECOUP_DB {paths.db} is not a file")
+
+
+# Room beyond the copy itself: the load writes its data, a write-ahead log and spill files.
+SPACE_MARGIN = 64 * 2**20
+
+
+def start_work_copy(paths: Paths) -> None:
+    """Replaces any leftover working folder by a fresh copy of the published database.
+
+    Raises:
+        ConfigError: RECOUP_DB cannot be published safely (see `check_publishable`).
+        RecoupError: the disk has no room for the copy.
+    """
+    check_publishable(paths)
+    shutil.rmtree(paths.work, ignore_errors=True)
+    paths.work.mkdir(parents=True)
+    start_work_pipelines(paths)
+    source = published_file(paths)
+    if not source.exists():
+        return
+    need = source.stat().st_size + SPACE_MARGIN
+    free = shutil.disk_usage(paths.work).free
+    if free < need:
+        raise RecoupError(
+            f"not enough free space in {paths.work}: the working copy needs {need / 2**20:,.0f} MB "
+            f"(the warehouse and {SPACE_MARGIN // 2**20} MB for the load), {free / 2**20:,.0f} MB are free"
+        )
+    copy_file(source, paths.work_db)
+
+
+@contextmanager
+def discard_work_on_failure(paths: Paths) -> Iterator[None]:
+    """Removes the working folder when the block fails, so a failed sync leaves no copy taking
+    disk space. Enter it while holding the lock: the folder belongs to the lock's holder."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(paths.work, ignore_errors=True)
+        raise
+
+
+def _keep_access(published: Path, staged: Path) -> None:
+    """Gives the new file the mode and group of the one it replaces (the umask would not)."""
+    try:
+        old = published.stat()
+    except FileNotFoundError:
+        return  # the first publish: the umask decides
+    mode = stat.S_IMODE(old.st_mode)
+    try:
+        os.chown(staged, -1, old.st_gid)
+    except PermissionError:  # not a member of that group: no other group gets its access
+        log.warning("cannot keep group %d of %s; group permissions dropped", old.st_gid, published)
+        mode &= ~stat.S_IRWXG
+    os.chmod(staged, mode)
+
+
+def publish(paths: Paths) -> None:
+    """Moves the finished working database over RECOUP_DB in one atomic step.
+
+    A symlinked RECOUP_DB is followed: the file it points to is replaced and the link stays.
+
+    Raises:
+        ConfigError: RECOUP_DB cannot be published safely (see `check_publishable`); it is left as it is.
+    """
+    check_publishable(paths)
+    if wal(paths.work_db).exists():
+        raise RecoupError(f"the working copy {paths.work_db} was not checkpointed; nothing published")
+    target = published_file(paths)
+    staged = paths.work_db
+    if os.stat(paths.work).st_dev != os.stat(target.parent).st_dev:
+        # A link into another file system: stage beside the target so that the rename is atomic.
+        staged = target.with_name(f".{target.name}.publishing")
+        shutil.copyfile(paths.work_db, staged)
+    _keep_access(target, staged)
+    with open(staged, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(staged, target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    publish_pipelines(paths)
+    shutil.rmtree(paths.work, ignore_errors=True)
