@@ -27,17 +27,11 @@ import pyarrow as pa
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, Job, PageMark
 from pipelines.recoup.settings import GROUP_OF_STATUS, RAW_DATASET, TERMINAL_GROUPS
-from pipelines.recoup.tables import ROOTS, TABLES
+from pipelines.recoup.tables import RAW_TABLES, ROOTS
 
 log = logging.getLogger("recoup")
 
 PLACEHOLDER = "recoup-runs placeholder: no rows of this kind loaded yet"
-_DUCK_TYPES = {"text": "VARCHAR", "timestamp": "TIMESTAMPTZ", "bool": "BOOLEAN", "double": "DOUBLE",
-               "bigint": "BIGINT", "json": "JSON"}  # fmt: skip
-RAW_TABLES = {
-    table: {name: _DUCK_TYPES[kind] for name, (_, kind) in columns.items()}
-    for table, columns in TABLES.items()
-}
 
 
 @dataclass(frozen=True)

@@ -17,21 +17,25 @@ import orjson
 
 from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
+from pipelines.recoup.tables import ATTEMPT_COLUMNS, KINDS, RUN_COLUMNS, api_fields
 
-TIME_FIELDS = {"createdAt": "created_at", "updatedAt": "updated_at", "startedAt": "started_at",
-               "finishedAt": "finished_at", "delayedUntil": "delayed_until", "expiredAt": "expired_at"}  # fmt: skip
-TEXT_FIELDS = {"status": "status", "taskIdentifier": "task_identifier", "taskKind": "task_kind",
-               "version": "version", "idempotencyKey": "idempotency_key", "region": "region",
-               "batchId": "batch_id", "triggerFunction": "trigger_function"}  # fmt: skip
-NUMBER_FIELDS = {"costInCents": "cost_in_cents", "baseCostInCents": "base_cost_in_cents"}
-INTEGER_FIELDS = {"durationMs": "duration_ms", "depth": "depth", "attemptCount": "attempt_count"}
-JSON_FIELDS = {"metadata": "metadata", "schedule": "schedule", "relatedRuns": "related_runs", "ttl": "ttl"}
-PRIVATE_FIELDS = {"payload": "payload", "output": "output"}  # stored only when asked for
+# API field -> column, by the rule that reads it (see the `source` of each column in tables.py).
+TIME_FIELDS = api_fields(RUN_COLUMNS, "timestamp")  # ISO-8601, converted to UTC
+TEXT_FIELDS = api_fields(RUN_COLUMNS, "text")
+NUMBER_FIELDS = api_fields(RUN_COLUMNS, "double")  # costs in cents
+INTEGER_FIELDS = api_fields(RUN_COLUMNS, "bigint")
+BOOL_FIELDS = api_fields(RUN_COLUMNS, "bool")
+JSON_FIELDS = api_fields(RUN_COLUMNS, "json")  # free-form, kept whole
+PRIVATE_FIELDS = api_fields(RUN_COLUMNS, "json", private=True)  # stored only when asked for
+ATTEMPT_TEXT_FIELDS = api_fields(ATTEMPT_COLUMNS, "text")
+ATTEMPT_TIME_FIELDS = api_fields(ATTEMPT_COLUMNS, "timestamp")
 # Derived from status, so not worth a column.
 _FLAGS = {"isQueued", "isExecuting", "isWaiting", "isCompleted", "isSuccess", "isFailed", "isCancelled"}
-_SPECIAL = {"id", "isTest", "env", "tags", "attempts", "error"}
-KNOWN_FIELDS = frozenset().union(TIME_FIELDS, TEXT_FIELDS, NUMBER_FIELDS, INTEGER_FIELDS, JSON_FIELDS,
-                                 PRIVATE_FIELDS, _FLAGS, _SPECIAL)  # fmt: skip
+# Read by code of their own in both paths.
+_SPECIAL = {"id", "env", "tags", "attempts", "error"}
+KNOWN_FIELDS = frozenset().union(
+    *(api_fields(RUN_COLUMNS, kind, private) for kind in KINDS for private in (False, True)), _FLAGS, _SPECIAL
+)
 
 
 # The free-form JSON fields: kept whole, but never larger than `Limits.max_field_bytes`.
@@ -162,17 +166,12 @@ def to_attempt_rows(attempts: Any) -> list[dict[str, Any]]:
         if not isinstance(attempt, dict):
             raise BadRunError(f"{field} is not an object")
         error = _error(attempt.get("error"), f"{field}.error")
-        rows.append({
-            "attempt_id": _text(attempt.get("id"), f"{field}.id"),
-            "attempt_number": number,
-            "status": _text(attempt.get("status"), f"{field}.status"),
-            "created_at": to_utc(attempt.get("createdAt"), f"{field}.createdAt"),
-            "updated_at": to_utc(attempt.get("updatedAt"), f"{field}.updatedAt"),
-            "started_at": to_utc(attempt.get("startedAt"), f"{field}.startedAt"),
-            "completed_at": to_utc(attempt.get("completedAt"), f"{field}.completedAt"),
-            "error_message": error["message"],
-            "error_name": error["name"],
-        })  # fmt: skip
+        row: dict[str, Any] = {"attempt_number": number}
+        for source, column in ATTEMPT_TEXT_FIELDS.items():
+            row[column] = _text(attempt.get(source), f"{field}.{source}")
+        for source, column in ATTEMPT_TIME_FIELDS.items():
+            row[column] = to_utc(attempt.get(source), f"{field}.{source}")
+        rows.append({**row, "error_message": error["message"], "error_name": error["name"]})
     return rows
 
 
@@ -264,10 +263,11 @@ def to_run_row(
         for source, column in stored.items():
             if source in item:
                 row[column] = marks.get(source, item[source])
-        if "isTest" in item:
-            if not isinstance(item["isTest"], bool | None):
-                raise BadRunError("isTest is not a boolean")
-            row["is_test"] = item["isTest"]
+        for source, column in BOOL_FIELDS.items():
+            if source in item:
+                if not isinstance(item[source], bool | None):
+                    raise BadRunError(f"{source} is not a boolean")
+                row[column] = item[source]
         env = item.get("env")
         if env is not None:
             if not isinstance(env, dict):
