@@ -31,13 +31,13 @@ from pipelines.recoup.transform import (
     ATTEMPT_TEXT_FIELDS,
     ATTEMPT_TIME_FIELDS,
     BOOL_FIELDS,
+    BOUNDS,
     DEFAULT_LIMITS,
     EARLIEST,
     INTEGER_FIELDS,
     JSON_FIELDS,
     KNOWN_FIELDS,
     LATEST,
-    MAX_COST_CENTS,
     NUMBER_FIELDS,
     SIZED_FIELDS,
     TEXT_FIELDS,
@@ -172,9 +172,10 @@ def check_page(
         runs = pa.array(items, type=_ITEM)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         raise NotColumnar from None
-    for cost in (runs.field(name) for name in NUMBER_FIELDS):
-        if not _holds(pc.and_(pc.greater_equal(cost, 0.0), pc.less_equal(cost, MAX_COST_CENTS))):
-            raise NotColumnar  # a negative, infinite or absurd cost: the row path names the run
+    for name, (low, high) in BOUNDS.items():
+        number = runs.field(name)
+        if not _holds(pc.and_(pc.greater_equal(number, low), pc.less_equal(number, high))):
+            raise NotColumnar  # e.g. a negative, infinite or absurd cost: the row path names the run
     attempts = runs.field("attempts").flatten()  # the page's attempts (runs are never null)
     if runs.field("tags").flatten().null_count or attempts.null_count:
         raise NotColumnar  # a null tag or attempt: the row path rejects the run

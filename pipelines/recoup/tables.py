@@ -52,6 +52,8 @@ class Column:
             the code builds itself (ids, `env`, `error`, flags).
         nullable: False for keys, which dlt and Arrow then both declare NOT NULL.
         private: stored only when RECOUP_STORE_PAYLOADS asks for it (large, possibly private).
+        bounds: for a number, the least and the greatest value it may take; a run giving one
+            outside (or NaN, or an infinity) is rejected by both paths, with a reason.
         hints: further dlt column hints.
     """
 
@@ -59,12 +61,17 @@ class Column:
     source: str | None = None
     nullable: bool = True
     private: bool = False
+    bounds: tuple[float, float] | None = None
     hints: Mapping[str, Any] = field(default_factory=dict)
 
 
 KEY = Column("text", nullable=False)
+INT64 = (-(2**63), 2**63 - 1)
+INT32 = (-(2**31), 2**31 - 1)  # the SQL models hold these columns as INTEGER
+# A cost above this is a data error, and sums of costs stay finite (cents; $10 billion a run).
+MAX_COST_CENTS = 1e12
+COST = (0.0, MAX_COST_CENTS)
 
-# A `double` field of a run is a cost in cents: both paths check it lies in 0..MAX_COST_CENTS.
 RUN_COLUMNS: dict[str, Column] = {
     "id": KEY,
     "observation_id": KEY,
@@ -82,11 +89,11 @@ RUN_COLUMNS: dict[str, Column] = {
     "is_test": Column("bool", "isTest"),
     "env_id": Column("text"),  # env.id
     "env_name": Column("text"),  # env.name
-    "cost_in_cents": Column("double", "costInCents"),
-    "base_cost_in_cents": Column("double", "baseCostInCents"),
-    "duration_ms": Column("bigint", "durationMs"),
-    "depth": Column("bigint", "depth"),
-    "attempt_count": Column("bigint", "attemptCount"),
+    "cost_in_cents": Column("double", "costInCents", bounds=COST),
+    "base_cost_in_cents": Column("double", "baseCostInCents", bounds=COST),
+    "duration_ms": Column("bigint", "durationMs", bounds=INT64),
+    "depth": Column("bigint", "depth", bounds=INT32),
+    "attempt_count": Column("bigint", "attemptCount", bounds=INT32),
     "task_kind": Column("text", "taskKind"),
     "version": Column("text", "version"),
     "idempotency_key": Column("text", "idempotencyKey"),
@@ -145,6 +152,11 @@ def api_fields(columns: Mapping[str, Column], kind: str, private: bool = False) 
     return {
         c.source: name for name, c in columns.items() if c.source and c.kind == kind and c.private == private
     }
+
+
+def api_bounds(columns: Mapping[str, Column]) -> dict[str, tuple[float, float]]:
+    """API field to the bounds of its number."""
+    return {c.source: c.bounds for c in columns.values() if c.source and c.bounds}
 
 
 def arrow_schema(columns: Mapping[str, Column]) -> pa.Schema:

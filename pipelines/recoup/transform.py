@@ -1,8 +1,10 @@
 """Pure functions that turn Recoup API run objects into warehouse rows.
 
 A run object is validated field by field: a missing or unusable `id` or `createdAt`, a known
-field of the wrong type, a cost that is negative or not finite, a date outside 2000-2100, or a
-run too large to load rejects that one run with a reason (it is never loaded half right).
+field of the wrong type, a number outside its bounds (a negative, infinite or absurd cost; a
+depth or attempt count beyond what the models hold), a date outside 2000-2100, or a run too
+large to load rejects that one run with a reason (it is never loaded half right). Which
+fields there are, and their bounds, is described in tables.py; columnar.py applies the same.
 Fields the API adds later are kept whole in the `extra` JSON column, never dropped silently;
 a free-form field too large to store is replaced by a mark saying so.
 """
@@ -17,13 +19,22 @@ import orjson
 
 from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
-from pipelines.recoup.tables import ATTEMPT_COLUMNS, KINDS, RUN_COLUMNS, api_fields
+from pipelines.recoup.tables import (
+    ATTEMPT_COLUMNS,
+    INT64,
+    KINDS,
+    MAX_COST_CENTS,
+    RUN_COLUMNS,
+    api_bounds,
+    api_fields,
+)
 
 # API field -> column, by the rule that reads it (see the `source` of each column in tables.py).
 TIME_FIELDS = api_fields(RUN_COLUMNS, "timestamp")  # ISO-8601, converted to UTC
 TEXT_FIELDS = api_fields(RUN_COLUMNS, "text")
 NUMBER_FIELDS = api_fields(RUN_COLUMNS, "double")  # costs in cents
 INTEGER_FIELDS = api_fields(RUN_COLUMNS, "bigint")
+BOUNDS = api_bounds(RUN_COLUMNS)  # of the numbers above
 BOOL_FIELDS = api_fields(RUN_COLUMNS, "bool")
 JSON_FIELDS = api_fields(RUN_COLUMNS, "json")  # free-form, kept whole
 PRIVATE_FIELDS = api_fields(RUN_COLUMNS, "json", private=True)  # stored only when asked for
@@ -47,9 +58,6 @@ _MICRO = timedelta(microseconds=1)
 # Dates outside these years are data errors (year 0001 is a zero value, not a date).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2101, 1, 1, tzinfo=UTC)  # exclusive
-# A cost above this is a data error, and sums of costs stay finite (cents; $10 billion a run).
-MAX_COST_CENTS = 1e12
-INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -124,8 +132,9 @@ def _cost(value: Any, field: str) -> float | None:
     number = _number(value, field)
     if number is None:
         return None
-    if not 0 <= number <= MAX_COST_CENTS:  # also false for NaN, and for infinities
-        raise BadRunError(f"{field} is not a cost between 0 and {MAX_COST_CENTS:.0e} cents: {number!r}")
+    low, high = BOUNDS.get(field, (0.0, MAX_COST_CENTS))
+    if not low <= number <= high:  # also false for NaN, and for infinities
+        raise BadRunError(f"{field} is not a cost between {low:g} and {high:.0e} cents: {number!r}")
     return float(number)
 
 
@@ -137,7 +146,8 @@ def _integer(value: Any, field: str) -> int | None:
         if not number.is_integer():
             raise BadRunError(f"{field} is not a whole number")
         number = int(number)
-    if not INT64[0] <= number <= INT64[1]:
+    low, high = BOUNDS.get(field, INT64)
+    if not low <= number <= high:
         raise BadRunError(f"{field} is out of range: {number}")
     return number
 
