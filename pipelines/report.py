@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines import defaults
 from pipelines.report_html import render_html, render_markdown
 
 
@@ -237,7 +238,7 @@ def _flag(name: str) -> bool:
 
 
 def main() -> int:
-    out_dir = Path(os.environ.get("RECOUP_REPORTS_DIR") or "reports")
+    out_dir = Path(os.environ.get("RECOUP_REPORTS_DIR") or defaults.REPORTS_DIR)
     try:
         days = int(os.environ.get("RECOUP_REPORT_DAYS") or 30)
         end_text = os.environ.get("RECOUP_REPORT_END")

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from pipelines import defaults
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.columnar import CheckedPage, list_answers
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError
@@ -155,7 +156,7 @@ class AccountResult:
 
 @dataclass
 class FetchOptions:
-    details: str = "all"  # which finished runs get a details fetch: all, failed, none
+    details: str = defaults.DETAILS  # which finished runs get a details fetch: all, failed, none
     keep_private: bool = False  # store payload and output
     limits: Limits = DEFAULT_LIMITS  # how large a run and its free-form fields may be
 
@@ -354,7 +355,7 @@ def list_all(
     index: Index,
     options: FetchOptions,
     own: bool = False,
-    concurrency: int = 8,
+    concurrency: int = defaults.MAX_CONCURRENCY,
     stop: threading.Event | None = None,
 ) -> Iterator[AccountResult]:
     """Lists accounts concurrently and yields each result as soon as it is complete.

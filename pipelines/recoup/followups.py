@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pipelines import defaults
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
 from pipelines.recoup.fetch import AccountResult, FetchOptions, Index, Job, differs
@@ -122,7 +123,7 @@ def fetch_followups(
     options: FetchOptions,
     budget: Budget,
     stats: Followups,
-    concurrency: int = 8,
+    concurrency: int = defaults.MAX_CONCURRENCY,
 ) -> Iterator[Retrieved]:
     """Fetches planned runs by id until the plan is done or the budget is spent.
 

@@ -1,6 +1,5 @@
 """Constants of the Recoup API and of the warehouse layout."""
 
-DEFAULT_BASE_URL = "https://recoup-api.vercel.app"
 RUNS_PATH = "/api/tasks/runs"
 ACCOUNT_PATH = "/api/accounts/id"
 LIST_LIMIT = 100  # the most one list call returns; there is no cursor beyond it

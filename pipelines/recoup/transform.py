@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from pipelines import defaults
 from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
 from pipelines.recoup.tables import (
@@ -67,8 +68,8 @@ class Limits:
     a mark, then the largest ones while the run is above `max_run_bytes` (its JSON as it would
     be stored); a run still above that is rejected."""
 
-    max_run_bytes: int = 4 * 2**20
-    max_field_bytes: int = 2 * 2**20
+    max_run_bytes: int = defaults.MAX_RUN_BYTES
+    max_field_bytes: int = defaults.MAX_FIELD_BYTES
 
 
 DEFAULT_LIMITS = Limits()
