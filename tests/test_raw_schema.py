@@ -59,11 +59,12 @@ def test_dlt_creates_the_raw_tables_exactly_as_described(sync, db_path: Path) ->
             assert dlt_types == {name: column.kind for name, column in TABLES[table].items()}, table
 
 
-# Run in a copy of the code whose description alone has two more fields: one text, one time
-# placed before createdAt (the column path finds createdAt among the times by name).
+# Run in a copy of the code whose description alone has three more fields: a text, a time placed
+# before createdAt (the column path finds createdAt among the times by name), a field of `error`.
 _ADDED = {
     '    "task_identifier": Column("text", "taskIdentifier"),\n': '    "queued_at": Column("timestamp", "queuedAt"),\n',
     '    "region": Column("text", "region"),\n': '    "machine": Column("text", "machine"),\n',
+    '    "error_stack_trace": Column("text", "error.stackTrace"),\n': '    "error_code": Column("text", "error.code"),\n',
 }
 _PROBE = """
 import json, sys
@@ -83,8 +84,9 @@ from pipelines.recoup_pipeline import run_sync
 
 now = datetime(2026, 11, 20, 12, tzinfo=UTC)
 item = {"id": "run_new_fields", "status": "COMPLETED", "createdAt": "2026-11-20T11:00:00Z",
-        "queuedAt": "2026-11-20T11:00:05+00:00", "machine": "large-1x", "attempts": [], "error": None}
-wanted = ["queued_at", "machine", "extra"]
+        "queuedAt": "2026-11-20T11:00:05+00:00", "machine": "large-1x", "attempts": [],
+        "error": {"message": "out of memory", "code": "E42"}}
+wanted = ["queued_at", "machine", "error_code", "extra"]
 columnar = assemble([check_page([item], account_id="acc", seen_at=now)]).runs
 rows = rows_to_answers([to_run_row(item, account_id="acc", seen_at=now)], "list").runs
 world = World(accounts=1, runs_per_account=5, seed=3, now=now)
@@ -97,14 +99,14 @@ with EmulatorServer(world) as server:
 with duckdb.connect(str(db), read_only=True) as con:
     types = dict(con.execute("select column_name, data_type from information_schema.columns "
                              "where table_schema = 'raw' and table_name = 'runs'").fetchall())
-    stored = con.execute("select queued_at, machine, extra from raw.runs where id = 'run_new_fields'").fetchall()
+    stored = con.execute("select queued_at, machine, error_code, extra from raw.runs where id = 'run_new_fields'").fetchall()
     schema = json.loads(con.execute("select schema from raw._dlt_version order by inserted_at desc limit 1").fetchone()[0])
 print(json.dumps({
     "code": pipelines.__file__,
     "columnar": columnar.select(wanted).to_pylist(), "rows": rows.select(wanted).to_pylist(),
-    "arrow": {name: str(columnar.schema.field(name).type) for name in wanted[:2]},
-    "duckdb": {name: types.get(name) for name in wanted[:2]}, "stored": stored,
-    "dlt": {name: schema["tables"]["runs"]["columns"].get(name, {}).get("data_type") for name in wanted[:2]},
+    "arrow": {name: str(columnar.schema.field(name).type) for name in wanted[:3]},
+    "duckdb": {name: types.get(name) for name in wanted[:3]}, "stored": stored,
+    "dlt": {name: schema["tables"]["runs"]["columns"].get(name, {}).get("data_type") for name in wanted[:3]},
 }, default=str))
 """
 
@@ -128,9 +130,19 @@ def test_a_field_added_to_the_description_alone_reaches_arrow_duckdb_and_dlt(tmp
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.splitlines()[-1])
     assert Path(seen["code"]).is_relative_to(tree), "the probe must run the copy"
-    expected = [{"queued_at": "2026-11-20 11:00:05+00:00", "machine": "large-1x", "extra": None}]
+    expected = [
+        {"queued_at": "2026-11-20 11:00:05+00:00", "machine": "large-1x", "error_code": "E42", "extra": None}
+    ]
     assert seen["columnar"] == seen["rows"] == expected, "both paths fill the new columns"
-    assert seen["arrow"] == {"queued_at": "timestamp[us, tz=UTC]", "machine": "string"}
-    assert seen["duckdb"] == {"queued_at": "TIMESTAMP WITH TIME ZONE", "machine": "VARCHAR"}
-    assert seen["dlt"] == {"queued_at": "timestamp", "machine": "text"}
-    assert seen["stored"] == [["2026-11-20 11:00:05+00:00", "large-1x", None]]
+    assert seen["arrow"] == {
+        "queued_at": "timestamp[us, tz=UTC]",
+        "machine": "string",
+        "error_code": "string",
+    }
+    assert seen["duckdb"] == {
+        "queued_at": "TIMESTAMP WITH TIME ZONE",
+        "machine": "VARCHAR",
+        "error_code": "VARCHAR",
+    }
+    assert seen["dlt"] == {"queued_at": "timestamp", "machine": "text", "error_code": "text"}
+    assert seen["stored"] == [["2026-11-20 11:00:05+00:00", "large-1x", "E42", None]]

@@ -17,7 +17,7 @@ from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.render import to_list_item
 from pipelines.recoup.columnar import NotColumnar, assemble, check_page
 from pipelines.recoup.errors import BadRunError
-from pipelines.recoup.tables import ATTEMPT_COLUMNS, RUN_COLUMNS, Column, rows_to_answers
+from pipelines.recoup.tables import ATTEMPT_COLUMNS, RUN_COLUMNS, Column, api_objects, rows_to_answers
 from pipelines.recoup.transform import micros, status_group, to_run_row
 from pipelines.recoup_pipeline import run_sync
 from tests.conftest import FAST_RETRY, NOW, sync_env
@@ -55,12 +55,16 @@ def _values(column: Column) -> st.SearchStrategy:
 
 
 def described(columns: dict[str, Column]) -> dict[str, st.SearchStrategy]:
-    return {c.source: _values(c) for c in columns.values() if c.source}
+    fields = {c.source: _values(c) for c in columns.values() if c.source and "." not in c.source}
+    for parent, children in api_objects(columns).items():
+        fields[parent] = st.none() | st.fixed_dictionaries(
+            {}, optional=dict.fromkeys(children, by_kind["text"])
+        )
+    return fields
 
 
 attempt = st.fixed_dictionaries(
-    {}, optional={**described(ATTEMPT_COLUMNS), "createdAt": iso_dates,
-                  "error": st.none() | st.fixed_dictionaries({}, optional={"message": st.text(), "name": st.text()})},
+    {}, optional={**described(ATTEMPT_COLUMNS), "createdAt": iso_dates},
 )  # fmt: skip
 good_run = st.fixed_dictionaries(
     {"id": st.text(min_size=1, max_size=30).filter(str.strip).map(lambda s: "run_" + s),
@@ -69,9 +73,6 @@ good_run = st.fixed_dictionaries(
         **{source: values for source, values in described(RUN_COLUMNS).items() if source != "createdAt"},
         "status": st.sampled_from(["COMPLETED", "FAILED", "FROZEN", "DEQUEUED", "SOMETHING_NEW"]),
         "tags": st.lists(st.text(min_size=1, max_size=128), max_size=10),
-        "env": st.fixed_dictionaries({"id": st.text(), "name": st.text()}),
-        "error": st.none() | st.fixed_dictionaries({"message": st.text()}, optional={"name": st.text(),
-                                                                                    "stackTrace": st.text()}),
         "attempts": st.lists(attempt, max_size=3),
         "isCompleted": st.booleans(),  # derived from status: not stored
         "newField": json_values,
@@ -166,12 +167,20 @@ def _sample(kind: str) -> object:
             "bool": True, "json": {"key": [1, "two"]}}[kind]  # fmt: skip
 
 
+def _full(columns: dict[str, Column]) -> dict[str, object]:
+    """An API object giving every field the description reads, none of them null."""
+    item: dict[str, object] = {}
+    for column in columns.values():
+        if column.source and "." in column.source:
+            parent, child = column.source.split(".", 1)
+            item.setdefault(parent, {})[child] = _sample(column.kind)  # type: ignore[index]
+        elif column.source:
+            item[column.source] = _sample(column.kind)
+    return item
+
+
 def test_every_described_field_given_reaches_its_column_in_both_paths() -> None:
-    attempt = {c.source: _sample(c.kind) for c in ATTEMPT_COLUMNS.values() if c.source}
-    item = {c.source: _sample(c.kind) for c in RUN_COLUMNS.values() if c.source}
-    item.update(id="run_full", attempts=[{**attempt, "error": {"message": "m", "name": "n"}}],
-                error={"message": "m", "name": "n", "stackTrace": "s"}, env={"id": "e", "name": "prod"},
-                tags=["a:b"])  # fmt: skip
+    item = {**_full(RUN_COLUMNS), "id": "run_full", "attempts": [_full(ATTEMPT_COLUMNS)], "tags": ["a:b"]}
     _same_tables([item], keep_private=True)
     answers = assemble([check_page([item], account_id="acc", seen_at=SEEN, keep_private=True)])
     (run,), (stored_attempt,) = answers.runs.to_pylist(), answers.attempts.to_pylist()

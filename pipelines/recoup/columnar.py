@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.tables import KINDS, SCHEMAS, TIMESTAMP, Answers
 from pipelines.recoup.transform import (
+    ATTEMPT_OBJECT_FIELDS,
     ATTEMPT_TEXT_FIELDS,
     ATTEMPT_TIME_FIELDS,
     BOOL_FIELDS,
@@ -39,6 +40,7 @@ from pipelines.recoup.transform import (
     KNOWN_FIELDS,
     LATEST,
     NUMBER_FIELDS,
+    OBJECT_FIELDS,
     SIZED_FIELDS,
     TEXT_FIELDS,
     TIME_FIELDS,
@@ -49,12 +51,19 @@ from pipelines.recoup.transform import (
 )
 
 _TEXT = pa.string()
+
+
 # What Arrow reads of an attempt and of a run object: the fields tables.py names, each typed by
 # its kind (times as text, parsed after conversion), and the nested ones handled here. Every
 # other key of a run is handled in Python.
+def _objects(objects: dict[str, dict[str, str]]) -> list[tuple[str, pa.DataType]]:
+    return [
+        (parent, pa.struct([(child, _TEXT) for child in children])) for parent, children in objects.items()
+    ]
+
+
 _ATTEMPT = pa.struct(
-    [(name, _TEXT) for name in (*ATTEMPT_TEXT_FIELDS, *ATTEMPT_TIME_FIELDS)]
-    + [("error", pa.struct([("message", _TEXT), ("name", _TEXT)]))]
+    [(name, _TEXT) for name in (*ATTEMPT_TEXT_FIELDS, *ATTEMPT_TIME_FIELDS)] + _objects(ATTEMPT_OBJECT_FIELDS)
 )
 _READ = {"timestamp": TIME_FIELDS, "text": TEXT_FIELDS, "double": NUMBER_FIELDS, "bigint": INTEGER_FIELDS,
          "bool": BOOL_FIELDS}  # fmt: skip
@@ -65,12 +74,8 @@ _ITEM = pa.struct(
         for kind, fields in _READ.items()
         for name in fields
     ]
-    + [
-        ("env", pa.struct([("id", _TEXT), ("name", _TEXT)])),
-        ("tags", pa.list_(_TEXT)),
-        ("attempts", pa.list_(_ATTEMPT)),
-        ("error", pa.struct([("message", _TEXT), ("name", _TEXT), ("stackTrace", _TEXT)])),
-    ]
+    + _objects(OBJECT_FIELDS)
+    + [("tags", pa.list_(_TEXT)), ("attempts", pa.list_(_ATTEMPT))]
 )
 # Where the page's creation and update times sit among its times (see `check_page`).
 _CREATED, _UPDATED = list(TIME_FIELDS).index("createdAt"), list(TIME_FIELDS).index("updatedAt")
@@ -129,9 +134,11 @@ def _check_items(items: list[Any], keep_private: bool, limits: Limits) -> tuple[
             if type(attempts) is not list:
                 raise NotColumnar
             for attempt in attempts:
-                if type(attempt) is not dict or not _object_or_none(attempt.get("error")):
+                if type(attempt) is not dict or not all(
+                    _object_or_none(attempt.get(p)) for p in ATTEMPT_OBJECT_FIELDS
+                ):
                     raise NotColumnar
-        if not (_object_or_none(item.get("env")) and _object_or_none(item.get("error"))):
+        if not all(_object_or_none(item.get(parent)) for parent in OBJECT_FIELDS):
             raise NotColumnar  # Arrow reads [] as an empty object; a bare error string goes run by run
         ids.append(run_id)
         statuses.append(item.get("status"))
@@ -204,6 +211,15 @@ def _positions(lists: pa.ListArray) -> tuple[pa.Array, pa.Array]:
     return parent, pc.subtract(places, pc.take(offsets, parent))
 
 
+def _object_columns(field: dict[str, pa.Array], objects: dict[str, dict[str, str]]) -> dict[str, pa.Array]:
+    """The columns read from the text fields of object fields (a null object: nulls)."""
+    return {
+        column: array
+        for parent, children in objects.items()
+        for column, array in zip(children.values(), field[parent].flatten(), strict=True)
+    }
+
+
 def assemble(pages: list[CheckedPage]) -> Answers:
     """Checked pages (of any accounts) as the three list tables, in one set of Arrow calls."""
     runs = pa.concat_arrays([page.runs for page in pages]) if pages else pa.array([], _ITEM)
@@ -224,8 +240,6 @@ def assemble(pages: list[CheckedPage]) -> Answers:
     oids = pc.binary_join_element_wise("l:", ids, suffixes, "")
     accounts = [page.account_id for page in pages for _ in range(len(page))]
     seen = [micros(page.seen_at) for page in pages for _ in range(len(page))]
-    env_id, env_name = field["env"].flatten()
-    error_message, error_name, error_stack = field["error"].flatten()
     texts = {
         column: [v for page in pages for v in page.texts[column]]
         for column in (pages[0].texts if pages else {})
@@ -233,12 +247,12 @@ def assemble(pages: list[CheckedPage]) -> Answers:
     columns: dict[str, Any] = {
         "id": ids, "observation_id": oids, "account_id": pa.array(accounts, _TEXT),
         **{column: field[source] for source, column in TEXT_FIELDS.items()},
-        **times, "seen_at": pa.array(seen, pa.int64()).view(TIMESTAMP), "env_id": env_id, "env_name": env_name,
+        **times, "seen_at": pa.array(seen, pa.int64()).view(TIMESTAMP),
         **{column: field[source] for fields in (NUMBER_FIELDS, INTEGER_FIELDS, BOOL_FIELDS)
            for source, column in fields.items()},
         "has_attempts": pc.is_valid(attempts), "attempts_listed": pc.list_value_length(attempts).cast(pa.int64()),
         "has_error": pa.array([v for page in pages for v in page.has_error], pa.bool_()),
-        "error_message": error_message, "error_name": error_name, "error_stack_trace": error_stack,
+        **_object_columns(field, OBJECT_FIELDS),
         **{column: pa.array(values, _TEXT) for column, values in texts.items()},
         "extra": pa.array([v for page in pages for v in page.extra], _TEXT),
     }  # fmt: skip
@@ -250,12 +264,11 @@ def assemble(pages: list[CheckedPage]) -> Answers:
     tag_columns = {"run_id": ids.take(tag_run), "observation_id": oids.take(tag_run), "tag_index": tag_index,
                    "value": tags.flatten()}  # fmt: skip
     attempt_run, attempt_index = _positions(attempts)
-    attempt_error_message, attempt_error_name = attempt["error"].flatten()
     attempt_columns = {
         "run_id": ids.take(attempt_run), "observation_id": oids.take(attempt_run),
         **{column: attempt[source] for source, column in ATTEMPT_TEXT_FIELDS.items()},
         "attempt_number": pc.add(attempt_index, 1), **attempt_times,
-        "error_message": attempt_error_message, "error_name": attempt_error_name,
+        **_object_columns(attempt, ATTEMPT_OBJECT_FIELDS),
     }  # fmt: skip
     return Answers(
         "list",

@@ -47,9 +47,10 @@ class Column:
 
     Attributes:
         kind: a key of `KINDS`.
-        source: the top-level field of the API object read into it by the rule of its kind
-            (`transform.py` checks it, `columnar.py` reads it with Arrow); None for a column
-            the code builds itself (ids, `env`, `error`, flags).
+        source: the field of the API object read into it by the rule of its kind
+            (`transform.py` checks it, `columnar.py` reads it with Arrow): a top-level field,
+            or `object.field` for a text field of an object (`env.name`); None for a column the
+            code builds itself (ids, flags, counts).
         nullable: False for keys, which dlt and Arrow then both declare NOT NULL.
         private: stored only when RECOUP_STORE_PAYLOADS asks for it (large, possibly private).
         bounds: for a number, the least and the greatest value it may take; a run giving one
@@ -87,8 +88,8 @@ RUN_COLUMNS: dict[str, Column] = {
     # a run answered twice in one load: the later answer wins
     "seen_at": Column("timestamp", hints={"dedup_sort": "desc"}),
     "is_test": Column("bool", "isTest"),
-    "env_id": Column("text"),  # env.id
-    "env_name": Column("text"),  # env.name
+    "env_id": Column("text", "env.id"),
+    "env_name": Column("text", "env.name"),
     "cost_in_cents": Column("double", "costInCents", bounds=COST),
     "base_cost_in_cents": Column("double", "baseCostInCents", bounds=COST),
     "duration_ms": Column("bigint", "durationMs", bounds=INT64),
@@ -103,9 +104,9 @@ RUN_COLUMNS: dict[str, Column] = {
     "has_attempts": Column("bool"),  # whether this answer carried attempts
     "attempts_listed": Column("bigint"),
     "has_error": Column("bool"),  # whether this answer carried an error (null included)
-    "error_message": Column("text"),  # error.message, or a bare error string
-    "error_name": Column("text"),
-    "error_stack_trace": Column("text"),
+    "error_message": Column("text", "error.message"),  # or the error itself, when a bare string
+    "error_name": Column("text", "error.name"),
+    "error_stack_trace": Column("text", "error.stackTrace"),
     "metadata": Column("json", "metadata"),
     "schedule": Column("json", "schedule"),
     "related_runs": Column("json", "relatedRuns"),
@@ -131,8 +132,8 @@ ATTEMPT_COLUMNS: dict[str, Column] = {
     "updated_at": Column("timestamp", "updatedAt"),
     "started_at": Column("timestamp", "startedAt"),
     "completed_at": Column("timestamp", "completedAt"),
-    "error_message": Column("text"),  # error.message
-    "error_name": Column("text"),  # error.name
+    "error_message": Column("text", "error.message"),
+    "error_name": Column("text", "error.name"),
 }
 # Each kind of answer has its root table and two child tables.
 ROOTS = {"list": "runs", "retrieve": "run_details"}
@@ -150,8 +151,22 @@ TABLES: dict[str, dict[str, Column]] = {
 def api_fields(columns: Mapping[str, Column], kind: str, private: bool = False) -> dict[str, str]:
     """API field to column, for the columns of `kind` read straight from one field."""
     return {
-        c.source: name for name, c in columns.items() if c.source and c.kind == kind and c.private == private
+        c.source: name
+        for name, c in columns.items()
+        if c.source and "." not in c.source and c.kind == kind and c.private == private
     }
+
+
+def api_objects(columns: Mapping[str, Column]) -> dict[str, dict[str, str]]:
+    """Object field to its text fields, each to its column (`env` -> {"id": "env_id", ...})."""
+    objects: dict[str, dict[str, str]] = {}
+    for name, column in columns.items():
+        if column.source and "." in column.source:
+            if column.kind != "text":
+                raise ValueError(f"{name}: only text fields of an object are read")
+            parent, child = column.source.split(".", 1)
+            objects.setdefault(parent, {})[child] = name
+    return objects
 
 
 def api_bounds(columns: Mapping[str, Column]) -> dict[str, tuple[float, float]]:

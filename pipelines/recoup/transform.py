@@ -28,6 +28,7 @@ from pipelines.recoup.tables import (
     RUN_COLUMNS,
     api_bounds,
     api_fields,
+    api_objects,
 )
 
 # API field -> column, by the rule that reads it (see the `source` of each column in tables.py).
@@ -39,14 +40,21 @@ BOUNDS = api_bounds(RUN_COLUMNS)  # of the numbers above
 BOOL_FIELDS = api_fields(RUN_COLUMNS, "bool")
 JSON_FIELDS = api_fields(RUN_COLUMNS, "json")  # free-form, kept whole
 PRIVATE_FIELDS = api_fields(RUN_COLUMNS, "json", private=True)  # stored only when asked for
+OBJECT_FIELDS = api_objects(RUN_COLUMNS)  # env, error: objects whose text fields are read
 ATTEMPT_TEXT_FIELDS = api_fields(ATTEMPT_COLUMNS, "text")
 ATTEMPT_TIME_FIELDS = api_fields(ATTEMPT_COLUMNS, "timestamp")
+ATTEMPT_OBJECT_FIELDS = api_objects(ATTEMPT_COLUMNS)
+# Some upstream errors are bare strings: tolerated, read as this field of the object.
+_BARE_STRING = {"error": "message"}
 # Derived from status, so not worth a column.
 _FLAGS = {"isQueued", "isExecuting", "isWaiting", "isCompleted", "isSuccess", "isFailed", "isCancelled"}
 # Read by code of their own in both paths.
-_SPECIAL = {"id", "env", "tags", "attempts", "error"}
+_SPECIAL = {"id", "tags", "attempts"}
 KNOWN_FIELDS = frozenset().union(
-    *(api_fields(RUN_COLUMNS, kind, private) for kind in KINDS for private in (False, True)), _FLAGS, _SPECIAL
+    *(api_fields(RUN_COLUMNS, kind, private) for kind in KINDS for private in (False, True)),
+    OBJECT_FIELDS,
+    _FLAGS,
+    _SPECIAL,
 )
 
 
@@ -153,18 +161,17 @@ def _integer(value: Any, field: str) -> int | None:
     return number
 
 
-def _error(value: Any, field: str) -> dict[str, Any]:
+def _object(value: Any, parent: str, field: str, children: dict[str, str]) -> dict[str, str | None]:
+    """The text fields of an object field, by column; all null when the object is."""
     if value is None:
-        return {"message": None, "name": None, "stack_trace": None}
-    if isinstance(value, str):  # tolerated: some upstream errors are bare strings
-        return {"message": value, "name": None, "stack_trace": None}
+        return dict.fromkeys(children.values())
+    if isinstance(value, str) and parent in _BARE_STRING:
+        return {
+            column: value if child == _BARE_STRING[parent] else None for child, column in children.items()
+        }
     if not isinstance(value, dict):
         raise BadRunError(f"{field} is not an object")
-    return {
-        "message": _text(value.get("message"), f"{field}.message"),
-        "name": _text(value.get("name"), f"{field}.name"),
-        "stack_trace": _text(value.get("stackTrace"), f"{field}.stackTrace"),
-    }
+    return {column: _text(value.get(child), f"{field}.{child}") for child, column in children.items()}
 
 
 def to_attempt_rows(attempts: Any) -> list[dict[str, Any]]:
@@ -176,13 +183,14 @@ def to_attempt_rows(attempts: Any) -> list[dict[str, Any]]:
         field = f"attempts[{number - 1}]"
         if not isinstance(attempt, dict):
             raise BadRunError(f"{field} is not an object")
-        error = _error(attempt.get("error"), f"{field}.error")
         row: dict[str, Any] = {"attempt_number": number}
+        for parent, children in ATTEMPT_OBJECT_FIELDS.items():
+            row.update(_object(attempt.get(parent), parent, f"{field}.{parent}", children))
         for source, column in ATTEMPT_TEXT_FIELDS.items():
             row[column] = _text(attempt.get(source), f"{field}.{source}")
         for source, column in ATTEMPT_TIME_FIELDS.items():
             row[column] = to_utc(attempt.get(source), f"{field}.{source}")
-        rows.append({**row, "error_message": error["message"], "error_name": error["name"]})
+        rows.append(row)
     return rows
 
 
@@ -279,12 +287,6 @@ def to_run_row(
                 if not isinstance(item[source], bool | None):
                     raise BadRunError(f"{source} is not a boolean")
                 row[column] = item[source]
-        env = item.get("env")
-        if env is not None:
-            if not isinstance(env, dict):
-                raise BadRunError("env is not an object")
-            row["env_id"] = _text(env.get("id"), "env.id")
-            row["env_name"] = _text(env.get("name"), "env.name")
         tags = item.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
             raise BadRunError("tags is not a list of strings")
@@ -294,10 +296,9 @@ def to_run_row(
         row["attempts"] = to_attempt_rows(item["attempts"]) if row["has_attempts"] else []
         row["attempts_listed"] = len(row["attempts"]) if row["has_attempts"] else None
         row["has_error"] = "error" in item
-        if row["has_error"]:
-            error = _error(item["error"], "error")
-            row.update(error_message=error["message"], error_name=error["name"],
-                       error_stack_trace=error["stack_trace"])  # fmt: skip
+        for parent, children in OBJECT_FIELDS.items():
+            if parent in item:
+                row.update(_object(item[parent], parent, parent, children))
         extra = {k: v for k, v in item.items() if k not in KNOWN_FIELDS}
         if extra:
             row["extra"] = extra
