@@ -53,15 +53,15 @@ from pipelines.recoup.transform import (
 _TEXT = pa.string()
 
 
-# What Arrow reads of an attempt and of a run object: the fields tables.py names, each typed by
-# its kind (times as text, parsed after conversion), and the nested ones handled here. Every
-# other key of a run is handled in Python.
 def _objects(objects: dict[str, dict[str, str]]) -> list[tuple[str, pa.DataType]]:
     return [
         (parent, pa.struct([(child, _TEXT) for child in children])) for parent, children in objects.items()
     ]
 
 
+# What Arrow reads of an attempt and of a run object: the fields tables.py names, each typed by
+# its kind (times as text, parsed after conversion), and the nested ones handled here. Every
+# other key of a run is handled in Python.
 _ATTEMPT = pa.struct(
     [(name, _TEXT) for name in (*ATTEMPT_TEXT_FIELDS, *ATTEMPT_TIME_FIELDS)] + _objects(ATTEMPT_OBJECT_FIELDS)
 )
