@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from pipelines import logs
+from pipelines import defaults, logs
 from pipelines.stopping import EXIT_ABORTED
 
 log = logging.getLogger("recoup")
@@ -123,6 +123,17 @@ def emulator(args: argparse.Namespace) -> int:
     return main(args.options)
 
 
+_SYNC_SETTINGS = (
+    f"Settings (environment, see README): RECOUP_API_KEY (required); RECOUP_DB (default {defaults.DB}); "
+    "RECOUP_ACCOUNTS (default: the key's own account); "
+    f"RECOUP_MAX_CONCURRENCY (default {defaults.MAX_CONCURRENCY}); "
+    f"RECOUP_MAX_RPM (default {defaults.MAX_RPM}; 0 = no cap); "
+    f"RECOUP_RETRY_ATTEMPTS (default {defaults.RETRY_ATTEMPTS}); "
+    f"RECOUP_SYNC_SECONDS (default {defaults.SYNC_SECONDS}; 0 = none); "
+    f"RECOUP_DETAILS (default {defaults.DETAILS}: all, failed or none)."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     # Global options are accepted before or after the subcommand; SUPPRESS keeps a subcommand
     # from resetting one given before it, so their defaults are filled in after parsing.
@@ -140,20 +151,24 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, run: Callable[[argparse.Namespace], int], what: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common], help=what, description=what)
+    def add(
+        name: str, run: Callable[[argparse.Namespace], int], what: str, epilog: str | None = None
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=what, description=what, epilog=epilog)
         sub.set_defaults(run=run)
         return sub
 
     add("sync", sync, "one sync of every configured account into RECOUP_DB "
-        "(exit 0 ok, 1 an account failed, 2 bad config/key or nothing listed, 75 lock held, 130 interrupted)")  # fmt: skip
+        "(exit 0 ok, 1 an account failed, 2 bad config/key or nothing listed, 75 lock held, 130 interrupted)",
+        _SYNC_SETTINGS)  # fmt: skip
     check = add("status", status, "per account: last good sync and its age, failures, gaps, details backlog")
     check.add_argument("--max-age", metavar="DURATION",
                        help="exit 1 when an account's last good sync is older (90s, 15m, 2h, 1d)")  # fmt: skip
     check.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     add("models", models, "rebuild the SQL models of sql/ in RECOUP_DB")
-    add("report", report, "write the cost report from RECOUP_DB into RECOUP_REPORTS_DIR")
-    add("demo", demo, "zero-config tour in its own folder: emulator, two syncs, the report")
+    add("report", report, f"write the cost report into RECOUP_REPORTS_DIR (default {defaults.REPORTS_DIR}/)")
+    tour = f"zero-config tour in {defaults.DEMO_DIR}/ (or RECOUP_DEMO_DIR): emulator, two syncs, the report"
+    add("demo", demo, tour)
     # The emulator parses its own options; `recoup emulator --help` shows them.
     commands.add_parser("emulator", add_help=False, help="serve the Recoup API emulator on 127.0.0.1 "
                         "(options: recoup emulator --help)").set_defaults(run=emulator)  # fmt: skip

@@ -11,15 +11,13 @@ from typing import Any
 
 import dlt
 
-from pipelines.recoup.client import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
+from pipelines import defaults
 from pipelines.recoup.errors import ConfigError
 from pipelines.recoup.fetch import DETAIL_MODES
 from pipelines.recoup.safety import check_base_url, check_proxy
-from pipelines.recoup.settings import DEFAULT_BASE_URL
 from pipelines.recoup.transform import DEFAULT_LIMITS, Limits
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
-DEFAULT_DB = "data/recoup.duckdb"
 
 
 @dataclass(frozen=True)
@@ -35,11 +33,11 @@ class Settings:
     details: str
     keep_private: bool
     lock_wait: float
-    retry_attempts: int = 6
-    sync_seconds: int = 240  # the time budget of one sync; 0 = none
+    retry_attempts: int = defaults.RETRY_ATTEMPTS
+    sync_seconds: int = defaults.SYNC_SECONDS  # the time budget of one sync; 0 = none
     limits: Limits = DEFAULT_LIMITS
-    request_timeout: float = DEFAULT_TIMEOUT
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    request_timeout: float = defaults.REQUEST_TIMEOUT
+    max_response_bytes: int = defaults.MAX_RESPONSE_BYTES
     proxy: str | None = None  # may hold the proxy's password: never shown
     lake: str | None = None  # RECOUP_LAKE: a DuckLake catalog instead of the RECOUP_DB file
     lake_data: str | None = None  # RECOUP_LAKE_DATA: the lake's data folder or s3:// prefix
@@ -100,7 +98,7 @@ def parse_accounts(value: Any) -> list[str]:
 def database_path(env: Mapping[str, str] | None = None) -> Path:
     """The warehouse file: RECOUP_DB (or sources.recoup.db), else `data/recoup.duckdb`."""
     env = os.environ if env is None else env
-    raw = _lookup("db", env) or DEFAULT_DB
+    raw = _lookup("db", env) or defaults.DB
     return Path(str(raw)).expanduser()
 
 
@@ -112,13 +110,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             "RECOUP_API_KEY is not set (or set it as sources.recoup.api_key in .dlt/secrets.toml)"
         )
-    details = str(_lookup("details", env) or "all").strip().lower()
+    details = str(_lookup("details", env) or defaults.DETAILS).strip().lower()
     if details not in DETAIL_MODES:
         raise ConfigError(f"RECOUP_DETAILS must be one of {', '.join(DETAIL_MODES)}, got {details[:20]!r}")
-    keep = str(_lookup("store_payloads", env) or "false").strip().lower()
+    keep = str(_lookup("store_payloads", env) or defaults.STORE_PAYLOADS).strip().lower()
     if keep not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigError(f"RECOUP_STORE_PAYLOADS must be true or false, got {keep[:20]!r}")
-    lock_wait = _integer("lock_wait", _lookup("lock_wait", env), 0, 0)
+    lock_wait = _integer("lock_wait", _lookup("lock_wait", env), defaults.LOCK_WAIT, 0)
     proxy = str(_lookup("proxy", env) or "").strip()
 
     def number(name: str, default: int, minimum: int) -> int:
@@ -126,22 +124,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     return Settings(
         api_key=api_key,
-        base_url=check_base_url(str(_lookup("base_url", env) or DEFAULT_BASE_URL).strip()),
+        base_url=check_base_url(str(_lookup("base_url", env) or defaults.BASE_URL).strip()),
         accounts=parse_accounts(_lookup("accounts", env)),
         db=database_path(env),
-        max_concurrency=_integer("max_concurrency", _lookup("max_concurrency", env), 8, 1),
-        max_rpm=_integer("max_rpm", _lookup("max_rpm", env), 300, 0),
+        max_concurrency=number("max_concurrency", defaults.MAX_CONCURRENCY, 1),
+        max_rpm=number("max_rpm", defaults.MAX_RPM, 0),
         details=details,
         keep_private=keep in ("true", "1", "yes"),
         lock_wait=float(lock_wait),
-        retry_attempts=_integer("retry_attempts", _lookup("retry_attempts", env), 6, 1),
-        sync_seconds=_integer("sync_seconds", _lookup("sync_seconds", env), 240, 0),
+        retry_attempts=number("retry_attempts", defaults.RETRY_ATTEMPTS, 1),
+        sync_seconds=number("sync_seconds", defaults.SYNC_SECONDS, 0),
         limits=Limits(
             max_run_bytes=number("max_run_bytes", DEFAULT_LIMITS.max_run_bytes, 1),
             max_field_bytes=number("max_field_bytes", DEFAULT_LIMITS.max_field_bytes, 1),
         ),
-        request_timeout=float(number("request_timeout", int(DEFAULT_TIMEOUT), 1)),
-        max_response_bytes=number("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, 1),
+        request_timeout=float(number("request_timeout", int(defaults.REQUEST_TIMEOUT), 1)),
+        max_response_bytes=number("max_response_bytes", defaults.MAX_RESPONSE_BYTES, 1),
         proxy=check_proxy(proxy) if proxy else None,
         **lake_settings(env),
     )

@@ -17,6 +17,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipelines import defaults
 from pipelines.config import database_path
 from pipelines.emulator import EmulatorServer, World
 
@@ -40,8 +41,8 @@ def _change_some_runs(world: World) -> None:
 
 def main() -> int:
     """Runs the demo in RECOUP_DEMO_DIR (default `demo/`); returns 2 when that folder is not the demo's."""
-    folder = Path(os.environ.get("RECOUP_DEMO_DIR") or ROOT / "demo").absolute()
-    db = folder / "recoup.duckdb"
+    folder = Path(os.environ.get("RECOUP_DEMO_DIR") or ROOT / defaults.DEMO_DIR).absolute()
+    db = folder / Path(defaults.DB).name
     if db.resolve() == database_path().resolve():
         print(
             f"demo: {db} is RECOUP_DB, the real warehouse; set RECOUP_DEMO_DIR to another folder",
@@ -61,7 +62,7 @@ def main() -> int:
     with EmulatorServer(world) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECOUP_")}
         env.update(RECOUP_API_KEY=world.demo_key, RECOUP_BASE_URL=server.url, RECOUP_DB=str(db),
-                   RECOUP_REPORTS_DIR=str(folder / "reports"), RECOUP_ACCOUNTS=",".join(world.account_ids),
+                   RECOUP_REPORTS_DIR=str(folder / defaults.REPORTS_DIR), RECOUP_ACCOUNTS=",".join(world.account_ids),
                    RECOUP_MAX_RPM="0")  # fmt: skip
         print(f"== emulator on {server.url} with {len(world.account_ids)} accounts", flush=True)
         print("== first sync (everything is new)", flush=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines import defaults
 from pipelines.query import one_row
 from pipelines.report_html import render_html, render_markdown
 
@@ -244,7 +245,7 @@ def main() -> int:
 
     Returns 2 for a bad setting, 1 when the report cannot be written, else 0.
     """
-    out_dir = Path(os.environ.get("RECOUP_REPORTS_DIR") or "reports")
+    out_dir = Path(os.environ.get("RECOUP_REPORTS_DIR") or defaults.REPORTS_DIR)
     try:
         days = int(os.environ.get("RECOUP_REPORT_DAYS") or 30)
         end_text = os.environ.get("RECOUP_REPORT_END")

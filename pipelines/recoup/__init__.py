@@ -21,11 +21,10 @@ from dlt.extract.hints import make_hints
 from pipelines.recoup.columnar import CheckedPage, assemble
 from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY, PageBook
 from pipelines.recoup.results import AccountResult, Listed
-from pipelines.recoup.tables import ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
+from pipelines.recoup.tables import JSON_COLUMNS, ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
 LARGE_VALUE = 16_384  # bytes: free-form JSON values this large weigh on DuckDB's merge
-JSON_COLUMNS = [name for name, (_, kind) in TABLES["runs"].items() if kind == "json"]
 
 
 class LoadSize:

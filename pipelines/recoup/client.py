@@ -20,14 +20,12 @@ from tenacity import (
     stop_when_event_set,
 )
 
+from pipelines import defaults
 from pipelines.recoup.errors import AccessDenied, ApiError, AuthError, BadRunError, ConfigError, RunNotFound
 from pipelines.recoup.parse import NotJson, loads
 from pipelines.recoup.safety import Masker, check_base_url, check_proxy
 from pipelines.recoup.settings import ACCOUNT_PATH, LIST_LIMIT, RUNS_PATH
 from pipelines.recoup.transform import UnreadableRun
-
-DEFAULT_TIMEOUT = 60.0  # seconds for a whole request
-DEFAULT_MAX_RESPONSE_BYTES = 64 * 2**20  # a full page of 100 runs is about 150 KB
 
 
 class _Retryable(Exception):
@@ -42,7 +40,7 @@ class _Retryable(Exception):
 class RetryPolicy:
     """How hard to try. `backoff` is the first wait in seconds; tests set it near zero."""
 
-    attempts: int = 6
+    attempts: int = defaults.RETRY_ATTEMPTS
     max_seconds: float = 120.0
     backoff: float = 0.5
     max_wait: float = 30.0
@@ -122,11 +120,11 @@ class RecoupClient:
         api_key: str,
         *,
         transport: httpx.BaseTransport | None = None,
-        max_concurrency: int = 8,
-        max_rpm: int = 300,
+        max_concurrency: int = defaults.MAX_CONCURRENCY,
+        max_rpm: int = defaults.MAX_RPM,
         retry: RetryPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        timeout: float = defaults.REQUEST_TIMEOUT,
+        max_response_bytes: int = defaults.MAX_RESPONSE_BYTES,
         proxy: str | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)

@@ -26,16 +26,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.recoup.errors import BadRunError
-from pipelines.recoup.tables import SCHEMAS, TIMESTAMP, Answers
+from pipelines.recoup.tables import KINDS, SCHEMAS, TIMESTAMP, Answers
 from pipelines.recoup.transform import (
+    ATTEMPT_OBJECT_FIELDS,
+    ATTEMPT_TEXT_FIELDS,
+    ATTEMPT_TIME_FIELDS,
+    BOOL_FIELDS,
+    BOUNDS,
     DEFAULT_LIMITS,
     EARLIEST,
     INTEGER_FIELDS,
     JSON_FIELDS,
     KNOWN_FIELDS,
     LATEST,
-    MAX_COST_CENTS,
     NUMBER_FIELDS,
+    OBJECT_FIELDS,
     SIZED_FIELDS,
     TEXT_FIELDS,
     TIME_FIELDS,
@@ -46,27 +51,34 @@ from pipelines.recoup.transform import (
 )
 
 _TEXT = pa.string()
-_ATTEMPT_TIMES = {"createdAt": "created_at", "updatedAt": "updated_at", "startedAt": "started_at",
-                  "completedAt": "completed_at"}  # fmt: skip
+
+
+def _objects(objects: dict[str, dict[str, str]]) -> list[tuple[str, pa.DataType]]:
+    return [
+        (parent, pa.struct([(child, _TEXT) for child in children])) for parent, children in objects.items()
+    ]
+
+
+# What Arrow reads of an attempt and of a run object: the fields tables.py names, each typed by
+# its kind (times as text, parsed after conversion), and the nested ones handled here. Every
+# other key of a run is handled in Python.
 _ATTEMPT = pa.struct(
-    [("id", _TEXT), ("status", _TEXT)]
-    + [(name, _TEXT) for name in _ATTEMPT_TIMES]
-    + [("error", pa.struct([("message", _TEXT), ("name", _TEXT)]))]
+    [(name, _TEXT) for name in (*ATTEMPT_TEXT_FIELDS, *ATTEMPT_TIME_FIELDS)] + _objects(ATTEMPT_OBJECT_FIELDS)
 )
-# What Arrow reads of a run object; every other key is ignored here and handled in Python.
+_READ = {"timestamp": TIME_FIELDS, "text": TEXT_FIELDS, "double": NUMBER_FIELDS, "bigint": INTEGER_FIELDS,
+         "bool": BOOL_FIELDS}  # fmt: skip
 _ITEM = pa.struct(
     [("id", _TEXT)]
-    + [(name, _TEXT) for name in (*TEXT_FIELDS, *TIME_FIELDS)]  # times parsed after conversion
-    + [(name, pa.float64()) for name in NUMBER_FIELDS]
-    + [(name, pa.int64()) for name in INTEGER_FIELDS]
     + [
-        ("isTest", pa.bool_()),
-        ("env", pa.struct([("id", _TEXT), ("name", _TEXT)])),
-        ("tags", pa.list_(_TEXT)),
-        ("attempts", pa.list_(_ATTEMPT)),
-        ("error", pa.struct([("message", _TEXT), ("name", _TEXT), ("stackTrace", _TEXT)])),
+        (name, _TEXT if kind == "timestamp" else KINDS[kind].arrow)
+        for kind, fields in _READ.items()
+        for name in fields
     ]
+    + _objects(OBJECT_FIELDS)
+    + [("tags", pa.list_(_TEXT)), ("attempts", pa.list_(_ATTEMPT))]
 )
+# Where the page's creation and update times sit among its times (see `check_page`).
+_CREATED, _UPDATED = list(TIME_FIELDS).index("createdAt"), list(TIME_FIELDS).index("updatedAt")
 
 
 class NotColumnar(Exception):
@@ -123,9 +135,11 @@ def _check_items(items: list[Any], keep_private: bool, limits: Limits) -> tuple[
             if type(attempts) is not list:
                 raise NotColumnar
             for attempt in attempts:
-                if type(attempt) is not dict or not _object_or_none(attempt.get("error")):
+                if type(attempt) is not dict or not all(
+                    _object_or_none(attempt.get(p)) for p in ATTEMPT_OBJECT_FIELDS
+                ):
                     raise NotColumnar
-        if not (_object_or_none(item.get("env")) and _object_or_none(item.get("error"))):
+        if not all(_object_or_none(item.get(parent)) for parent in OBJECT_FIELDS):
             raise NotColumnar  # Arrow reads [] as an empty object; a bare error string goes run by run
         ids.append(run_id)
         statuses.append(item.get("status"))
@@ -166,13 +180,16 @@ def check_page(
         runs = pa.array(items, type=_ITEM)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         raise NotColumnar from None
-    for cost in (runs.field(name) for name in NUMBER_FIELDS):
-        if not _holds(pc.and_(pc.greater_equal(cost, 0.0), pc.less_equal(cost, MAX_COST_CENTS))):
-            raise NotColumnar  # a negative, infinite or absurd cost: the row path names the run
+    for name, (low, high) in BOUNDS.items():
+        number = runs.field(name)
+        if not _holds(pc.and_(pc.greater_equal(number, low), pc.less_equal(number, high))):
+            raise NotColumnar  # e.g. a negative, infinite or absurd cost: the row path names the run
     attempts = runs.field("attempts").flatten()  # the page's attempts (runs are never null)
     if runs.field("tags").flatten().null_count or attempts.null_count:
         raise NotColumnar  # a null tag or attempt: the row path rejects the run
-    strings = [runs.field(name) for name in TIME_FIELDS] + [attempts.field(name) for name in _ATTEMPT_TIMES]
+    strings = [runs.field(name) for name in TIME_FIELDS] + [
+        attempts.field(name) for name in ATTEMPT_TIME_FIELDS
+    ]
     try:
         times = pc.cast(pa.concat_arrays(strings), TIMESTAMP)  # every time of the page in one call
     except pa.ArrowException:
@@ -180,8 +197,8 @@ def check_page(
     if not _holds(pc.and_(pc.greater_equal(times, EARLIEST), pc.less(times, LATEST))):
         raise NotColumnar  # a date outside 2000-2100: the row path names the run
     count = len(items)
-    created = times.slice(0, count).view(pa.int64()).to_pylist()
-    updated = times.slice(count, count).view(pa.int64()).to_pylist()
+    created = times.slice(_CREATED * count, count).view(pa.int64()).to_pylist()
+    updated = times.slice(_UPDATED * count, count).view(pa.int64()).to_pylist()
     updated_us = [u if u is not None else c for u, c in zip(updated, created, strict=True)]
     facts = list(zip(ids, updated_us, statuses, carried, strict=True))
     return CheckedPage(account_id, seen_at, runs, held["has_error"], held["extra"], held["texts"], facts)
@@ -195,6 +212,15 @@ def _positions(lists: pa.ListArray) -> tuple[pa.Array, pa.Array]:
     return parent, pc.subtract(places, pc.take(offsets, parent))
 
 
+def _object_columns(field: dict[str, pa.Array], objects: dict[str, dict[str, str]]) -> dict[str, pa.Array]:
+    """The columns read from the text fields of object fields (a null object: nulls)."""
+    return {
+        column: array
+        for parent, children in objects.items()
+        for column, array in zip(children.values(), field[parent].flatten(), strict=True)
+    }
+
+
 def assemble(pages: list[CheckedPage]) -> Answers:
     """Checked pages (of any accounts) as the three list tables, in one set of Arrow calls."""
     runs = pa.concat_arrays([page.runs for page in pages]) if pages else pa.array([], _ITEM)
@@ -203,7 +229,9 @@ def assemble(pages: list[CheckedPage]) -> Answers:
     tags, attempts = field["tags"], field["attempts"]
     attempt = dict(zip(_ATTEMPT.names, attempts.flatten().flatten(), strict=True))
     times = {column: pc.cast(field[source], TIMESTAMP) for source, column in TIME_FIELDS.items()}
-    attempt_times = {column: pc.cast(attempt[source], TIMESTAMP) for source, column in _ATTEMPT_TIMES.items()}
+    attempt_times = {
+        column: pc.cast(attempt[source], TIMESTAMP) for source, column in ATTEMPT_TIME_FIELDS.items()
+    }
     times["updated_at"] = pc.coalesce(times["updated_at"], times["created_at"])
 
     ids = field["id"]
@@ -213,8 +241,6 @@ def assemble(pages: list[CheckedPage]) -> Answers:
     oids = pc.binary_join_element_wise("l:", ids, suffixes, "")
     accounts = [page.account_id for page in pages for _ in range(len(page))]
     seen = [micros(page.seen_at) for page in pages for _ in range(len(page))]
-    env_id, env_name = field["env"].flatten()
-    error_message, error_name, error_stack = field["error"].flatten()
     texts = {
         column: [v for page in pages for v in page.texts[column]]
         for column in (pages[0].texts if pages else {})
@@ -222,12 +248,12 @@ def assemble(pages: list[CheckedPage]) -> Answers:
     columns: dict[str, Any] = {
         "id": ids, "observation_id": oids, "account_id": pa.array(accounts, _TEXT),
         **{column: field[source] for source, column in TEXT_FIELDS.items()},
-        **times, "seen_at": pa.array(seen, pa.int64()).view(TIMESTAMP), "is_test": field["isTest"],
-        "env_id": env_id, "env_name": env_name,
-        **{column: field[source] for source, column in NUMBER_FIELDS.items() | INTEGER_FIELDS.items()},
+        **times, "seen_at": pa.array(seen, pa.int64()).view(TIMESTAMP),
+        **{column: field[source] for fields in (NUMBER_FIELDS, INTEGER_FIELDS, BOOL_FIELDS)
+           for source, column in fields.items()},
         "has_attempts": pc.is_valid(attempts), "attempts_listed": pc.list_value_length(attempts).cast(pa.int64()),
         "has_error": pa.array([v for page in pages for v in page.has_error], pa.bool_()),
-        "error_message": error_message, "error_name": error_name, "error_stack_trace": error_stack,
+        **_object_columns(field, OBJECT_FIELDS),
         **{column: pa.array(values, _TEXT) for column, values in texts.items()},
         "extra": pa.array([v for page in pages for v in page.extra], _TEXT),
     }  # fmt: skip
@@ -239,11 +265,11 @@ def assemble(pages: list[CheckedPage]) -> Answers:
     tag_columns = {"run_id": ids.take(tag_run), "observation_id": oids.take(tag_run), "tag_index": tag_index,
                    "value": tags.flatten()}  # fmt: skip
     attempt_run, attempt_index = _positions(attempts)
-    attempt_error_message, attempt_error_name = attempt["error"].flatten()
     attempt_columns = {
-        "run_id": ids.take(attempt_run), "observation_id": oids.take(attempt_run), "attempt_id": attempt["id"],
-        "attempt_number": pc.add(attempt_index, 1), "status": attempt["status"], **attempt_times,
-        "error_message": attempt_error_message, "error_name": attempt_error_name,
+        "run_id": ids.take(attempt_run), "observation_id": oids.take(attempt_run),
+        **{column: attempt[source] for source, column in ATTEMPT_TEXT_FIELDS.items()},
+        "attempt_number": pc.add(attempt_index, 1), **attempt_times,
+        **_object_columns(attempt, ATTEMPT_OBJECT_FIELDS),
     }  # fmt: skip
     return Answers(
         "list",

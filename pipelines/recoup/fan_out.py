@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from pipelines import defaults
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.fetch import list_account
 from pipelines.recoup.index import Index
@@ -24,7 +25,7 @@ def list_all(
     index: Index,
     options: FetchOptions,
     own: bool = False,
-    concurrency: int = 8,
+    concurrency: int = defaults.MAX_CONCURRENCY,
     stop: threading.Event | None = None,
 ) -> Iterator[Listed]:
     """Lists accounts concurrently and yields each result as soon as it is complete.

@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pipelines import defaults
 from pipelines.recoup.changes import differs
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
@@ -111,7 +112,7 @@ def fetch_followups(
     options: FetchOptions,
     budget: Budget,
     stats: Followups,
-    concurrency: int = 8,
+    concurrency: int = defaults.MAX_CONCURRENCY,
 ) -> Iterator[Rows]:
     """Fetches planned runs by id until the plan is done or the budget is spent.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipelines import defaults
 from pipelines.recoup.transform import DEFAULT_LIMITS, Limits
 
 DETAIL_MODES = ("all", "failed", "none")
@@ -11,7 +12,7 @@ DETAIL_MODES = ("all", "failed", "none")
 
 @dataclass
 class FetchOptions:
-    details: str = "all"  # which finished runs get a details fetch: all, failed, none
+    details: str = defaults.DETAILS  # which finished runs get a details fetch: all, failed, none
     keep_private: bool = False  # store payload and output
     limits: Limits = DEFAULT_LIMITS  # how large a run and its free-form fields may be
 

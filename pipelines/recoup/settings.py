@@ -1,6 +1,5 @@
 """Constants of the Recoup API and of the warehouse layout."""
 
-DEFAULT_BASE_URL = "https://recoup-api.vercel.app"
 RUNS_PATH = "/api/tasks/runs"
 ACCOUNT_PATH = "/api/accounts/id"
 LIST_LIMIT = 100  # the most one list call returns; there is no cursor beyond it
@@ -8,6 +7,8 @@ LIST_LIMIT = 100  # the most one list call returns; there is no cursor beyond it
 PIPELINE_NAME = "recoup"
 RAW_DATASET = "raw"  # must differ from the DuckDB file's own name
 
+# The status vocabulary: the sync groups statuses with it, and the SQL models with
+# sql/staging/status_groups.sql, which `python -m pipelines.status_groups` writes from it.
 STATUS_GROUPS = {
     "queued": ("PENDING_VERSION", "WAITING_FOR_DEPLOY", "QUEUED", "DELAYED"),
     "running": ("DEQUEUED", "EXECUTING", "REATTEMPTING"),
@@ -17,7 +18,10 @@ STATUS_GROUPS = {
     "canceled": ("CANCELED",),
     "expired": ("EXPIRED",),
 }
+# A run in a finished group will not change any more. `unknown` (a status not listed above)
+# is neither finished nor in flight: the sync keeps refreshing such a run, the report counts it.
 TERMINAL_GROUPS = frozenset({"succeeded", "failed", "canceled", "expired"})
+IN_FLIGHT_GROUPS = frozenset({"queued", "running", "waiting"})
 GROUP_OF_STATUS = {status: group for group, statuses in STATUS_GROUPS.items() for status in statuses}
 # List mode speaks the legacy vocabulary, retrieve mode the current one.
 LEGACY_TO_CURRENT = {

@@ -1,4 +1,10 @@
-"""The raw tables the source loads, and the Arrow batches that fill them.
+"""The raw tables the source loads, described once, and the Arrow batches that fill them.
+
+`TABLES` says, for every raw table, each column's kind, whether it may be null, which API
+field fills it, and any further dlt hint. The Arrow schemas (`SCHEMAS`), the DuckDB types
+(`RAW_TABLES`) and dlt's column hints (`dlt_columns`) are derived from it by the small
+functions below, and both transform paths read their field names from it: a new API field
+is one line here (and a column in the SQL models for analysts to see it).
 
 dlt's row-by-row normaliser would cost ~15 ms per 100 runs here; building the three flat
 tables (runs, their tags, their attempts) as Arrow batches ourselves lets dlt load parquet
@@ -8,6 +14,8 @@ tags and attempts are replaced whole when the run is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
@@ -15,71 +23,121 @@ import pyarrow as pa
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
-# name: (arrow type, dlt data type)
-RUN_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
-    "id": (pa.string(), "text"),
-    "observation_id": (pa.string(), "text"),
-    "account_id": (pa.string(), "text"),
-    "status": (pa.string(), "text"),
-    "task_identifier": (pa.string(), "text"),
-    "created_at": (TIMESTAMP, "timestamp"),
-    "updated_at": (TIMESTAMP, "timestamp"),
-    "started_at": (TIMESTAMP, "timestamp"),
-    "finished_at": (TIMESTAMP, "timestamp"),
-    "delayed_until": (TIMESTAMP, "timestamp"),
-    "expired_at": (TIMESTAMP, "timestamp"),
-    "seen_at": (TIMESTAMP, "timestamp"),
-    "is_test": (pa.bool_(), "bool"),
-    "env_id": (pa.string(), "text"),
-    "env_name": (pa.string(), "text"),
-    "cost_in_cents": (pa.float64(), "double"),
-    "base_cost_in_cents": (pa.float64(), "double"),
-    "duration_ms": (pa.int64(), "bigint"),
-    "depth": (pa.int64(), "bigint"),
-    "attempt_count": (pa.int64(), "bigint"),
-    "task_kind": (pa.string(), "text"),
-    "version": (pa.string(), "text"),
-    "idempotency_key": (pa.string(), "text"),
-    "region": (pa.string(), "text"),
-    "batch_id": (pa.string(), "text"),
-    "trigger_function": (pa.string(), "text"),
-    "has_attempts": (pa.bool_(), "bool"),
-    "attempts_listed": (pa.int64(), "bigint"),
-    "has_error": (pa.bool_(), "bool"),
-    "error_message": (pa.string(), "text"),
-    "error_name": (pa.string(), "text"),
-    "error_stack_trace": (pa.string(), "text"),
-    "metadata": (pa.string(), "json"),
-    "schedule": (pa.string(), "json"),
-    "related_runs": (pa.string(), "json"),
-    "ttl": (pa.string(), "json"),
-    "payload": (pa.string(), "json"),
-    "output": (pa.string(), "json"),
-    "extra": (pa.string(), "json"),
+
+class Kind(NamedTuple):
+    """How one kind of column is typed in Arrow and in DuckDB; dlt's data type is its name."""
+
+    arrow: pa.DataType
+    duckdb: str
+
+
+KINDS = {
+    "text": Kind(pa.string(), "VARCHAR"),
+    "timestamp": Kind(TIMESTAMP, "TIMESTAMPTZ"),
+    "bool": Kind(pa.bool_(), "BOOLEAN"),
+    "double": Kind(pa.float64(), "DOUBLE"),
+    "bigint": Kind(pa.int64(), "BIGINT"),
+    "json": Kind(pa.string(), "JSON"),  # serialised JSON text; dlt and DuckDB store it as JSON
 }
-TAG_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
-    "run_id": (pa.string(), "text"),
-    "observation_id": (pa.string(), "text"),
-    "tag_index": (pa.int64(), "bigint"),
-    "value": (pa.string(), "text"),
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a raw table.
+
+    Attributes:
+        kind: a key of `KINDS`.
+        source: the field of the API object read into it by the rule of its kind
+            (`transform.py` checks it, `columnar.py` reads it with Arrow): a top-level field,
+            or `object.field` for a text field of an object (`env.name`); None for a column the
+            code builds itself (ids, flags, counts).
+        nullable: False for keys, which dlt and Arrow then both declare NOT NULL.
+        private: stored only when RECOUP_STORE_PAYLOADS asks for it (large, possibly private).
+        bounds: for a number, the least and the greatest value it may take; a run giving one
+            outside (or NaN, or an infinity) is rejected by both paths, with a reason.
+        hints: further dlt column hints.
+    """
+
+    kind: str
+    source: str | None = None
+    nullable: bool = True
+    private: bool = False
+    bounds: tuple[float, float] | None = None
+    hints: Mapping[str, Any] = field(default_factory=dict)
+
+
+KEY = Column("text", nullable=False)
+INT64 = (-(2**63), 2**63 - 1)
+INT32 = (-(2**31), 2**31 - 1)  # the SQL models hold these columns as INTEGER
+# A cost above this is a data error, and sums of costs stay finite (cents; $10 billion a run).
+MAX_COST_CENTS = 1e12
+COST = (0.0, MAX_COST_CENTS)
+
+RUN_COLUMNS: dict[str, Column] = {
+    "id": KEY,
+    "observation_id": KEY,
+    "account_id": Column("text"),
+    "status": Column("text", "status"),
+    "task_identifier": Column("text", "taskIdentifier"),
+    "created_at": Column("timestamp", "createdAt"),
+    "updated_at": Column("timestamp", "updatedAt"),
+    "started_at": Column("timestamp", "startedAt"),
+    "finished_at": Column("timestamp", "finishedAt"),
+    "delayed_until": Column("timestamp", "delayedUntil"),
+    "expired_at": Column("timestamp", "expiredAt"),
+    # a run answered twice in one load: the later answer wins
+    "seen_at": Column("timestamp", hints={"dedup_sort": "desc"}),
+    "is_test": Column("bool", "isTest"),
+    "env_id": Column("text", "env.id"),
+    "env_name": Column("text", "env.name"),
+    "cost_in_cents": Column("double", "costInCents", bounds=COST),
+    "base_cost_in_cents": Column("double", "baseCostInCents", bounds=COST),
+    "duration_ms": Column("bigint", "durationMs", bounds=INT64),
+    "depth": Column("bigint", "depth", bounds=INT32),
+    "attempt_count": Column("bigint", "attemptCount", bounds=INT32),
+    "task_kind": Column("text", "taskKind"),
+    "version": Column("text", "version"),
+    "idempotency_key": Column("text", "idempotencyKey"),
+    "region": Column("text", "region"),
+    "batch_id": Column("text", "batchId"),
+    "trigger_function": Column("text", "triggerFunction"),
+    "has_attempts": Column("bool"),  # whether this answer carried attempts
+    "attempts_listed": Column("bigint"),
+    "has_error": Column("bool"),  # whether this answer carried an error (null included)
+    "error_message": Column("text", "error.message"),  # or the error itself, when a bare string
+    "error_name": Column("text", "error.name"),
+    "error_stack_trace": Column("text", "error.stackTrace"),
+    "metadata": Column("json", "metadata"),
+    "schedule": Column("json", "schedule"),
+    "related_runs": Column("json", "relatedRuns"),
+    "ttl": Column("json", "ttl"),
+    "payload": Column("json", "payload", private=True),
+    "output": Column("json", "output", private=True),
+    "extra": Column("json"),  # fields the API added that no column names, kept whole
 }
-ATTEMPT_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
-    "run_id": (pa.string(), "text"),
-    "observation_id": (pa.string(), "text"),
-    "attempt_id": (pa.string(), "text"),
-    "attempt_number": (pa.int64(), "bigint"),
-    "status": (pa.string(), "text"),
-    "created_at": (TIMESTAMP, "timestamp"),
-    "updated_at": (TIMESTAMP, "timestamp"),
-    "started_at": (TIMESTAMP, "timestamp"),
-    "completed_at": (TIMESTAMP, "timestamp"),
-    "error_message": (pa.string(), "text"),
-    "error_name": (pa.string(), "text"),
+TAG_COLUMNS: dict[str, Column] = {
+    "run_id": KEY,
+    "observation_id": KEY,
+    "tag_index": Column("bigint"),
+    "value": Column("text"),
 }
-JSON_COLUMNS = [name for name, (_, kind) in RUN_COLUMNS.items() if kind == "json"]
+# Sources here are fields of one attempt object.
+ATTEMPT_COLUMNS: dict[str, Column] = {
+    "run_id": KEY,
+    "observation_id": KEY,
+    "attempt_id": Column("text", "id"),
+    "attempt_number": Column("bigint"),  # 1-based, in API order
+    "status": Column("text", "status"),
+    "created_at": Column("timestamp", "createdAt"),
+    "updated_at": Column("timestamp", "updatedAt"),
+    "started_at": Column("timestamp", "startedAt"),
+    "completed_at": Column("timestamp", "completedAt"),
+    "error_message": Column("text", "error.message"),
+    "error_name": Column("text", "error.name"),
+}
 # Each kind of answer has its root table and two child tables.
 ROOTS = {"list": "runs", "retrieve": "run_details"}
-TABLES = {
+TABLES: dict[str, dict[str, Column]] = {
     name: columns
     for root in ROOTS.values()
     for name, columns in (
@@ -90,27 +148,57 @@ TABLES = {
 }
 
 
-KEYS = ("id", "observation_id", "run_id")  # never null: declared so to dlt and to Arrow alike
+def api_fields(columns: Mapping[str, Column], kind: str, private: bool = False) -> dict[str, str]:
+    """API field to column, for the columns of `kind` read straight from one field."""
+    return {
+        c.source: name
+        for name, c in columns.items()
+        if c.source and "." not in c.source and c.kind == kind and c.private == private
+    }
 
 
-def _schema(columns: dict[str, tuple[pa.DataType, str]]) -> pa.Schema:
-    return pa.schema([pa.field(name, kind, nullable=name not in KEYS) for name, (kind, _) in columns.items()])
+def api_objects(columns: Mapping[str, Column]) -> dict[str, dict[str, str]]:
+    """Object field to its text fields, each to its column (`env` -> {"id": "env_id", ...})."""
+    objects: dict[str, dict[str, str]] = {}
+    for name, column in columns.items():
+        if column.source and "." in column.source:
+            if column.kind != "text":
+                raise ValueError(f"{name}: only text fields of an object are read")
+            parent, child = column.source.split(".", 1)
+            objects.setdefault(parent, {})[child] = name
+    return objects
 
 
-SCHEMAS = {name: _schema(columns) for name, columns in TABLES.items()}
+def api_bounds(columns: Mapping[str, Column]) -> dict[str, tuple[float, float]]:
+    """API field to the bounds of its number."""
+    return {c.source: c.bounds for c in columns.values() if c.source and c.bounds}
+
+
+def arrow_schema(columns: Mapping[str, Column]) -> pa.Schema:
+    """The Arrow schema of a table's batches."""
+    return pa.schema(
+        [pa.field(name, KINDS[c.kind].arrow, nullable=c.nullable) for name, c in columns.items()]
+    )
+
+
+def duckdb_types(columns: Mapping[str, Column]) -> dict[str, str]:
+    """Column name to its DuckDB type."""
+    return {name: KINDS[c.kind].duckdb for name, c in columns.items()}
 
 
 def dlt_columns(table: str) -> dict[str, dict[str, Any]]:
     """Column hints for dlt, so every column exists from the first load, even when all null."""
-    hints: dict[str, dict[str, Any]] = {
-        name: {"name": name, "data_type": kind} for name, (_, kind) in TABLES[table].items()
-    }
-    for key in KEYS:
-        if key in hints:
-            hints[key]["nullable"] = False
-    if "seen_at" in hints:
-        hints["seen_at"]["dedup_sort"] = "desc"  # a run answered twice in one load: the later answer wins
+    hints: dict[str, dict[str, Any]] = {}
+    for name, column in TABLES[table].items():
+        hints[name] = {"name": name, "data_type": column.kind, **column.hints}
+        if not column.nullable:
+            hints[name]["nullable"] = False
     return hints
+
+
+SCHEMAS = {name: arrow_schema(columns) for name, columns in TABLES.items()}
+RAW_TABLES = {name: duckdb_types(columns) for name, columns in TABLES.items()}
+JSON_COLUMNS = [name for name, column in RUN_COLUMNS.items() if column.kind == "json"]
 
 
 def observation_id(row: dict[str, Any], observed_by: str) -> str:
@@ -135,11 +223,11 @@ class Answers(NamedTuple):
 def _columns(rows: list[dict[str, Any]], table: str, **given: list) -> pa.Table:
     """Column by column, which is several times faster than building one dict per row."""
     arrays = {}
-    for name, (kind, dtype) in TABLES[table].items():
+    for name, column in TABLES[table].items():
         values = given[name] if name in given else [row.get(name) for row in rows]
-        if dtype == "json":
+        if column.kind == "json":
             values = [None if v is None else orjson.dumps(v).decode() for v in values]
-        arrays[name] = pa.array(values, type=kind)
+        arrays[name] = pa.array(values, type=KINDS[column.kind].arrow)
     return pa.Table.from_pydict(arrays, schema=SCHEMAS[table])
 
 

@@ -1,8 +1,10 @@
 """Pure functions that turn Recoup API run objects into warehouse rows.
 
 A run object is validated field by field: a missing or unusable `id` or `createdAt`, a known
-field of the wrong type, a cost that is negative or not finite, a date outside 2000-2100, or a
-run too large to load rejects that one run with a reason (it is never loaded half right).
+field of the wrong type, a number outside its bounds (a negative, infinite or absurd cost; a
+depth or attempt count beyond what the models hold), a date outside 2000-2100, or a run too
+large to load rejects that one run with a reason (it is never loaded half right). Which
+fields there are, and their bounds, is described in tables.py; columnar.py applies the same.
 Fields the API adds later are kept whole in the `extra` JSON column, never dropped silently;
 a free-form field too large to store is replaced by a mark saying so.
 """
@@ -15,23 +17,45 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from pipelines import defaults
 from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
+from pipelines.recoup.tables import (
+    ATTEMPT_COLUMNS,
+    INT64,
+    KINDS,
+    MAX_COST_CENTS,
+    RUN_COLUMNS,
+    api_bounds,
+    api_fields,
+    api_objects,
+)
 
-TIME_FIELDS = {"createdAt": "created_at", "updatedAt": "updated_at", "startedAt": "started_at",
-               "finishedAt": "finished_at", "delayedUntil": "delayed_until", "expiredAt": "expired_at"}  # fmt: skip
-TEXT_FIELDS = {"status": "status", "taskIdentifier": "task_identifier", "taskKind": "task_kind",
-               "version": "version", "idempotencyKey": "idempotency_key", "region": "region",
-               "batchId": "batch_id", "triggerFunction": "trigger_function"}  # fmt: skip
-NUMBER_FIELDS = {"costInCents": "cost_in_cents", "baseCostInCents": "base_cost_in_cents"}
-INTEGER_FIELDS = {"durationMs": "duration_ms", "depth": "depth", "attemptCount": "attempt_count"}
-JSON_FIELDS = {"metadata": "metadata", "schedule": "schedule", "relatedRuns": "related_runs", "ttl": "ttl"}
-PRIVATE_FIELDS = {"payload": "payload", "output": "output"}  # stored only when asked for
+# API field -> column, by the rule that reads it (see the `source` of each column in tables.py).
+TIME_FIELDS = api_fields(RUN_COLUMNS, "timestamp")  # ISO-8601, converted to UTC
+TEXT_FIELDS = api_fields(RUN_COLUMNS, "text")
+NUMBER_FIELDS = api_fields(RUN_COLUMNS, "double")  # costs in cents
+INTEGER_FIELDS = api_fields(RUN_COLUMNS, "bigint")
+BOUNDS = api_bounds(RUN_COLUMNS)  # of the numbers above
+BOOL_FIELDS = api_fields(RUN_COLUMNS, "bool")
+JSON_FIELDS = api_fields(RUN_COLUMNS, "json")  # free-form, kept whole
+PRIVATE_FIELDS = api_fields(RUN_COLUMNS, "json", private=True)  # stored only when asked for
+OBJECT_FIELDS = api_objects(RUN_COLUMNS)  # env, error: objects whose text fields are read
+ATTEMPT_TEXT_FIELDS = api_fields(ATTEMPT_COLUMNS, "text")
+ATTEMPT_TIME_FIELDS = api_fields(ATTEMPT_COLUMNS, "timestamp")
+ATTEMPT_OBJECT_FIELDS = api_objects(ATTEMPT_COLUMNS)
+# Some upstream errors are bare strings: tolerated, read as this field of the object.
+_BARE_STRING = {"error": "message"}
 # Derived from status, so not worth a column.
 _FLAGS = {"isQueued", "isExecuting", "isWaiting", "isCompleted", "isSuccess", "isFailed", "isCancelled"}
-_SPECIAL = {"id", "isTest", "env", "tags", "attempts", "error"}
-KNOWN_FIELDS = frozenset().union(TIME_FIELDS, TEXT_FIELDS, NUMBER_FIELDS, INTEGER_FIELDS, JSON_FIELDS,
-                                 PRIVATE_FIELDS, _FLAGS, _SPECIAL)  # fmt: skip
+# Read by code of their own in both paths.
+_SPECIAL = {"id", "tags", "attempts"}
+KNOWN_FIELDS = frozenset().union(
+    *(api_fields(RUN_COLUMNS, kind, private) for kind in KINDS for private in (False, True)),
+    OBJECT_FIELDS,
+    _FLAGS,
+    _SPECIAL,
+)
 
 
 # The free-form JSON fields: kept whole, but never larger than `Limits.max_field_bytes`.
@@ -43,9 +67,6 @@ _MICRO = timedelta(microseconds=1)
 # Dates outside these years are data errors (year 0001 is a zero value, not a date).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2101, 1, 1, tzinfo=UTC)  # exclusive
-# A cost above this is a data error, and sums of costs stay finite (cents; $10 billion a run).
-MAX_COST_CENTS = 1e12
-INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -58,8 +79,8 @@ class Limits:
     still above that is rejected.
     """
 
-    max_run_bytes: int = 4 * 2**20
-    max_field_bytes: int = 2 * 2**20
+    max_run_bytes: int = defaults.MAX_RUN_BYTES
+    max_field_bytes: int = defaults.MAX_FIELD_BYTES
 
 
 DEFAULT_LIMITS = Limits()
@@ -123,8 +144,9 @@ def _cost(value: Any, field: str) -> float | None:
     number = _number(value, field)
     if number is None:
         return None
-    if not 0 <= number <= MAX_COST_CENTS:  # also false for NaN, and for infinities
-        raise BadRunError(f"{field} is not a cost between 0 and {MAX_COST_CENTS:.0e} cents: {number!r}")
+    low, high = BOUNDS.get(field, (0.0, MAX_COST_CENTS))
+    if not low <= number <= high:  # also false for NaN, and for infinities
+        raise BadRunError(f"{field} is not a cost between {low:g} and {high:.0e} cents: {number!r}")
     return float(number)
 
 
@@ -136,23 +158,23 @@ def _integer(value: Any, field: str) -> int | None:
         if not number.is_integer():
             raise BadRunError(f"{field} is not a whole number")
         number = int(number)
-    if not INT64[0] <= number <= INT64[1]:
+    low, high = BOUNDS.get(field, INT64)
+    if not low <= number <= high:
         raise BadRunError(f"{field} is out of range: {number}")
     return number
 
 
-def _error(value: Any, field: str) -> dict[str, Any]:
+def _object(value: Any, parent: str, field: str, children: dict[str, str]) -> dict[str, str | None]:
+    """The text fields of an object field, by column; all null when the object is."""
     if value is None:
-        return {"message": None, "name": None, "stack_trace": None}
-    if isinstance(value, str):  # tolerated: some upstream errors are bare strings
-        return {"message": value, "name": None, "stack_trace": None}
+        return dict.fromkeys(children.values())
+    if isinstance(value, str) and parent in _BARE_STRING:
+        return {
+            column: value if child == _BARE_STRING[parent] else None for child, column in children.items()
+        }
     if not isinstance(value, dict):
         raise BadRunError(f"{field} is not an object")
-    return {
-        "message": _text(value.get("message"), f"{field}.message"),
-        "name": _text(value.get("name"), f"{field}.name"),
-        "stack_trace": _text(value.get("stackTrace"), f"{field}.stackTrace"),
-    }
+    return {column: _text(value.get(child), f"{field}.{child}") for child, column in children.items()}
 
 
 def to_attempt_rows(attempts: Any) -> list[dict[str, Any]]:
@@ -164,18 +186,14 @@ def to_attempt_rows(attempts: Any) -> list[dict[str, Any]]:
         field = f"attempts[{number - 1}]"
         if not isinstance(attempt, dict):
             raise BadRunError(f"{field} is not an object")
-        error = _error(attempt.get("error"), f"{field}.error")
-        rows.append({
-            "attempt_id": _text(attempt.get("id"), f"{field}.id"),
-            "attempt_number": number,
-            "status": _text(attempt.get("status"), f"{field}.status"),
-            "created_at": to_utc(attempt.get("createdAt"), f"{field}.createdAt"),
-            "updated_at": to_utc(attempt.get("updatedAt"), f"{field}.updatedAt"),
-            "started_at": to_utc(attempt.get("startedAt"), f"{field}.startedAt"),
-            "completed_at": to_utc(attempt.get("completedAt"), f"{field}.completedAt"),
-            "error_message": error["message"],
-            "error_name": error["name"],
-        })  # fmt: skip
+        row: dict[str, Any] = {"attempt_number": number}
+        for parent, children in ATTEMPT_OBJECT_FIELDS.items():
+            row.update(_object(attempt.get(parent), parent, f"{field}.{parent}", children))
+        for source, column in ATTEMPT_TEXT_FIELDS.items():
+            row[column] = _text(attempt.get(source), f"{field}.{source}")
+        for source, column in ATTEMPT_TIME_FIELDS.items():
+            row[column] = to_utc(attempt.get(source), f"{field}.{source}")
+        rows.append(row)
     return rows
 
 
@@ -267,16 +285,11 @@ def to_run_row(
         for source, column in stored.items():
             if source in item:
                 row[column] = marks.get(source, item[source])
-        if "isTest" in item:
-            if not isinstance(item["isTest"], bool | None):
-                raise BadRunError("isTest is not a boolean")
-            row["is_test"] = item["isTest"]
-        env = item.get("env")
-        if env is not None:
-            if not isinstance(env, dict):
-                raise BadRunError("env is not an object")
-            row["env_id"] = _text(env.get("id"), "env.id")
-            row["env_name"] = _text(env.get("name"), "env.name")
+        for source, column in BOOL_FIELDS.items():
+            if source in item:
+                if not isinstance(item[source], bool | None):
+                    raise BadRunError(f"{source} is not a boolean")
+                row[column] = item[source]
         tags = item.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
             raise BadRunError("tags is not a list of strings")
@@ -286,10 +299,9 @@ def to_run_row(
         row["attempts"] = to_attempt_rows(item["attempts"]) if row["has_attempts"] else []
         row["attempts_listed"] = len(row["attempts"]) if row["has_attempts"] else None
         row["has_error"] = "error" in item
-        if row["has_error"]:
-            error = _error(item["error"], "error")
-            row.update(error_message=error["message"], error_name=error["name"],
-                       error_stack_trace=error["stack_trace"])  # fmt: skip
+        for parent, children in OBJECT_FIELDS.items():
+            if parent in item:
+                row.update(_object(item[parent], parent, parent, children))
         extra = {k: v for k, v in item.items() if k not in KNOWN_FIELDS}
         if extra:
             row["extra"] = extra

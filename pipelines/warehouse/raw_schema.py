@@ -7,14 +7,7 @@ from datetime import datetime
 import duckdb
 
 from pipelines.recoup.settings import RAW_DATASET
-from pipelines.recoup.tables import ROOTS, TABLES
-
-_DUCK_TYPES = {"text": "VARCHAR", "timestamp": "TIMESTAMPTZ", "bool": "BOOLEAN", "double": "DOUBLE",
-               "bigint": "BIGINT", "json": "JSON"}  # fmt: skip
-RAW_TABLES = {
-    table: {name: _DUCK_TYPES[kind] for name, (_, kind) in columns.items()}
-    for table, columns in TABLES.items()
-}
+from pipelines.recoup.tables import RAW_TABLES, ROOTS
 
 
 def table_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

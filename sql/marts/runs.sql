@@ -40,6 +40,10 @@
 --   expired_at: when the run expired unstarted after its ttl (UTC); null otherwise
 --   ttl: how long it may wait to start before it expires, as the API gave it ('10m', or seconds)
 --   env_id: the id of the environment env_name names; from list answers only
+--   is_finished: true when status_group is one the run never leaves: succeeded, failed, canceled
+--     or expired (staging.status_groups)
+--   is_in_flight: true when status_group is queued, running or waiting; false for finished runs and
+--     for an unknown status
 with versions as (
     select * from intermediate.run_versions
 ),
@@ -83,7 +87,9 @@ final as (
         versions.delayed_until,
         versions.expired_at,
         versions.ttl,
-        versions.env_id
+        versions.env_id,
+        coalesce(groups.is_finished, false) as is_finished,
+        coalesce(groups.is_in_flight, false) as is_in_flight
     from versions
     left join groups on groups.status = versions.status
 )

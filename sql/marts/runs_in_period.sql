@@ -22,7 +22,7 @@ final as (
     from runs, period
     where (runs.created_at at time zone 'UTC')::date between period.period_start and period.period_end
         and (period.include_test_runs or not coalesce(runs.is_test, false))
-        and (period.include_in_flight_runs or runs.status_group not in ('queued', 'running', 'waiting'))
+        and (period.include_in_flight_runs or not runs.is_in_flight)
 )
 
 select * from final

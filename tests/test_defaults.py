@@ -1,0 +1,92 @@
+"""Each default is written once (pipelines/defaults.py); the code, the help, the docs agree with it."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pipelines import defaults
+from pipelines.cli import main
+from pipelines.config import database_path, load_settings
+from pipelines.recoup.client import RecoupClient, RetryPolicy
+from pipelines.recoup.fetch import FetchOptions, list_all
+from pipelines.recoup.followups import fetch_followups
+from pipelines.recoup.transform import DEFAULT_LIMITS
+from tests.conftest import ROOT
+
+# The setting each default is for, as RECOUP_<NAME> and as a key of [sources.recoup].
+SETTINGS = {
+    "base_url": defaults.BASE_URL, "db": defaults.DB, "reports_dir": defaults.REPORTS_DIR,
+    "demo_dir": defaults.DEMO_DIR, "max_concurrency": defaults.MAX_CONCURRENCY, "max_rpm": defaults.MAX_RPM,
+    "retry_attempts": defaults.RETRY_ATTEMPTS, "sync_seconds": defaults.SYNC_SECONDS,
+    "details": defaults.DETAILS, "store_payloads": defaults.STORE_PAYLOADS, "lock_wait": defaults.LOCK_WAIT,
+    "request_timeout": defaults.REQUEST_TIMEOUT, "max_response_bytes": defaults.MAX_RESPONSE_BYTES,
+    "max_run_bytes": defaults.MAX_RUN_BYTES, "max_field_bytes": defaults.MAX_FIELD_BYTES,
+}  # fmt: skip
+
+
+def _same(written: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return written == str(value).lower()
+    if isinstance(value, int | float):
+        return float(written) == value
+    return written.rstrip("/") == str(value)
+
+
+def test_every_default_has_its_setting_named_here() -> None:
+    public = {name.lower() for name in vars(defaults) if name.isupper()}
+    assert public == set(SETTINGS)
+
+
+def test_the_readme_table_shows_the_defaults() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for name, value in SETTINGS.items():
+        row = re.search(rf"^\| `RECOUP_{name.upper()}` \| `([^`]*)`", readme, re.MULTILINE)
+        assert row, f"RECOUP_{name.upper()} is missing from the README's table"
+        assert _same(row.group(1), value), (
+            f"README shows {row.group(1)} for RECOUP_{name.upper()}, not {value}"
+        )
+
+
+def test_the_dlt_config_file_shows_the_defaults_without_setting_them() -> None:
+    text = (ROOT / ".dlt" / "config.toml").read_text()
+    assert tomllib.loads(text)["sources"].get("recoup", {}) == {}, "a value here would hide a changed default"
+    shown = 0
+    for name, written in re.findall(r"^# (\w+) = (.+?)\s*$", text, re.MULTILINE):
+        if name in SETTINGS:
+            assert tomllib.loads(f"v = {written}")["v"] == SETTINGS[name], name
+            shown += 1
+    assert shown >= 6
+
+
+def test_the_code_falls_back_to_the_defaults() -> None:
+    settings = load_settings({"RECOUP_API_KEY": "key"})
+    for name in ("base_url", "max_concurrency", "max_rpm", "retry_attempts", "sync_seconds", "details",
+                 "request_timeout", "max_response_bytes"):  # fmt: skip
+        assert getattr(settings, name) == SETTINGS[name], name
+    assert settings.db == database_path({}) == Path(defaults.DB)
+    assert settings.lock_wait == defaults.LOCK_WAIT and settings.keep_private is defaults.STORE_PAYLOADS
+    assert settings.limits == DEFAULT_LIMITS
+    assert settings.limits.max_run_bytes == defaults.MAX_RUN_BYTES
+    assert settings.limits.max_field_bytes == defaults.MAX_FIELD_BYTES
+    client = inspect.signature(RecoupClient).parameters
+    assert client["max_concurrency"].default == defaults.MAX_CONCURRENCY
+    assert client["max_rpm"].default == defaults.MAX_RPM
+    assert client["timeout"].default == defaults.REQUEST_TIMEOUT
+    assert client["max_response_bytes"].default == defaults.MAX_RESPONSE_BYTES
+    assert RetryPolicy().attempts == defaults.RETRY_ATTEMPTS
+    assert FetchOptions().details == defaults.DETAILS
+    for function in (list_all, fetch_followups):
+        assert inspect.signature(function).parameters["concurrency"].default == defaults.MAX_CONCURRENCY
+
+
+def test_the_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["sync", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for name in ("db", "max_concurrency", "max_rpm", "retry_attempts", "sync_seconds", "details"):
+        assert f"RECOUP_{name.upper()} (default {SETTINGS[name]}" in shown, name
