@@ -13,8 +13,9 @@ from pipelines import defaults
 from pipelines.cli import main
 from pipelines.config import database_path, load_settings
 from pipelines.recoup.client import RecoupClient, RetryPolicy
-from pipelines.recoup.fetch import FetchOptions, list_all
+from pipelines.recoup.fan_out import list_all
 from pipelines.recoup.followups import fetch_followups
+from pipelines.recoup.options import FetchOptions
 from pipelines.recoup.transform import DEFAULT_LIMITS
 from tests.conftest import ROOT
 
