@@ -12,6 +12,7 @@ from typing import Any
 import dlt
 
 from pipelines import defaults
+from pipelines.config_values import parse_flag, parse_integer
 from pipelines.recoup.errors import ConfigError
 from pipelines.recoup.fetch import DETAIL_MODES
 from pipelines.recoup.safety import check_base_url, check_proxy
@@ -59,15 +60,17 @@ def _lookup(name: str, env: Mapping[str, str], secret: bool = False) -> Any:
 
 
 def _integer(name: str, value: Any, default: int, minimum: int) -> int:
-    if value is None or str(value).strip() == "":
-        return default
     try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"RECOUP_{name.upper()} must be a whole number, got {str(value)[:40]!r}") from None
-    if number < minimum:
-        raise ConfigError(f"RECOUP_{name.upper()} must be at least {minimum}, got {number}")
-    return number
+        return parse_integer(f"RECOUP_{name.upper()}", value, default, minimum)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _flag(name: str, value: Any, default: bool = False) -> bool:
+    try:
+        return parse_flag(f"RECOUP_{name.upper()}", value, default)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_accounts(value: Any) -> list[str]:
@@ -113,9 +116,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     details = str(_lookup("details", env) or defaults.DETAILS).strip().lower()
     if details not in DETAIL_MODES:
         raise ConfigError(f"RECOUP_DETAILS must be one of {', '.join(DETAIL_MODES)}, got {details[:20]!r}")
-    keep = str(_lookup("store_payloads", env) or defaults.STORE_PAYLOADS).strip().lower()
-    if keep not in ("true", "false", "1", "0", "yes", "no"):
-        raise ConfigError(f"RECOUP_STORE_PAYLOADS must be true or false, got {keep[:20]!r}")
     lock_wait = _integer("lock_wait", _lookup("lock_wait", env), defaults.LOCK_WAIT, 0)
     proxy = str(_lookup("proxy", env) or "").strip()
 
@@ -130,7 +130,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_concurrency=number("max_concurrency", defaults.MAX_CONCURRENCY, 1),
         max_rpm=number("max_rpm", defaults.MAX_RPM, 0),
         details=details,
-        keep_private=keep in ("true", "1", "yes"),
+        keep_private=_flag("store_payloads", _lookup("store_payloads", env), defaults.STORE_PAYLOADS),
         lock_wait=float(lock_wait),
         retry_attempts=number("retry_attempts", defaults.RETRY_ATTEMPTS, 1),
         sync_seconds=number("sync_seconds", defaults.SYNC_SECONDS, 0),

@@ -140,6 +140,7 @@ def test_every_account_forbidden_is_exit_2_nothing_could_be_listed(
         ({"RECOUP_MAX_CONCURRENCY": "0"}, "RECOUP_MAX_CONCURRENCY must be at least 1"),
         ({"RECOUP_MAX_RPM": "lots"}, "RECOUP_MAX_RPM must be a whole number"),
         ({"RECOUP_DETAILS": "some"}, "RECOUP_DETAILS must be one of"),
+        ({"RECOUP_STORE_PAYLOADS": "maybe"}, "RECOUP_STORE_PAYLOADS must be true or false, got 'maybe'"),
         ({"RECOUP_API_KEY": "recoup_sk_wrong"}, "the API key was refused (401"),
     ],
 )

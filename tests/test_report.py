@@ -6,15 +6,17 @@ import csv
 import re
 import shutil
 import subprocess
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from pipelines.report import ReportError, Table, write_report
-from pipelines.report_html import _tick_label, _ticks, html_table, usd
+from pipelines.report import Report, ReportError, Table, write_report
+from pipelines.report.charts import report_charts, tick_label, ticks
+from pipelines.report.formats import usd
+from pipelines.report.render import html_table
 from tests.conftest import run_cli
 
 END = date(2026, 11, 20)  # the emulator clock of the shared fixture
@@ -107,13 +109,48 @@ def test_a_long_table_says_how_many_rows_it_shows() -> None:
 
 def test_chart_axes_tick_at_round_values_past_the_peak() -> None:
     def labels(peak: float, fmt: str) -> list[str]:
-        ticks = _ticks(peak)
-        return [_tick_label(t, fmt, ticks[1] - ticks[0]) for t in ticks]
+        marks = ticks(peak)
+        return [tick_label(t, fmt, marks[1] - marks[0]) for t in marks]
 
     assert labels(263, "usd") == ["$0", "$100", "$200", "$300"]
     assert labels(0.09, "usd") == ["$0.000", "$0.025", "$0.050", "$0.075", "$0.100"]
     assert labels(16, "int") == ["0", "5", "10", "15", "20"]
     assert labels(9.6, "minutes") == ["0.0 min", "2.5 min", "5.0 min", "7.5 min", "10.0 min"]
+
+
+def _tables(reverse: bool) -> dict[str, Table]:
+    """A few rows of the tables the charts draw; `reverse` lists every column in the opposite order."""
+    day1, day2 = date(2026, 11, 19), date(2026, 11, 20)
+    data = {
+        "daily_cost": [{"day": day1, "account_id": "acct-a", "total_cost_usd": Decimal("1.5"), "run_count": 3},
+                       {"day": day2, "account_id": "acct-b", "total_cost_usd": Decimal("0.25"), "run_count": 1}],
+        "daily_runs_by_status": [{"day": day1, "status_group": "failed", "run_count": 2},
+                                 {"day": day2, "status_group": "succeeded", "run_count": 1}],
+        "daily_task_health": [{"day": day1, "task_identifier": "t-slow", "run_count": 3, "failed_run_count": 2,
+                               "duration_p95_s": 200.0}],
+        "cost_by_task": [{"task_identifier": "t-slow", "run_count": 4, "succeeded_run_count": 1,
+                          "total_cost_usd": Decimal("1.75"), "cost_per_successful_run_usd": Decimal("1.75")}],
+        "cost_by_env": [{"env_name": "prod", "run_count": 4, "total_cost_usd": Decimal("1.75")}],
+        "reliability_by_task": [{"task_identifier": "t-slow", "run_count": 4, "finished_run_count": 3,
+                                 "failed_run_count": 2, "failure_rate": 2 / 3, "retried_run_count": 0}],
+    }  # fmt: skip
+    tables = {}
+    for name, records in data.items():
+        columns = list(records[0])[:: -1 if reverse else 1]
+        tables[name] = Table(name, name, columns, [tuple(r[c] for c in columns) for r in records], {})
+    return tables
+
+
+def test_charts_read_columns_by_name_not_by_position() -> None:
+    def charts(reverse: bool) -> str:
+        report = Report(
+            date(2026, 11, 19), END, datetime(2026, 11, 20, tzinfo=UTC), False, False, tables=_tables(reverse)
+        )
+        return report_charts(report, [date(2026, 11, 19), END])
+
+    drawn = charts(reverse=False)
+    assert "2026-11-19 acct-a: $1.50" in drawn and "failed: 2" in drawn and "66.7%" in drawn
+    assert charts(reverse=True) == drawn
 
 
 def _console(page: Path) -> list[str]:

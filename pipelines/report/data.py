@@ -1,18 +1,12 @@
-"""`make report`: the cost report (HTML with charts, Markdown summary, one CSV per table).
+"""The report's numbers: every one read from an `analytics` view, each column by its name.
 
-Reads the analysts' warehouse read-only, so it never blocks or is blocked by a sync. The
-period is the last RECOUP_REPORT_DAYS UTC days (default 30) ending today, or
-RECOUP_REPORT_END when given. Test runs and runs still in flight (whose cost is not final) are
-left out unless RECOUP_REPORT_INCLUDE_TESTS / RECOUP_REPORT_INCLUDE_IN_FLIGHT is true; the report
-says what it left out. Every number comes from an `analytics` view, by name (`read_report`);
-the page is drawn by `pipelines.report_html` from a template.
+The warehouse is opened read-only (or the lake through its reader), so a report never blocks
+or is blocked by a sync.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,9 +14,9 @@ from typing import Any
 
 import duckdb
 
-from pipelines import defaults
-from pipelines.query import one_row
-from pipelines.report_html import render_html, render_markdown
+
+class ReportError(Exception):
+    """The report cannot be written; the message says why in one line."""
 
 
 @dataclass
@@ -35,6 +29,10 @@ class Table:
     rows: list[tuple]
     formats: dict[str, str]
 
+    def records(self) -> list[dict[str, Any]]:
+        """The rows keyed by column name, so that no reader depends on the order of the columns."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
 
 @dataclass
 class Report:
@@ -45,10 +43,12 @@ class Report:
     generated: datetime
     include_tests: bool
     include_in_flight: bool
-    tables: dict[str, Table]
-    totals: dict[str, Any]  # this period: runs, cost, failed, finished, p95_s
-    previous: dict[str, Any]  # the same over the period of the same length just before
-    excluded: dict[str, Any]  # test runs and in-flight runs of the period, and their cost
+    tables: dict[str, Table] = field(default_factory=dict)
+    totals: dict[str, Any] = field(default_factory=dict)  # this period: runs, cost, failed, finished, p95_s
+    previous: dict[str, Any] = field(default_factory=dict)  # the same over the period just before
+    excluded: dict[str, Any] = field(
+        default_factory=dict
+    )  # test and in-flight runs of the period, their cost
     last_sync: datetime | None = None
     sync_accounts: int = 0  # accounts in the latest sync
     sync_problems: list[tuple[str, str]] = field(default_factory=list)  # (account, what went wrong)
@@ -60,7 +60,7 @@ class Report:
 
     @property
     def previous_end(self) -> date:
-        """The last day of the period before: the day before `start`."""
+        """The last day of the period just before this one."""
         return self.start - timedelta(days=1)
 
 
@@ -145,16 +145,17 @@ LATEST_SYNC = """
     where synced_at = (select max(synced_at) from analytics.sync_log) order by account_id"""
 
 
-class ReportError(Exception):
-    """The report cannot be written; the message says why in one line."""
+def _records(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    columns = [d[0] for d in result.description]
+    return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
-    result = con.execute(sql)
-    return dict(zip([d[0] for d in result.description], one_row(result), strict=True))
+    return _records(con.execute(sql))[0]
 
 
 def _period(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
+    """Points the analytics period views (runs_in_period and those over it) at [start, end]."""
     con.execute("set variable period_start = ?", [start])
     con.execute("set variable period_end = ?", [end])
 
@@ -172,107 +173,46 @@ def _read(con: duckdb.DuckDBPyConnection, report: Report) -> None:
         result = con.execute(sql, [report.start, report.end] if "$1" in sql else [])
         columns = [d[0] for d in result.description]
         report.tables[name] = Table(name, title, columns, result.fetchall(), formats)
-    latest = con.execute(LATEST_SYNC).fetchall()
+    latest = _records(con.execute(LATEST_SYNC))
     report.sync_accounts = len(latest)
-    report.last_sync = latest[0][0] if latest else None
-    for _, account, error, gap in latest:
-        if error:
-            report.sync_problems.append((account, f"failed: {error}"))
-        elif gap:
+    report.last_sync = latest[0]["synced_at"] if latest else None
+    for account in latest:
+        if account["error"]:
+            report.sync_problems.append((account["account_id"], f"failed: {account['error']}"))
+        elif account["possible_gap"]:
             report.sync_problems.append(
-                (account, "possible gap: the list was full and reached no stored run")
+                (account["account_id"], "possible gap: the list was full and reached no stored run")
             )
 
 
-def read_report(db: Path, start: date, end: date, include_tests: bool = False,
-                include_in_flight: bool = False) -> Report:  # fmt: skip
-    """Reads every number of the report over the period [start, end] (UTC days, inclusive)."""
+def _connect(db: Path) -> duckdb.DuckDBPyConnection:
     if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake/
         from pipelines.lake.commands import connect_reader
 
         try:
-            con = connect_reader()
+            return connect_reader()
         except Exception as exc:
             raise ReportError(f"cannot open the lake: {str(exc).splitlines()[0]}") from None
-    elif not db.exists():
+    if not db.exists():
         raise ReportError(f"no warehouse at {db}; run `make sync` (or `make demo`) first")
-    else:
-        try:
-            con = duckdb.connect(str(db), read_only=True)
-        except duckdb.Error as exc:
-            raise ReportError(f"cannot open {db}: {str(exc).splitlines()[0]}") from None
-    report = Report(start, end, datetime.now(UTC), include_tests, include_in_flight, {}, {}, {}, {})
+    try:
+        return duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as exc:
+        raise ReportError(f"cannot open {db}: {str(exc).splitlines()[0]}") from None
+
+
+def read_report(db: Path, start: date, end: date, include_tests: bool = False,
+                include_in_flight: bool = False) -> Report:  # fmt: skip
+    """Reads every number of the report over the period [start, end] (UTC days, inclusive).
+
+    Raises:
+        ReportError: no warehouse, or one without the analytics models.
+    """
+    con = _connect(db)
+    report = Report(start, end, datetime.now(UTC), include_tests, include_in_flight)
     with con:
         try:
             _read(con, report)
         except duckdb.CatalogException:
             raise ReportError(f"{db} has no analytics models yet; run `make sync` first") from None
     return report
-
-
-def write_report(db: Path, out_dir: Path, days: int = 30, end: date | None = None, include_tests: bool = False,
-                 include_in_flight: bool = False) -> list[Path]:  # fmt: skip
-    """Writes `<out_dir>/<end date>/` with report.html, summary.md and one CSV per table."""
-    end = end or datetime.now(UTC).date()
-    start = end - timedelta(days=days - 1)
-    report = read_report(db, start, end, include_tests, include_in_flight)
-    if not report.totals["runs"] and not any(report.excluded.values()):
-        raise ReportError(f"{db} holds no runs created between {start} and {end}")
-    folder = out_dir / f"{end}"
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for table in report.tables.values():
-        path = folder / f"{table.name}.csv"
-        with open(path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(table.columns)
-            writer.writerows(table.rows)
-        written.append(path)
-    (folder / "summary.md").write_text(render_markdown(report))
-    (folder / "report.html").write_text(render_html(report))
-    return [folder / "report.html", folder / "summary.md", *written]
-
-
-def _flag(name: str) -> bool:
-    value = (os.environ.get(name) or "false").strip().lower()
-    if value not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError(name)
-    return value in ("true", "1", "yes")
-
-
-def main() -> int:
-    """`make report`: reads the RECOUP_REPORT_* settings, writes the report and prints its paths.
-
-    Returns 2 for a bad setting, 1 when the report cannot be written, else 0.
-    """
-    out_dir = Path(os.environ.get("RECOUP_REPORTS_DIR") or defaults.REPORTS_DIR)
-    try:
-        days = int(os.environ.get("RECOUP_REPORT_DAYS") or 30)
-        end_text = os.environ.get("RECOUP_REPORT_END")
-        end = date.fromisoformat(end_text) if end_text else None
-        include_tests = _flag("RECOUP_REPORT_INCLUDE_TESTS")
-        include_in_flight = _flag("RECOUP_REPORT_INCLUDE_IN_FLIGHT")
-        if days < 1:
-            raise ValueError
-    except ValueError:
-        print("report: RECOUP_REPORT_DAYS must be a whole number >= 1, RECOUP_REPORT_END a date (YYYY-MM-DD), "
-              "RECOUP_REPORT_INCLUDE_TESTS and RECOUP_REPORT_INCLUDE_IN_FLIGHT true or false", file=sys.stderr)  # fmt: skip
-        return 2
-    if os.environ.get("RECOUP_DB"):
-        db = Path(os.environ["RECOUP_DB"])
-    else:  # the .dlt/ files may name it; reading them needs dlt, a heavy import the report avoids otherwise
-        from pipelines.config import database_path
-
-        db = database_path()
-    try:
-        paths = write_report(db, out_dir, days, end, include_tests, include_in_flight)
-    except (ReportError, OSError) as exc:
-        print(f"report: {exc}", file=sys.stderr)
-        return 1
-    for path in paths:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,65 @@
+"""How each value of the report is written: money, rates, durations, days, and column labels."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+from pipelines.report.data import Table
+
+LABELS = {
+    "account_id": "Account", "task_identifier": "Task", "env_name": "Environment", "day": "Day",
+    "run_count": "Runs", "succeeded_run_count": "Succeeded", "finished_run_count": "Finished",
+    "failed_run_count": "Failed", "retried_run_count": "Retried", "failure_rate": "Failure rate",
+    "total_cost_usd": "Cost", "cost_per_successful_run_usd": "Cost per successful run",
+    "duration_p50_s": "Duration p50", "duration_p95_s": "Duration p95", "queue_wait_p50_s": "Queue wait p50",
+    "queue_wait_p95_s": "Queue wait p95", "error_message": "Error", "trailing_median_usd": "Median of 7 days before",
+    "ratio": "Times the median", "status_group": "Status",
+}  # fmt: skip
+NONE = "–"  # a missing value
+
+
+def usd(value: Any) -> str:
+    """Dollars, with four decimals below one cent so that a small cost never reads $0.00."""
+    if value is None:
+        return NONE
+    return f"${value:,.4f}" if 0 < abs(value) < 0.01 else f"${value:,.2f}"
+
+
+def percent(value: Any) -> str:
+    """A rate (0 to 1) as a percentage with one decimal."""
+    return NONE if value is None else f"{value * 100:.1f}%"
+
+
+def seconds(value: Any) -> str:
+    """A duration in seconds, or in minutes from two minutes on."""
+    if value is None:
+        return NONE
+    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+FORMATTERS: dict[str, Callable[[Any], str]] = {
+    "usd": usd, "percent": percent, "seconds": seconds, "int": lambda v: f"{v:,}", "text": str,
+    "day": lambda v: f"{v:%Y-%m-%d}", "ratio": lambda v: NONE if v is None else f"{v:.1f}×",
+}  # fmt: skip
+
+
+def cell(table: Table, column: str, value: Any) -> str:
+    """One value of a table, written as its column's format says."""
+    return NONE if value is None else FORMATTERS[table.formats.get(column, "text")](value)
+
+
+def is_numeric(table: Table, column: str) -> bool:
+    """Whether a column holds numbers (aligned right), not text or days."""
+    return table.formats.get(column, "text") not in ("text", "day")
+
+
+def label(column: str) -> str:
+    """A column's header for readers."""
+    return LABELS.get(column, column)
+
+
+def esc(value: Any) -> str:
+    """Text made safe inside HTML."""
+    return html.escape(str(value))
