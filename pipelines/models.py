@@ -26,7 +26,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -142,11 +142,16 @@ class Incremental:
         return f"(select * from {self.source} where {where})"
 
     def oldest(self, con: duckdb.DuckDBPyConnection, keys: str) -> datetime | None:
-        """The earliest created_at among the source rows of `keys`; None when one has none.
+        """A lower bound of created_at over the source rows of `keys`; None when there is none.
 
-        Reading two columns to find it costs a fraction of reading every column of every run,
-        and the bound is exact: every matching row is at or after it.
+        A UTC day among the keys bounds it by that day's midnight. Otherwise the earliest
+        created_at of the matching rows is read: two columns, a fraction of reading every
+        column of every run. Either way every matching row is at or after the bound.
         """
+        for expression, column in self.keys:
+            if expression == UTC_DAY:  # a row of a day is created no earlier than its midnight
+                day = scalar(con.execute(f"select min({column}) from {keys}"))
+                return None if day is None else datetime.combine(day, time(), UTC)
         query = f"""select min({PRUNE_COLUMN}), count(*) filter (where {PRUNE_COLUMN} is null)
                     from {self.matching(keys)}"""  # fmt: skip
         oldest, undated = one_row(con.execute(query))
@@ -247,6 +252,7 @@ def _stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
 
 CHANGED_RUNS = "changed_runs"  # a temp table of the run ids a sync loaded
 PRUNE_COLUMN = "created_at"  # every incremental source has it; runs are stored roughly in its order
+UTC_DAY = f"({PRUNE_COLUMN} at time zone 'UTC')::date"  # a key that bounds PRUNE_COLUMN by itself
 REBUILD_MEMORY = "1GB"  # the second try of a build that ran out of the caller's budget
 
 

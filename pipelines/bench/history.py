@@ -42,7 +42,9 @@ def _recount_page_marks(con: duckdb.DuckDBPyConnection) -> None:
     counts = dict(con.execute("select account_id, count(*) from raw.runs group by 1").fetchall())
     for account, mark in state["sources"][SOURCE_NAME][STATE_KEY].items():
         mark["stored"] = counts.get(account, mark["stored"])
-    con.execute("update raw._dlt_pipeline_state set state = ? where _dlt_id = ?", [compress_state(state), state_id])
+    con.execute(
+        "update raw._dlt_pipeline_state set state = ? where _dlt_id = ?", [compress_state(state), state_id]
+    )
 
 
 def grow_history(db: Path, target: int) -> int:
