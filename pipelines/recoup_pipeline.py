@@ -54,8 +54,10 @@ def _release_freed_memory() -> None:
 
 
 def _pipeline(con: duckdb.DuckDBPyConnection, paths: warehouse.Paths) -> dlt.Pipeline:
-    """dlt's pipeline on the working copy, its state and schema restored from the warehouse
-    when the local folder is gone or older."""
+    """The dlt pipeline on the working copy.
+
+    Its state and schema are restored from the warehouse when the local folder is gone or older.
+    """
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=dlt.destinations.duckdb(con),
@@ -100,8 +102,10 @@ def _lists_then_followups(
     budget: Budget,
     summary: SyncSummary,
 ) -> Iterator[Any]:
-    """Every account's list first (results stream to the loader as they come), then the
-    refreshes and the details backlog within the budget."""
+    """Every account's list, then the refreshes and the details backlog within the budget.
+
+    Each account's result streams to the loader as soon as its list is read.
+    """
     progress = Progress(len(accounts))
     results: dict[str, AccountResult] = {}
     for listed in list_all(client, accounts, index, options, own, settings.max_concurrency, budget.stop):

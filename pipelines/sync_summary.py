@@ -34,10 +34,12 @@ class SyncSummary:
 
     @property
     def failed(self) -> list[AccountResult]:
+        """The accounts with an error or a rejected run."""
         return [r for r in self.results if not r.ok]
 
     @property
     def unlisted(self) -> int:
+        """How many accounts the sync did not get to list."""
         return self.accounts - len(self.results)
 
     @property
@@ -48,13 +50,15 @@ class SyncSummary:
     @property
     def unreachable(self) -> bool:
         """Every account's list call failed in transport: the base URL is wrong or its host is down."""
-        return self.nothing_listed and all("transport error" in r.error for r in self.results)
+        return self.nothing_listed and all("transport error" in (r.error or "") for r in self.results)
 
     @property
     def exit_code(self) -> int:
+        """EXIT_PARTIAL when an account failed or went unlisted, or the models failed; else EXIT_OK."""
         return EXIT_PARTIAL if self.failed or self.model_error or self.unlisted else EXIT_OK
 
     def lines(self) -> list[str]:
+        """The summary to log: each problem on its own line, then one line of totals."""
         out = [f"account {r.account}: FAILED: {r.summary_error()}" for r in self.failed]
         out += [
             f"account {r.account}: possible gap: the list was full and reached back to no stored run"
@@ -113,6 +117,7 @@ class Progress:
         self._last = time.monotonic()
 
     def __call__(self, result: AccountResult) -> None:
+        """Counts one more account listed, and logs the totals when it is time."""
         self.done += 1
         self.new += result.new
         self.updated += len(result.updated)

@@ -79,8 +79,10 @@ def _answers(
 def to_tables(
     results: Iterable[Any], batch_runs: int = BATCH_RUNS, size: LoadSize | None = None
 ) -> Iterator[Any]:
-    """Rows to load (`Rows`, or `Listed` accounts) as Arrow tables for every raw table, about
-    `batch_runs` runs at a time."""
+    """Rows to load (`Rows`, or `Listed` accounts) as Arrow tables for every raw table.
+
+    Rows are held until about `batch_runs` runs have come, then yielded together.
+    """
     pages: list[CheckedPage] = []
     list_rows: list[dict[str, Any]] = []
     detail_rows: list[dict[str, Any]] = []

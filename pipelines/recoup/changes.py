@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,10 +79,13 @@ def _created_us(items: dict[str, Any]) -> dict[str, int]:
 def read_page(
     items: list[Any], result: AccountResult, rows: Rows, index: Index, options: FetchOptions
 ) -> set[str]:
-    """Compares a list answer with the warehouse: what to load (into `rows`), what to fetch
-    details of, and the counts (into `result`).
+    """Compares a list answer with what the warehouse holds.
 
-    Returns the ids of the runs it listed.
+    What to load goes into `rows`; what to fetch details of, the counts and the page mark go
+    into `result`.
+
+    Returns:
+        The ids of the runs it listed.
     """
     account = result.account
     seen_at = datetime.now(UTC)
@@ -112,6 +116,7 @@ def read_page(
         if changed
         else ([], [])
     )
+    facts: Sequence[tuple[str, int | None, str | None, bool]]  # CheckedPage.facts, or read from rows
     if isinstance(checked, CheckedPage):
         facts = checked.facts
         if facts:
@@ -150,8 +155,8 @@ def read_page(
     full = len(items) >= LIST_LIMIT
     if full and account not in index.stored_runs:
         result.first_sync = True
-        dates = [
-            i.get("createdAt") for i in items if isinstance(i, dict) and isinstance(i.get("createdAt"), str)
+        dates: list[str] = [
+            i["createdAt"] for i in items if isinstance(i, dict) and isinstance(i.get("createdAt"), str)
         ]
         result.oldest_listed = min(dates) if dates else None
     else:

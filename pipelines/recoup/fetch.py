@@ -39,12 +39,14 @@ def list_account(
         result.error = str(exc)
         return Listed(result, rows)
     if page.runs is None:  # byte for byte the page already stored: nothing in it changed
+        assert known is not None  # runs is None only for a known digest
         result.page, result.unchanged_page = known, True
         result.runs_seen = known.listed
         in_page = set(known.in_flight)
         backlog = index.backlog.get(account, [])
     else:
         in_page = read_page(page.runs, result, rows, index, options)
+        assert result.page is not None  # read_page marks every page it reads
         result.page = result.page._replace(digest=page.digest)
         result.runs_seen = len(in_page)
         # A listed run was judged again above; the stored backlog speaks of the others.

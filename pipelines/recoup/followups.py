@@ -1,6 +1,8 @@
-"""Phases two and three of a sync: stored in-flight runs that left their list are refreshed,
-then the details backlog is fetched, failed runs first and then the newest, within the time
-budget. What the budget leaves is found again by the next sync in the warehouse itself.
+"""Phases two and three of a sync: refreshes of runs that left their list, then details.
+
+Stored in-flight runs that left their list are refreshed, then the details backlog is fetched,
+failed runs first and then the newest, within the time budget. What the budget leaves is found
+again by the next sync in the warehouse itself.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ class Budget:
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the sync started."""
         return time.monotonic() - self.started
 
     def spent(self) -> bool:
+        """True once the time is up or a stop was asked for: start no further request."""
         return self.stop.is_set() or (self.seconds > 0 and self.elapsed >= self.seconds)
 
 

@@ -52,6 +52,10 @@ class Index:
 
     @property
     def runs(self) -> dict[str, tuple]:
+        """Each stored run's account_id, status, updated_us and detailed_us, by id.
+
+        Read on first use, once, by whichever thread asks first.
+        """
         if self._runs is None:
             with self._lock:
                 if self._runs is None:
@@ -62,12 +66,15 @@ class Index:
         return self._runs
 
     def stored(self, run_id: str) -> StoredRun | None:
+        """What the warehouse holds of `run_id`, or None for a run it does not hold."""
         known = self.runs.get(run_id)
         return None if known is None else StoredRun._make(known)
 
     def holds(self, run_id: str, account: str) -> bool:
+        """True when the warehouse holds `run_id` under `account`."""
         known = self.runs.get(run_id)
         return known is not None and known[0] == account
 
     def in_flight(self, account: str) -> list[str]:
+        """The ids of `account`'s stored runs still in flight."""
         return self.in_flight_ids.get(account, [])

@@ -12,6 +12,8 @@ DETAIL_MODES = ("all", "failed", "none")
 
 @dataclass
 class FetchOptions:
+    """What a sync asks for and keeps of each account's runs; a page mark records them."""
+
     details: str = defaults.DETAILS  # which finished runs get a details fetch: all, failed, none
     keep_private: bool = False  # store payload and output
     limits: Limits = DEFAULT_LIMITS  # how large a run and its free-form fields may be

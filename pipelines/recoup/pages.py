@@ -40,8 +40,11 @@ class PageBook:
     options: str = ""
 
     def known(self) -> dict[str, PageMark]:
-        """The pages a list may skip: read under the same options, and the account still holds
-        exactly the runs it held then (someone may have deleted rows to have them read again)."""
+        """The pages a list may skip, by account.
+
+        A page qualifies when it was read under the same options and its account still holds
+        exactly the runs it held then (someone may have deleted rows to have them read again).
+        """
         return {
             account: PageMark(mark["digest"], mark["listed"], list(mark["in_flight"]))
             for account, mark in self.marks.items()

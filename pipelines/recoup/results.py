@@ -24,10 +24,12 @@ class Rows:
 
     @property
     def has_rows(self) -> bool:
+        """True when there is anything to load."""
         return bool(self.pages or self.list_rows or self.detail_rows)
 
     @property
     def runs(self) -> int:
+        """How many runs there are to load."""
         return sum(map(len, self.pages)) + len(self.list_rows) + len(self.detail_rows)
 
 
@@ -54,6 +56,7 @@ class AccountResult:
 
     @property
     def ok(self) -> bool:
+        """True when the account had no error and no rejected run."""
         return self.error is None and not self.problems
 
     def summary_error(self) -> str | None:
@@ -79,4 +82,5 @@ class Listed:
 
     @property
     def has_rows(self) -> bool:
+        """True when the list gave runs to load."""
         return self.rows.has_rows

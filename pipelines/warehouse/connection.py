@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
@@ -12,8 +13,8 @@ import duckdb
 # 128 MB (DuckDB 1.5 ran out of 64 MB merging the tags of a 95k-run first sync, and dlt retried
 # the job), the model updates on every core within 128 MB (an update at two million runs needs
 # more than 64 MB; a build that runs out is tried again with more, see pipelines/models.py).
-LOAD_LIMITS = {"memory_limit": "128MB", "threads": 1}
-MODEL_LIMITS = {"memory_limit": "128MB", "threads": os.cpu_count() or 1}
+LOAD_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": 1}
+MODEL_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": os.cpu_count() or 1}
 
 
 def memory_for(large_bytes: int) -> str:
@@ -29,12 +30,12 @@ def memory_for(large_bytes: int) -> str:
     return f"{budget // 2**20}MB"
 
 
-def use_limits(con: duckdb.DuckDBPyConnection, limits: dict[str, object]) -> None:
+def use_limits(con: duckdb.DuckDBPyConnection, limits: Mapping[str, str | int]) -> None:
     """Moves an open connection to other limits (the load's budget, then the models')."""
     for name, value in limits.items():
         con.execute(f"set {name} = '{value}'")
 
 
-def connect(path: Path, limits: dict[str, object] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, limits: Mapping[str, str | int] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:
     """A read-write connection with bounded memory: large work spills to disk instead."""
     return duckdb.connect(str(path), config={**limits, "preserve_insertion_order": False})

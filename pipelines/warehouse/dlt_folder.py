@@ -21,8 +21,10 @@ def start_work_pipelines(paths: Paths) -> None:
 
 
 def _prune_loaded_packages(pipelines_dir: Path) -> None:
-    """Keeps the description of the newest loaded package and drops its data files and every
-    older package: the warehouse holds those rows, and the folder would grow with every sync."""
+    """Drops the loaded packages but the description of the newest one.
+
+    The warehouse holds their rows, and the folder would otherwise grow with every sync.
+    """
     for loaded in pipelines_dir.glob("*/load/loaded"):
         packages = sorted((p for p in loaded.iterdir() if p.is_dir()), key=lambda p: p.name)
         for package in packages[:-1]:

@@ -17,28 +17,32 @@ class Paths:
 
     @property
     def folder(self) -> Path:
+        """The folder of the analysts' database."""
         return self.db.parent
 
     @property
     def lock(self) -> Path:
+        """The lock file that keeps a second sync from starting on the same database."""
         return self.folder / f".{self.db.name}.lock"
 
     @property
     def work(self) -> Path:
+        """The working folder of a sync: the copy it loads into, published when it succeeds."""
         return self.folder / f".{self.db.stem}-work"
 
     @property
     def work_db(self) -> Path:
+        """The working copy of the database."""
         return self.work / self.db.name  # same file name: same catalog name inside DuckDB
 
     @property
     def pipelines_dir(self) -> Path:
-        """dlt's folder for analysts: state, schema and trace of the last published sync."""
+        """The folder dlt keeps for analysts: state, schema and trace of the last published sync."""
         return self.folder / f".{self.db.stem}-dlt-pipelines"
 
     @property
     def work_pipelines_dir(self) -> Path:
-        """dlt's folder during a sync; it replaces `pipelines_dir` when the warehouse is published."""
+        """The folder dlt works in during a sync; it replaces `pipelines_dir` when the warehouse is published."""
         return self.work / "dlt-pipelines"
 
 

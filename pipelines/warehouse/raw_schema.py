@@ -11,6 +11,7 @@ from pipelines.recoup.tables import RAW_TABLES, ROOTS
 
 
 def table_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Each table and view of the raw dataset, by name: `BASE TABLE` or `VIEW`."""
     rows = con.execute(
         "select table_name, table_type from information_schema.tables"
         " where table_catalog = current_database() and table_schema = ?",
@@ -20,23 +21,30 @@ def table_kinds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 def missing_raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The raw tables dlt has not created yet (or that an earlier version stood in for with a
-    view): dlt materialises them, empty, at the sync's load."""
+    """The raw tables dlt has not created yet, or that an earlier version stood in for with a view.
+
+    dlt materialises them, empty, at the sync's load.
+    """
     tables = table_kinds(con)
     return [name for name in RAW_TABLES if tables.get(name) != "BASE TABLE"]
 
 
 def drop_stand_ins(con: duckdb.DuckDBPyConnection) -> None:
-    """Removes the empty views that earlier versions left in place of raw tables not loaded yet,
-    so that dlt can create the real ones."""
+    """Removes the empty views that earlier versions left in place of raw tables not loaded yet.
+
+    dlt can then create the real ones.
+    """
     for name, kind in table_kinds(con).items():
         if kind == "VIEW" and name in RAW_TABLES:
             con.execute(f'drop view "{RAW_DATASET}"."{name}"')
 
 
 def create_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Creates the tables the sync itself writes beside dlt's: `sync_log` (analysts query it)
-    and `lost_runs` (runs the API forgot: never asked for again)."""
+    """Creates the tables the sync itself writes beside dlt's.
+
+    `sync_log` is for analysts to query; `lost_runs` holds the runs the API forgot, never asked
+    for again.
+    """
     con.execute(f"create schema if not exists {RAW_DATASET}")
     con.execute(f"""
         create table if not exists {RAW_DATASET}.sync_log (

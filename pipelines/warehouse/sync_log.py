@@ -12,8 +12,10 @@ from pipelines.recoup.settings import RAW_DATASET
 
 
 def remember_lost(con: duckdb.DuckDBPyConnection, synced_at: datetime, results: list[AccountResult]) -> None:
-    """Remembers the runs the API no longer knows: they keep their last state and are never
-    asked for again."""
+    """Remembers the runs the API no longer knows.
+
+    They keep their last state and are never asked for again.
+    """
     lost = pa.table({"run_id": pa.array([run_id for r in results for run_id in r.lost], pa.string())})
     if lost.num_rows:  # one statement: executemany costs milliseconds a row
         con.register("lost_rows", lost)

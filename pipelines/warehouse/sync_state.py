@@ -7,6 +7,7 @@ from datetime import timedelta
 import duckdb
 from dlt.common.versioned_state import decompress_state
 
+from pipelines.query import scalar
 from pipelines.recoup.index import Index, Job
 from pipelines.recoup.options import FetchOptions
 from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY, PageBook
@@ -19,8 +20,10 @@ INDEX_HORIZON_DAYS = 14
 
 
 def _stored_runs_sql(where: str = "true") -> str:
-    """Each run's latest status and updatedAt, for the runs whose list answer matches `where`
-    (filtering the list answers first keeps the join small on a large history)."""
+    """Each run's latest status and updatedAt, for the runs whose list answer matches `where`.
+
+    Filtering the list answers first keeps the join small on a large history.
+    """
     # The same rule as sql/intermediate/run_versions.sql (a later retrieve answer wins), read
     # from the raw tables so that a failed model build never misleads the next sync.
     return f"""
@@ -54,11 +57,11 @@ def _detail_statuses(details: str) -> list[str]:
 
 
 def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
-    """What the warehouse holds: each recent run's latest status and updatedAt and its details
-    mark, the runs in flight, the details backlog, and each account's last list page read
-    under the same `options`.
+    """What the warehouse holds that this sync starts from.
 
-    A warehouse that dlt has not loaded yet reads as empty.
+    That is each recent run's latest status and updatedAt and its details mark, the runs in
+    flight, the details backlog, and each account's last list page read under the same
+    `options`. A warehouse that dlt has not loaded yet reads as empty.
     """
     index = Index()
     if {"runs", "run_details"} - set(table_kinds(con)):
@@ -66,7 +69,7 @@ def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
         return index
     terminal = _detail_statuses("all")
     in_flight = f"not coalesce(list_contains({terminal!r}, status), false)"  # a finished run stays finished
-    newest = con.execute(f"select max(created_at) from {RAW_DATASET}.runs").fetchone()[0]
+    newest = scalar(con.execute(f"select max(created_at) from {RAW_DATASET}.runs"))
     recent = in_flight
     if newest is not None:
         horizon = newest - timedelta(days=INDEX_HORIZON_DAYS)
@@ -111,13 +114,17 @@ def keep_recent_states(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def read_source_state(con: duckdb.DuckDBPyConnection) -> dict:
-    """The state of the source `recoup` as dlt last stored it in the warehouse (empty before
-    dlt first loaded): what dlt itself restores when its local folder is gone."""
-    exists = con.execute(
-        "select count(*) from information_schema.tables"
-        " where table_catalog = current_database() and table_schema = ? and table_name = ?",
-        [RAW_DATASET, "_dlt_pipeline_state"],
-    ).fetchone()[0]
+    """The state of the source `recoup` as dlt last stored it in the warehouse.
+
+    It is what dlt itself restores when its local folder is gone; empty before dlt first loaded.
+    """
+    exists = scalar(
+        con.execute(
+            "select count(*) from information_schema.tables"
+            " where table_catalog = current_database() and table_schema = ? and table_name = ?",
+            [RAW_DATASET, "_dlt_pipeline_state"],
+        )
+    )
     if not exists:
         return {}
     row = con.execute(f"""

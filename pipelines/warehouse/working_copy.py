@@ -29,8 +29,10 @@ _FICLONE = 0x40049409  # Linux ioctl: share the source's blocks, copy-on-write
 
 
 def copy_file(source: Path, target: Path) -> None:
-    """Copies `source` to `target`: a reflink clone where the filesystem has them (btrfs, XFS,
-    bcachefs: instant, whatever the size), else a kernel-side copy.
+    """Copies `source` to `target`, as a clone of its blocks where the filesystem allows.
+
+    A reflink clone (btrfs, XFS, bcachefs) is instant whatever the size; elsewhere the kernel
+    copies the bytes.
     """
     with open(source, "rb") as src, open(target, "wb") as dst:
         try:
@@ -101,8 +103,10 @@ def start_work_copy(paths: Paths) -> None:
 
 @contextmanager
 def discard_work_on_failure(paths: Paths) -> Iterator[None]:
-    """Removes the working folder when the block fails, so a failed sync leaves no copy taking
-    disk space. Enter it while holding the lock: the folder belongs to the lock's holder."""
+    """Removes the working folder when the block fails: a failed sync leaves no copy taking disk space.
+
+    Enter it while holding the lock: the folder belongs to the lock's holder.
+    """
     try:
         yield
     except BaseException:
