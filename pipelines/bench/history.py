@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 from statistics import median
+from typing import cast
 
 import duckdb
-from dlt.common.versioned_state import compress_state, decompress_state
+from dlt.common.versioned_state import TVersionedState, compress_state, decompress_state
 
 from pipelines import warehouse
 from pipelines.bench.harness import (
@@ -38,7 +39,7 @@ def _recount_page_marks(con: duckdb.DuckDBPyConnection) -> None:
     """Gives each account's page mark, in dlt's latest stored state, the grown count of runs."""
     state_id, packed = first_row(con, "select _dlt_id, state from raw._dlt_pipeline_state"
                                       " order by created_at desc, version desc limit 1")  # fmt: skip
-    state = decompress_state(packed)
+    state = cast(TVersionedState, decompress_state(packed))
     counts = dict(con.execute("select account_id, count(*) from raw.runs group by 1").fetchall())
     for account, mark in state["sources"][SOURCE_NAME][STATE_KEY].items():
         mark["stored"] = counts.get(account, mark["stored"])
