@@ -39,12 +39,13 @@ def _recount_page_marks(con: duckdb.DuckDBPyConnection) -> None:
     """Gives each account's page mark, in dlt's latest stored state, the grown count of runs."""
     state_id, packed = first_row(con, "select _dlt_id, state from raw._dlt_pipeline_state"
                                       " order by created_at desc, version desc limit 1")  # fmt: skip
-    state = cast(TVersionedState, decompress_state(packed))
+    state = decompress_state(packed)
     counts = dict(con.execute("select account_id, count(*) from raw.runs group by 1").fetchall())
     for account, mark in state["sources"][SOURCE_NAME][STATE_KEY].items():
         mark["stored"] = counts.get(account, mark["stored"])
     con.execute(
-        "update raw._dlt_pipeline_state set state = ? where _dlt_id = ?", [compress_state(state), state_id]
+        "update raw._dlt_pipeline_state set state = ? where _dlt_id = ?",
+        [compress_state(cast(TVersionedState, state)), state_id],
     )
 
 
