@@ -24,6 +24,7 @@ import pytest
 from pipelines import lake
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
+from pipelines.lake import publish as lake_publish
 from pipelines.lake.local_postgres import PG_PASSWORD, PG_READER, PostgresCluster
 from pipelines.recoup_pipeline import SyncSummary, run_sync
 from tests.conftest import (
@@ -230,7 +231,7 @@ def test_control_a_commit_split_between_raw_and_models_is_seen_by_readers(
 ) -> None:
     """Proves the readers above can see a mixed state: committing the raw changes before the
     models (as loading statement by statement would) shows runs the models do not have yet."""
-    build = lake.build_models
+    build = lake_publish.build_models
     outputs = _reader_outputs(tmp_path)
 
     def split_commit(con: duckdb.DuckDBPyConnection, changed: bool = True, changed_since=None) -> None:
@@ -242,7 +243,7 @@ def test_control_a_commit_split_between_raw_and_models_is_seen_by_readers(
         con.execute("begin transaction")
         build(con, changed, changed_since)
 
-    monkeypatch.setattr(lake, "build_models", split_commit)
+    monkeypatch.setattr(lake_publish, "build_models", split_commit)  # where the publish looks it up
     answers = _poll_during_syncs(world, lake_env, lake_sync, tmp_path, rounds=3)
     assert [a for a in answers if isinstance(a, list) and not is_consistent(tuple(a))], (
         "a mixed state was seen"
@@ -349,7 +350,7 @@ def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
         con.execute(f"use {lake.ALIAS}")
         models.apply_models(lake._InTransaction(con), sql_dir=broken)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(lake, "build_models", build_broken)
+    monkeypatch.setattr(lake_publish, "build_models", build_broken)  # where the publish looks it up
     _upstream_moves_on(world, 0)
     summary = lake_sync()
     assert summary.exit_code == 1 and "daily_cost.sql" in (summary.model_error or "")

@@ -12,7 +12,7 @@ import duckdb
 # beyond it: the load on one thread (a second one needs more memory than it saves time) within
 # 128 MB (DuckDB 1.5 ran out of 64 MB merging the tags of a 95k-run first sync, and dlt retried
 # the job), the model updates on every core within 128 MB (an update at two million runs needs
-# more than 64 MB; a build that runs out is tried again with more, see pipelines/models.py).
+# more than 64 MB; a build that runs out is tried again with more, see pipelines/models/runner.py).
 LOAD_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": 1}
 MODEL_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": os.cpu_count() or 1}
 

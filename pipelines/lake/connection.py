@@ -1,0 +1,77 @@
+"""The lake's connection: its extensions, the catalog password, ATTACH, and its name for messages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from pipelines.config import Settings
+from pipelines.recoup.errors import RecoupError
+
+ALIAS = "lake"  # the lake's name inside the sync's own connection
+# What a read-only role needs in the catalog database (README, and the tests' fixture).
+READER_GRANTS = """
+    grant connect on database {database} to {reader};
+    grant usage on schema public to {reader};
+    grant select on all tables in schema public to {reader};
+    alter default privileges for role {owner} in schema public grant select on tables to {reader};
+"""
+
+
+def sql_text(text: str) -> str:
+    """`text` as a SQL string literal, its quotes doubled."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def describe(lake: str) -> str:
+    """The catalog without a password, for messages."""
+    kind, _, rest = lake.partition(":")
+    if kind != "postgres":
+        return lake
+    return "postgres " + " ".join(p for p in rest.split() if not p.lower().startswith("password="))
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, data: str | None = None) -> None:
+    """Loads ducklake and postgres (and httpfs for s3://) from their Python packages.
+
+    Extensions cannot be downloaded here: each is installed from the `duckdb-extension-*`
+    package into DuckDB's extension folder once, where analysts' DuckDB finds it too.
+    """
+    from duckdb_extensions import import_extension
+
+    names = ["ducklake", "postgres_scanner"] + (["httpfs"] if data and data.startswith("s3://") else [])
+    for name in names:
+        try:
+            con.execute(f"load {name}")
+        except duckdb.Error:
+            import_extension(name, con=con)
+            con.execute(f"load {name}")
+
+
+def use_password(settings: Settings) -> None:
+    """Hands the catalog password from the settings to libpq, if the environment has none.
+
+    libpq (psycopg's and DuckDB's postgres extension alike) reads PGPASSWORD at connect time;
+    a password from .dlt/secrets.toml goes there, never into a string or a message.
+    """
+    if settings.lake_password and "PGPASSWORD" not in os.environ:
+        os.environ["PGPASSWORD"] = settings.lake_password
+
+
+def attach(
+    con: duckdb.DuckDBPyConnection, settings: Settings, alias: str = ALIAS, read_only: bool = False
+) -> None:
+    """Attaches the lake to `con` as `alias`, creating it on first use."""
+    assert settings.lake and settings.lake_data
+    use_password(settings)
+    load_extensions(con, settings.lake_data)
+    if "://" not in settings.lake_data:
+        Path(settings.lake_data).mkdir(parents=True, exist_ok=True)
+    options = f"data_path {sql_text(settings.lake_data)}" + (", read_only" if read_only else "")
+    try:
+        con.execute(f"attach {sql_text('ducklake:' + settings.lake)} as {alias} ({options})")
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0][:300]
+        raise RecoupError(f"cannot attach the lake ({describe(settings.lake)}): {first}") from None

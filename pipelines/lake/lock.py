@@ -1,0 +1,77 @@
+"""The lake's writer lock: one sync writes at a time, across machines, and commits one snapshot."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import psycopg
+
+from pipelines.config import Settings
+from pipelines.lake.connection import describe, use_password
+from pipelines.query import scalar
+from pipelines.recoup.errors import LockHeld, RecoupError
+
+LOCK_KEY = 0x7265636F75700001  # pg advisory lock id of recoup-runs syncs ("recoup" + 1)
+
+
+class LakeLock:
+    """The one-writer-at-a-time lock of a lake; `check` proves it is still held."""
+
+    def __init__(self, connection: psycopg.Connection[Any] | None = None) -> None:
+        self._connection = connection
+
+    def check(self) -> None:
+        """Raises RecoupError when the session that holds the lock is gone: nothing may be committed."""
+        if self._connection is None:
+            return
+        try:
+            self._connection.execute("select 1")  # the lock lives as long as this session
+        except Exception:
+            raise RecoupError("lost the connection that holds the lake lock; nothing committed") from None
+
+
+@contextmanager
+def lake_lock(settings: Settings) -> Iterator[LakeLock]:
+    """Holds the lake's writer lock (a no-op without RECOUP_LAKE).
+
+    Raises LockHeld after RECOUP_LOCK_WAIT seconds. PostgreSQL frees the lock when the
+    holder's session ends.
+    """
+    if not settings.lake:
+        yield LakeLock()
+        return
+    conninfo = settings.lake.removeprefix("postgres:")
+    use_password(settings)
+    try:
+        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=15,
+                                     application_name="recoup-runs sync lock")  # fmt: skip
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise RecoupError(f"cannot reach the lake catalog ({describe(settings.lake)}): {first}") from None
+    with connection:
+        deadline = time.monotonic() + settings.lock_wait
+        while not scalar(connection.execute("select pg_try_advisory_lock(%s)", [LOCK_KEY])):
+            if time.monotonic() >= deadline:
+                raise LockHeld(f"another sync is writing the lake {describe(settings.lake)}; not starting")
+            time.sleep(0.2)
+        yield LakeLock(connection)  # closing the session releases the lock
+
+
+@contextmanager
+def snapshot(con: duckdb.DuckDBPyConnection, lock: LakeLock) -> Iterator[None]:
+    """One lake transaction, committed as one snapshot while the writer lock is still held.
+
+    Rolled back on any error.
+    """
+    con.execute("begin transaction")
+    try:
+        yield
+        lock.check()
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")

@@ -1,0 +1,116 @@
+"""The merge of one sync's raw changes into the lake, and the raw tables it writes.
+
+DuckLake has no keys or ON CONFLICT, so the merge is explicit: the changed runs (and their tags
+and attempts) are deleted by id and inserted again, and `sync_log`, `lost_runs` and dlt's state
+are appended, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from pipelines import warehouse
+from pipelines.lake.connection import ALIAS
+from pipelines.query import scalar
+from pipelines.recoup.options import FetchOptions
+from pipelines.recoup.results import AccountResult
+from pipelines.recoup.settings import RAW_DATASET
+from pipelines.recoup.tables import ROOTS
+
+ROW_GROUP_ROWS = 10_000
+# Tables the sync writes besides dlt's raw tables; DuckLake takes no PRIMARY KEY or UNIQUE.
+SIDE_TABLES = {
+    "sync_log": "synced_at timestamptz, account_id varchar, runs_seen integer, runs_new integer, "
+    "runs_updated integer, runs_refreshed integer, runs_lost integer, possible_gap boolean, error varchar, "
+    "details_pending integer, first_sync boolean, runs_foreign integer",
+    "lost_runs": "run_id varchar, lost_at timestamptz",
+    # dlt's own state table, as dlt creates it: the lake keeps the state of every sync's load.
+    "_dlt_pipeline_state": "version bigint, engine_version bigint, pipeline_name varchar, state varchar, "
+    "created_at timestamptz, version_hash varchar, _dlt_load_id varchar, _dlt_id varchar",
+}
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> None:
+    """Creates every raw table the sync and the models use, empty, if the lake lacks it."""
+    have = {name for (name,) in con.execute(
+        "select table_name from duckdb_tables() where database_name = ? and schema_name = ?", [alias, RAW_DATASET]
+    ).fetchall()}  # fmt: skip
+    if have >= {*warehouse.RAW_TABLES, *SIDE_TABLES}:
+        return
+    # DuckLake holds a whole Parquet row group in memory while it writes one, and cannot spill
+    # it: 10,000 rows keep a first sync of ~100k runs within the 64 MB the sync allows itself.
+    con.execute(f"call {alias}.set_option('parquet_row_group_size', {ROW_GROUP_ROWS})")
+    con.execute(f"create schema if not exists {alias}.{RAW_DATASET}")
+    tables = {**{t: ", ".join(f'"{c}" {k}' for c, k in cols.items()) for t, cols in warehouse.RAW_TABLES.items()},
+              **SIDE_TABLES}  # fmt: skip
+    for name, columns in tables.items():
+        con.execute(f"create table if not exists {alias}.{RAW_DATASET}.{name} ({columns})")
+
+
+def raw_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str]:
+    """The tables and views of schema raw in an attached database, by name."""
+    rows = con.execute(
+        "select table_name, table_type from information_schema.tables where table_catalog = ? and table_schema = ?",
+        [catalog, RAW_DATASET],
+    ).fetchall()
+    return dict(rows)
+
+
+def add_new_columns(con: duckdb.DuckDBPyConnection, work: str, table: str) -> None:
+    """A column dlt added in the working file (a new API field) is added to the lake table too."""
+    columns = """select column_name, data_type from information_schema.columns
+                 where table_catalog = ? and table_schema = ? and table_name = ?"""
+    have = dict(con.execute(columns, [ALIAS, RAW_DATASET, table]).fetchall())
+    for name, kind in con.execute(columns, [work, RAW_DATASET, table]).fetchall():
+        if name not in have:
+            con.execute(f'alter table {ALIAS}.{RAW_DATASET}.{table} add column "{name}" {kind}')
+
+
+def merge_changes(
+    con: duckdb.DuckDBPyConnection, work: str, results: list[AccountResult], options: FetchOptions
+) -> tuple[bool, dict[str, int]]:
+    """Merges the working file's raw rows into the lake.
+
+    Returns whether any run changed, and each account's details backlog after the merge.
+    """
+    tables = raw_tables(con, work)
+    raw, lake = f"{work}.{RAW_DATASET}", f"{ALIAS}.{RAW_DATASET}"
+    changed = False
+    for root in ROOTS.values():
+        if tables.get(root) != "BASE TABLE":
+            continue  # a stand-in view: dlt loaded nothing of this kind
+        ids = f"select id from {raw}.{root}"
+        answers = f"select observation_id from {raw}.{root}"
+        for child in ("tags", "attempts"):
+            con.execute(f"delete from {lake}.{root}__{child} where run_id in ({ids})")
+        deleted = scalar(con.execute(f"delete from {lake}.{root} where id in ({ids})"))
+        add_new_columns(con, work, root)
+        inserted = scalar(con.execute(f"insert into {lake}.{root} by name select * from {raw}.{root}"))
+        changed = changed or bool(deleted or inserted)
+        for child in ("tags", "attempts"):
+            if tables.get(f"{root}__{child}") == "BASE TABLE":
+                add_new_columns(con, work, f"{root}__{child}")
+                # Only the children of the answer that won (a run answered twice in one load).
+                con.execute(f"""insert into {lake}.{root}__{child} by name select * from {raw}.{root}__{child}
+                                where observation_id in ({answers})""")  # fmt: skip
+    add_new_columns(con, work, "sync_log")  # a lake made before a column was added
+    con.execute(f"""insert into {lake}.lost_runs by name select * from {raw}.lost_runs
+                    where run_id not in (select run_id from {lake}.lost_runs)""")  # fmt: skip
+    # The backlog is the lake's, not the working file's (which holds only this sync's runs).
+    con.execute(f"use {ALIAS}")
+    pending = warehouse.details_pending(con, options.details)
+    con.execute(f"use {work}")
+    con.register("pending_rows", pa.table({"account_id": list(pending), "n": list(pending.values())}))
+    con.execute(f"""insert into {lake}.sync_log by name
+                    select s.* replace (coalesce(p.n, 0)::integer as details_pending)
+                    from {raw}.sync_log s left join pending_rows p on p.account_id = s.account_id""")  # fmt: skip
+    con.unregister("pending_rows")
+    if (
+        tables.get("_dlt_pipeline_state") == "BASE TABLE"
+    ):  # the page marks of this sync (pipelines/recoup/pages.py)
+        con.execute(f"insert into {lake}._dlt_pipeline_state by name select * from {raw}._dlt_pipeline_state")
+        con.execute(f"use {ALIAS}")
+        warehouse.keep_recent_states(con)
+        con.execute(f"use {work}")
+    return changed, pending

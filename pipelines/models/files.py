@@ -1,0 +1,165 @@
+"""The model files of `sql/`: what each builds, what it reads, and the order to build them in.
+
+Each file is one model named after the file: `sql/staging/*.sql` become views in schema
+`staging` (rename and cast only), `sql/intermediate/*.sql` views in `intermediate`, and
+`sql/marts/*.sql` tables in `analytics` (a `-- materialized: view` line makes a mart a view,
+for marts that read session variables such as the reporting period). A model's dependencies
+are the other models its SQL names. A table model with an `-- incremental: <keys> from <source>`
+line can be updated for the keys of the changed runs alone (see `runner.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import duckdb
+
+from pipelines.query import one_row, scalar
+from pipelines.recoup.errors import RecoupError
+
+SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql"
+LAYERS = {
+    "staging": ("staging", "view"),
+    "intermediate": ("intermediate", "view"),
+    "marts": ("analytics", "table"),
+}
+
+CHANGED_RUNS = "changed_runs"  # a temp table of the run ids a sync loaded
+PRUNE_COLUMN = "created_at"  # every incremental source has it; runs are stored roughly in its order
+UTC_DAY = f"({PRUNE_COLUMN} at time zone 'UTC')::date"  # a key that bounds PRUNE_COLUMN by itself
+
+
+class ModelError(RecoupError):
+    """A model could not be built; the previous models are still in place."""
+
+
+@dataclass(frozen=True)
+class Model:
+    """One SQL file of `sql/`: the schema it builds in, a view or a table, and its text."""
+
+    path: Path
+    schema: str
+    kind: str  # view or table
+    sql: str
+
+    @property
+    def name(self) -> str:
+        """The relation the model creates, as `schema.name`."""
+        return f"{self.schema}.{self.path.stem}"
+
+    @property
+    def reads(self) -> set[str]:
+        """The relations (`schema.name`) its SQL names outside comments."""
+        code = re.sub(r"--[^\n]*", "", self.sql.lower())  # a name in a comment is no dependency
+        return {f"{s}.{t}" for s, t in re.findall(r"\b(staging|intermediate|analytics)\.(\w+)", code)}
+
+    @property
+    def description(self) -> str:
+        """The opening comment's first paragraph, without directives."""
+        lines = []
+        for line in self.sql.splitlines():
+            if not line.startswith("--") or re.match(r"--\s*(columns:.*)?$", line, re.IGNORECASE):
+                break  # the opening paragraph ends at a bare `--` or the column block
+            if not re.match(r"--\s*(materialized|incremental):", line):
+                lines.append(line[2:].strip())
+        return " ".join(lines)
+
+    @property
+    def column_docs(self) -> dict[str, str]:
+        """The `-- Columns:` block: column name to its text."""
+        docs: dict[str, str] = {}
+        block = re.search(
+            r"^--\s*columns:\s*\n((?:--[ \t]{2,}.*\n?)+)", self.sql, re.MULTILINE | re.IGNORECASE
+        )
+        for line in block.group(1).splitlines() if block else []:
+            entry = re.match(r"--\s{2,3}(\w+):\s*(.*)$", line)
+            if entry:
+                name = entry.group(1)
+                docs[name] = entry.group(2).strip()
+            else:  # deeper indentation continues the previous column's text
+                docs[name] = f"{docs[name]} {line[2:].strip()}"
+        return docs
+
+    @property
+    def incremental(self) -> Incremental | None:
+        """What an `-- incremental: <key select list> from <source>` line declares."""
+        found = re.search(r"^--\s*incremental:\s*(.+?)\s+from\s+([\w.]+)\s*$", self.sql, re.MULTILINE)
+        if not found:
+            return None
+        keys = []
+        for part in found.group(1).split(","):
+            expression, _, alias = part.strip().rpartition(" as ")
+            keys.append((expression.strip() or alias.strip(), alias.strip()))
+        return Incremental(found.group(2), keys)
+
+
+@dataclass(frozen=True)
+class Incremental:
+    """A table whose rows for a key depend only on the `source` rows with that key."""
+
+    source: str
+    keys: list[tuple[str, str]]  # (expression over the source, column of the table)
+
+    @property
+    def columns(self) -> str:
+        """The table's key columns as a SQL select list."""
+        return ", ".join(column for _, column in self.keys)
+
+    def touched(self) -> str:
+        """The keys that the changed runs' source rows hold now."""
+        if self.keys == [("run_id", "run_id")]:
+            return f"select run_id from {CHANGED_RUNS}"  # no need to look
+        select = ", ".join(f"{expression} as {column}" for expression, column in self.keys)
+        return (
+            f"select distinct {select} from {self.source} where run_id in (select run_id from {CHANGED_RUNS})"
+        )
+
+    def matching(self, keys: str, since: datetime | None = None) -> str:
+        """The source rows whose keys are in the table `keys`, none created before `since`."""
+        expressions = ", ".join(expression for expression, _ in self.keys)
+        where = f"({expressions}) in (select {self.columns} from {keys})"
+        if since is not None:
+            # A constant bound on created_at lets DuckDB skip the row groups (and DuckLake the
+            # Parquet files) of older runs by their min/max, instead of probing every run.
+            where = f"{PRUNE_COLUMN} >= '{since.isoformat()}'::timestamptz and {where}"
+        return f"(select * from {self.source} where {where})"
+
+    def oldest(self, con: duckdb.DuckDBPyConnection, keys: str) -> datetime | None:
+        """A lower bound of created_at over the source rows of `keys`; None when there is none.
+
+        A UTC day among the keys bounds it by that day's midnight. Otherwise the earliest
+        created_at of the matching rows is read: two columns, a fraction of reading every
+        column of every run. Either way every matching row is at or after the bound.
+        """
+        for expression, column in self.keys:
+            if expression == UTC_DAY:  # a row of a day is created no earlier than its midnight
+                day = scalar(con.execute(f"select min({column}) from {keys}"))
+                return None if day is None else datetime.combine(day, time(), UTC)
+        query = f"""select min({PRUNE_COLUMN}), count(*) filter (where {PRUNE_COLUMN} is null)
+                    from {self.matching(keys)}"""  # fmt: skip
+        oldest, undated = one_row(con.execute(query))
+        return None if undated else oldest
+
+
+def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+    """Every model under `sql_dir`, sorted so that each comes after what it reads."""
+    models = {}
+    for folder, (schema, kind) in LAYERS.items():
+        for path in sorted((sql_dir / folder).glob("*.sql")):
+            sql = path.read_text().strip().rstrip(";")
+            materialized = re.search(r"^--\s*materialized:\s*(view|table)\s*$", sql, re.MULTILINE)
+            model = Model(path, schema, materialized.group(1) if materialized else kind, sql)
+            models[model.name] = model
+    graph = {
+        name: {read for read in model.reads if read in models and read != name}
+        for name, model in models.items()
+    }
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise ModelError(f"models depend on each other in a cycle: {' -> '.join(exc.args[1])}") from None
+    return [models[name] for name in order]

@@ -1,0 +1,192 @@
+"""Applies the SQL models in `sql/` to a warehouse, in dependency order, all or nothing.
+
+Everything runs in one transaction: a broken model changes nothing and is reported with its
+file name and DuckDB's message. A sync updates the tables for the runs it loaded instead of
+rebuilding them: an incremental table (see `files.py`) is rebuilt only for the keys the changed
+runs' source rows hold, before and after the change (a run id, or a day and an account).
+`make models` (`main`) rebuilds everything, and gives the same tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from pipelines import warehouse
+from pipelines.config import database_path
+from pipelines.models.comments import describe
+from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, load_models
+from pipelines.query import scalar
+from pipelines.recoup.errors import ConfigError, RecoupError
+from pipelines.recoup.settings import RAW_DATASET
+
+FINGERPRINT_TABLE = "intermediate.models_fingerprint"
+DLT_STAGING = f"{RAW_DATASET}_staging"
+REBUILD_MEMORY = "1GB"  # the second try of a build that ran out of the caller's budget
+
+
+def _fingerprint(models: list[Model]) -> str:
+    return hashlib.sha256("\n".join(f"{m.name}\n{m.kind}\n{m.sql}" for m in models).encode()).hexdigest()
+
+
+def _stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        row = con.execute(f"select fingerprint from {FINGERPRINT_TABLE}").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
+
+
+def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]) -> None:
+    """Brings table models up to date for the runs in CHANGED_RUNS; views need nothing.
+
+    For each incremental table: the keys the changed runs held before anything moved and the
+    keys they hold now; the rows of those keys are deleted and built again from the source
+    rows of those keys only.
+    """
+    tables = [m for m in models if m.kind == "table"]
+    rebuilt: set[str] = set()
+    for model in tables:
+        if model.incremental and model.name in built:
+            con.execute(
+                f"create or replace temp table keys_{model.path.stem} as {model.incremental.touched()}"
+            )
+    for model in tables:
+        plan = model.incremental
+        if not plan or model.name not in built:
+            con.execute(f"create or replace table {model.name} as\n{model.sql}")
+            rebuilt.add(model.name)
+            continue
+        keys = f"keys_{model.path.stem}"
+        if plan.keys != [("run_id", "run_id")]:  # a run's id does not change; other keys may
+            con.execute(f"insert into {keys} {plan.touched()}")
+        con.execute(f"delete from {model.name} where ({plan.columns}) in (select {plan.columns} from {keys})")
+        sql = re.sub(rf"\b{re.escape(plan.source)}\b", plan.matching(keys, plan.oldest(con, keys)), model.sql)
+        con.execute(f"insert into {model.name} {sql}")
+    describe(con, models, only=rebuilt)
+
+
+def _built(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables where table_type = 'BASE TABLE'"
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def apply_models(
+    con: duckdb.DuckDBPyConnection,
+    sql_dir: Path = SQL_DIR,
+    unless_unchanged: bool = False,
+    changed_since: datetime | None = None,
+    retry_out_of_memory: bool = True,
+) -> list[str]:
+    """Builds every model in one transaction; returns their names in build order.
+
+    Args:
+        unless_unchanged: skip the build when the models are the ones already built (the
+            caller knows no data changed since); returns an empty list then.
+        changed_since: update the tables only for the runs answered since then (a sync's
+            start), when the models are the ones already built; otherwise rebuild everything.
+        retry_out_of_memory: roll back and build again with more memory when DuckDB runs out
+            (not when the caller owns the transaction, as the lake does).
+    """
+    models = load_models(sql_dir)
+    fingerprint = _fingerprint(models)
+    same = _stored_fingerprint(con) == fingerprint
+    if unless_unchanged and same:
+        return []
+    incremental = changed_since is not None and same
+    budget = scalar(con.execute("select current_setting('memory_limit')"))
+    # DuckDB 1.5 cannot spill every aggregate: a build that runs out of the caller's budget is
+    # rolled back and tried once more with REBUILD_MEMORY (a full rebuild over two million runs
+    # needs between 256 MB and 512 MB), so small warehouses keep a small footprint.
+    budgets = [budget, REBUILD_MEMORY] if retry_out_of_memory else [budget]
+    try:
+        for attempt, memory in enumerate(budgets):
+            con.execute(f"set memory_limit = '{memory}'")
+            con.execute("begin transaction")
+            try:
+                _build(con, models, fingerprint, sql_dir, changed_since if incremental else None)
+            except duckdb.OutOfMemoryException:
+                con.execute("rollback")
+                if attempt + 1 == len(budgets):
+                    raise
+                continue
+            except BaseException:
+                con.execute("rollback")
+                raise
+            con.execute("commit")
+            return [m.name for m in models]
+    except duckdb.OutOfMemoryException as exc:
+        raise ModelError(f"out of memory at {memory}: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.execute(f"set memory_limit = '{budget}'")
+    raise AssertionError("unreachable")
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection,
+    models: list[Model],
+    fingerprint: str,
+    sql_dir: Path,
+    changed_since: datetime | None,
+) -> None:
+    """The statements of one build, inside the caller's transaction."""
+    for schema in {m.schema for m in models}:
+        con.execute(f"create schema if not exists {schema}")
+    current = None
+    try:
+        if changed_since is not None:
+            current = "the changed runs"
+            con.execute(f"""
+                create or replace temp table {CHANGED_RUNS} as
+                select id as run_id from raw.runs where seen_at >= $1
+                union select id from raw.run_details where seen_at >= $1
+            """, [changed_since])  # fmt: skip
+            _update(con, models, _built(con))
+        else:
+            for model in models:
+                current = str(model.path.relative_to(sql_dir.parent))
+                con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
+            current = "the comments"
+            describe(con, models)
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as exc:
+        message = str(exc).splitlines()[0]
+        raise ModelError(f"{current}: {message}") from None
+    con.execute(f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint", [fingerprint])
+    # dlt's merge staging (its `<dataset>_staging` layout) only holds the last load's copy, and
+    # dlt creates it again at the next load: out of the analysts' catalog once models are built.
+    con.execute(f"drop schema if exists {DLT_STAGING} cascade")
+
+
+def main() -> int:
+    """`make models`: rebuild the models of RECOUP_DB, published like a sync publishes."""
+    if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake/
+        from pipelines.lake.commands import rebuild_models
+
+        return rebuild_models()
+    paths = warehouse.Paths(database_path())
+    if not paths.db.exists():
+        print(f"models: no warehouse at {paths.db}; run `make sync` (or `make demo`) first", file=sys.stderr)
+        return 2
+    try:
+        with warehouse.sync_lock(paths, wait_seconds=60), warehouse.discard_work_on_failure(paths):
+            warehouse.start_work_copy(paths)
+            with warehouse.connect(paths.work_db, warehouse.MODEL_LIMITS) as con:
+                warehouse.create_sync_tables(con)
+                names = apply_models(con)
+                con.execute("checkpoint")
+            warehouse.publish(paths)
+    except (RecoupError, duckdb.Error) as exc:
+        print(f"models: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    print(f"models: built {len(names)} models in {paths.db}")
+    return 0
