@@ -1,4 +1,4 @@
-"""The default of every setting of a sync, in one place.
+"""The default of every setting, in one place.
 
 `pipelines/config.py` reads RECOUP_* variables (then dlt's names and `.dlt/`) and falls back to
 these; the HTTP client and the fetch functions take them as parameter defaults; `recoup sync
@@ -22,3 +22,6 @@ MAX_RESPONSE_BYTES = 64 * 2**20  # a full page of 100 runs is about 150 KB
 # DuckDB's load within its budget fails on one value of about 7 MB (see transform.Limits).
 MAX_RUN_BYTES = 4 * 2**20
 MAX_FIELD_BYTES = 2 * 2**20
+REPORT_DAYS = 30  # the report's period, in UTC days ending today
+LAKE_KEEP_DAYS = 7  # `make maintain` expires snapshots older than this
+LAKE_GRACE_MINUTES = 60  # `make maintain` deletes a file once it has been unused this long

@@ -18,7 +18,7 @@ import time
 
 import duckdb
 
-from pipelines import warehouse
+from pipelines import defaults, warehouse
 from pipelines.config import Settings, _integer, _lookup
 from pipelines.lake import ALIAS, attach, describe, lake_lock
 from pipelines.lake.commands import lake_only_settings
@@ -52,10 +52,16 @@ def maintain(settings: Settings, keep_days: int, grace_minutes: int) -> list[tup
 def main() -> int:
     """`make maintain` (`recoup maintain`): exit 0 done, 2 no lake configured, 75 a sync is writing."""
     try:
-        keep_days = _integer("lake_keep_days", _lookup("lake_keep_days", os.environ), 7, 0)
-        grace_minutes = _integer("lake_grace_minutes", _lookup("lake_grace_minutes", os.environ), 60, 0)
+        keep_days = _integer(
+            "lake_keep_days", _lookup("lake_keep_days", os.environ), defaults.LAKE_KEEP_DAYS, 0
+        )
+        grace_minutes = _integer(
+            "lake_grace_minutes", _lookup("lake_grace_minutes", os.environ), defaults.LAKE_GRACE_MINUTES, 0
+        )
         # A sync holds the lock for seconds: wait for it rather than skip the maintenance.
-        wait = max(float(_integer("lock_wait", _lookup("lock_wait", os.environ), 0, 0)), LOCK_WAIT)
+        wait = max(
+            float(_integer("lock_wait", _lookup("lock_wait", os.environ), defaults.LOCK_WAIT, 0)), LOCK_WAIT
+        )
         settings = lake_only_settings(wait)
         timings = maintain(settings, keep_days, grace_minutes)
     except (RecoupError, duckdb.Error) as exc:

@@ -27,6 +27,8 @@ SETTINGS = {
     "details": defaults.DETAILS, "store_payloads": defaults.STORE_PAYLOADS, "lock_wait": defaults.LOCK_WAIT,
     "request_timeout": defaults.REQUEST_TIMEOUT, "max_response_bytes": defaults.MAX_RESPONSE_BYTES,
     "max_run_bytes": defaults.MAX_RUN_BYTES, "max_field_bytes": defaults.MAX_FIELD_BYTES,
+    "report_days": defaults.REPORT_DAYS, "lake_keep_days": defaults.LAKE_KEEP_DAYS,
+    "lake_grace_minutes": defaults.LAKE_GRACE_MINUTES,
 }  # fmt: skip
 
 

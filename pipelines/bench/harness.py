@@ -24,6 +24,7 @@ from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.render import to_list_item
 from pipelines.emulator.statuses import TERMINAL
+from pipelines.query import one_row
 from pipelines.recoup.client import RetryPolicy
 from pipelines.recoup_pipeline import run_sync
 
@@ -166,7 +167,7 @@ def sync_process(emu: Emulator, db: Path, **overrides: str) -> tuple[float, int,
 
 def first_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
     """The first row of a query that always returns one (a count)."""
-    return con.execute(sql).fetchall()[0]
+    return one_row(con.execute(sql))
 
 
 def warehouse_counts(db: Path) -> tuple[int, int]:

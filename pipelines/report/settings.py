@@ -11,7 +11,7 @@ from pathlib import Path
 from pipelines import defaults
 from pipelines.config_values import parse_flag, parse_integer
 
-DEFAULT_DAYS = 30
+DEFAULT_DAYS = defaults.REPORT_DAYS
 USAGE = ("RECOUP_REPORT_DAYS must be a whole number >= 1, RECOUP_REPORT_END a date (YYYY-MM-DD), "
          "RECOUP_REPORT_INCLUDE_TESTS and RECOUP_REPORT_INCLUDE_IN_FLIGHT true or false")  # fmt: skip
 
