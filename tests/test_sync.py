@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -438,3 +439,52 @@ def test_wiping_the_working_state_loses_nothing(world: World, sync, db_path: Pat
     assert "2 pages unchanged" in summary.lines()[-1], "what the last sync read is still known"
     assert query("select count(*), count(distinct run_id) from analytics.runs")[0] == (stored + 1, stored + 1)
     assert query("select account_id from analytics.runs where run_id = ?", new_run["id"]) == [(busy,)]
+
+
+# -- change detection and the column path, on pages that change at every sync --------------------
+
+
+def test_a_run_listed_legacy_and_retrieved_current_is_not_updated_when_every_page_changes(
+    world: World, sync, query: Query
+) -> None:
+    """INTERRUPTED in a list is FAILED when retrieved: the same state, so no update is counted.
+
+    One new run per account makes every page change, so change detection compares each stored
+    run with its list item (an unchanged page would skip it).
+    """
+    world.profile = "observed"
+    for account in world.account_ids:
+        world.add_run(account, created_at=world.now - timedelta(minutes=1), status="INTERRUPTED")
+    assert sync().exit_code == 0
+    listed = {r["id"]: r["status"] for a in world.account_ids for r in world.visible(a, 100)}
+    stored = dict(query("select run_id, status from analytics.runs"))
+    renamed = {run_id for run_id, status in listed.items() if stored[run_id] != status}
+    assert {stored[run_id] for run_id in renamed} >= {"FAILED"}, "the warehouse holds the retrieved name"
+    for round_ in range(2):
+        for account in world.account_ids:
+            world.add_run(account, created_at=world.now - timedelta(seconds=10 + round_))
+        summary = sync()
+        assert summary.exit_code == 0
+        assert [r.unchanged_page for r in summary.results] == [False] * len(world.account_ids)
+        assert {r.account: (r.new, sorted(r.updated)) for r in summary.results} == {
+            account: (1, []) for account in world.account_ids
+        }
+    logged = query("select runs_new, runs_updated from analytics.sync_log order by synced_at desc limit 3")
+    assert logged == [(1, 0)] * len(world.account_ids)
+
+
+@pytest.mark.parametrize("profile", ["documented", "observed"])
+def test_a_sync_of_emulator_pages_reads_every_page_column_wise(
+    world: World, sync, caplog: pytest.LogCaptureFixture, profile: str
+) -> None:
+    world.profile = profile
+    caplog.set_level(logging.DEBUG, logger="recoup")
+    assert sync().exit_code == 0
+    for account in world.account_ids:
+        world.add_run(account, created_at=world.now - timedelta(seconds=10))
+    assert sync().exit_code == 0
+    messages = [record.getMessage() for record in caplog.records]
+    column_wise = [m for m in messages if m.endswith("is read column-wise")]
+    run_by_run = [m for m in messages if m.endswith("is read run by run")]
+    assert run_by_run == [], run_by_run[:3]
+    assert len(column_wise) == 2 * len(world.account_ids), "every changed page of both syncs"

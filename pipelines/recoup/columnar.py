@@ -17,6 +17,7 @@ Both paths produce equal tables; tests/test_transform.py checks that on generate
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,6 +50,8 @@ from pipelines.recoup.transform import (
     micros,
     to_run_row,
 )
+
+log = logging.getLogger("recoup")
 
 _TEXT = pa.string()
 
@@ -299,9 +302,12 @@ def list_answers(
         "limits": limits,
     }
     try:
-        return check_page(items, **given), []
+        page = check_page(items, **given)
     except NotColumnar:
-        pass
+        log.debug("a page of %d runs of account %s is read run by run", len(items), account_id)
+    else:
+        log.debug("a page of %d runs of account %s is read column-wise", len(items), account_id)
+        return page, []
     rows: dict[str, dict[str, Any]] = {}
     problems = []
     for item in items:
