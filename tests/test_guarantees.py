@@ -69,6 +69,30 @@ def test_a_reader_holding_the_file_through_a_sync_never_fails_it(world: World, s
     assert int(fresh.stdout) == before + 1
 
 
+def test_a_publish_puts_a_new_file_at_the_path_and_a_reader_of_the_old_one_reads_it_whole(
+    world: World, sync, db_path: Path, tmp_path: Path
+) -> None:
+    """Publishing renames a new file over the path: whoever opened the old one (a backup, `cp`,
+    an analyst's tool reading pages) keeps reading the old complete warehouse, never a mix.
+    Copying the new file over the old one in place would show them the new bytes half written."""
+    sync()
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        before = con.execute(CONSISTENT).fetchone()
+    inode = os.stat(db_path).st_ino
+    old_copy = tmp_path / "read-through-the-old-handle.duckdb"
+    with open(db_path, "rb") as old:  # opened before the publish, read after it
+        world.add_run(world.account_ids[0], created_at=world.now - timedelta(seconds=10))
+        assert sync().exit_code == 0
+        assert os.stat(db_path).st_ino != inode, "the published path names a new file"
+        with old_copy.open("wb") as sink:
+            shutil.copyfileobj(old, sink)
+    with duckdb.connect(str(old_copy), read_only=True) as con:
+        assert con.execute(CONSISTENT).fetchone() == before, "the old handle reads the old warehouse whole"
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        now = con.execute(CONSISTENT).fetchone()
+    assert is_consistent(now) and now[0] == before[0] + 1
+
+
 # DuckDB opens a database file three times by path while connecting; an open that straddles
 # the publishing rename can fail with an IO error (measured: 2 of 1,565 opens while a file was
 # renamed over the path 766 times in 40 s). Like any analyst's tool, the reader then opens again; what it must never
