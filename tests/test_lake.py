@@ -6,6 +6,7 @@ with the reason, when PostgreSQL is not installed) and the emulator over HTTP.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.lake import publish as lake_publish
 from pipelines.lake.local_postgres import PG_PASSWORD, PG_READER, PostgresCluster
+from pipelines.recoup.errors import RecoupError
 from pipelines.recoup_pipeline import SyncSummary, run_sync
 from tests.conftest import (
     CONSISTENT,
@@ -330,6 +332,60 @@ def test_a_second_sync_exits_75_while_another_holds_the_lake_or_waits_when_asked
     assert done.returncode == 0, done.stderr
     assert released and lake_query(lake_env, "select count(*) from analytics.runs")[0][0] > 0
     assert PG_PASSWORD not in done.stdout + done.stderr
+
+
+class _LoseTheLockAfterTheMerge(logging.Handler):
+    """Ends the PostgreSQL session holding the lake lock when the sync logs that it has merged.
+
+    The sync's DEBUG line after the merge (`pipelines/lake/merge.py`) is the only hook: the lock
+    is lost as it would be to a network cut or an operator, after the merge and before the commit.
+    """
+
+    def __init__(self, conninfo: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.conninfo = conninfo
+        self.ended: list[int] = []
+        self.failures: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.getMessage().startswith("merged this sync's changes into the lake") or self.ended:
+            return
+        try:
+            with psycopg.connect(self.conninfo, password=PG_PASSWORD, autocommit=True) as admin:
+                holders = admin.execute(
+                    "select pid from pg_locks where locktype = 'advisory' and granted"
+                    " and classid = %s and objid = %s and objsubid = 1",
+                    [lake.LOCK_KEY >> 32, lake.LOCK_KEY & 0xFFFFFFFF],
+                ).fetchall()
+                for (pid,) in holders:  # waits until the session is gone
+                    if admin.execute("select pg_terminate_backend(%s, 10000)", [pid]).fetchone() == (True,):
+                        self.ended.append(pid)
+        except Exception as exc:  # logging would swallow it: the test reports it
+            self.failures.append(repr(exc))
+
+
+@pytest.mark.slow
+def test_a_lake_lock_lost_between_the_merge_and_the_commit_aborts_the_publish(
+    world: World, lake_env: dict[str, str], lake_sync, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert lake_sync().exit_code == 0
+    snapshots = "select count(*), max(snapshot_id) from ducklake_snapshots('recoup')"
+    before = lake_query(lake_env, snapshots), lake_query(lake_env, CONSISTENT)
+    for account in world.account_ids:
+        world.add_run(account, created_at=world.now - timedelta(seconds=10))
+    caplog.set_level(logging.DEBUG, logger="recoup")
+    cut = _LoseTheLockAfterTheMerge(lake_env["RECOUP_LAKE"].removeprefix("postgres:"))
+    logging.getLogger("recoup").addHandler(cut)
+    try:
+        with pytest.raises(RecoupError, match="lost the connection that holds the lake lock"):
+            lake_sync()
+    finally:
+        logging.getLogger("recoup").removeHandler(cut)
+    assert cut.failures == [] and len(cut.ended) == 1, "the lock's session was ended after the merge"
+    after = lake_query(lake_env, snapshots), lake_query(lake_env, CONSISTENT)
+    assert after == before, "no snapshot was committed"
+    assert lake_sync().exit_code == 0, "the next sync takes the lock again and commits"
+    assert lake_query(lake_env, CONSISTENT)[0][0] == before[1][0][0] + len(world.account_ids)
 
 
 @pytest.mark.slow

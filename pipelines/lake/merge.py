@@ -7,6 +7,8 @@ are appended, inside the caller's transaction.
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
 import pyarrow as pa
 
@@ -17,6 +19,8 @@ from pipelines.recoup.options import FetchOptions
 from pipelines.recoup.results import AccountResult
 from pipelines.recoup.settings import RAW_DATASET
 from pipelines.recoup.tables import ROOTS
+
+log = logging.getLogger("recoup")
 
 ROW_GROUP_ROWS = 10_000
 # Tables the sync writes besides dlt's raw tables; DuckLake takes no PRIMARY KEY or UNIQUE.
@@ -113,4 +117,5 @@ def merge_changes(
         con.execute(f"use {ALIAS}")
         warehouse.keep_recent_states(con)
         con.execute(f"use {work}")
+    log.debug("merged this sync's changes into the lake (not committed yet)")
     return changed, pending
