@@ -214,12 +214,36 @@ def test_in_flight_run_past_the_100_run_window_is_followed_to_its_end(db_path: P
     assert result.refreshed == 1 and run["id"] in result.updated
     with duckdb.connect(str(db_path), read_only=True) as con:
         assert con.execute(
-            "select status, status_group from analytics.runs where run_id = ?", [run["id"]]
-        ).fetchall() == [("COMPLETED", "succeeded")]
+            "select status, status_group, env_name from analytics.runs where run_id = ?", [run["id"]]
+        ).fetchall() == [("COMPLETED", "succeeded", run["env"]["name"])], (
+            "env from the list outlives the refresh"
+        )
         log = con.execute(
             "select runs_updated, runs_seen from analytics.sync_log order by synced_at desc limit 1"
         ).fetchall()
     assert log[0][0] >= 1 and log[0][1] == 101
+
+
+def test_errors_and_attempt_counts_from_details_survive_a_later_list_answer_without_them(
+    world: World, sync, query: Query
+) -> None:
+    world.profile = "observed"  # list items carry no error and no attempts; retrieve answers do
+    run = world.add_run(world.account_ids[0], created_at=world.now - timedelta(minutes=1), status="FAILED")
+    assert sync().exit_code == 0
+    detailed = query("select error_message, attempt_count from analytics.runs where run_id = ?", run["id"])
+    assert detailed == [(run["error"]["message"], len(run["attempts"]))]
+    world.advance(minutes=1)
+    world.change_run(run["id"], costInCents=run["costInCents"] + 1)
+    retrieves = len(world.requests(mode="retrieve"))
+    summary = sync(RECOUP_DETAILS="none")  # the new list answer alone, no details fetch after it
+    updated = {r.account: r.updated for r in summary.results}
+    assert summary.exit_code == 0 and updated[world.account_ids[0]] == {run["id"]}
+    assert len(world.requests(mode="retrieve")) == retrieves
+    after = query(
+        "select cost_cents::double, error_message, attempt_count from analytics.runs where run_id = ?",
+        run["id"],
+    )
+    assert after == [(pytest.approx(run["costInCents"]), *detailed[0])]
 
 
 @pytest.mark.slow
