@@ -184,7 +184,6 @@ def test_an_unreachable_host_is_one_line_naming_it_and_exit_2(
     assert world.demo_key not in done.stdout + done.stderr
 
 
-@pytest.mark.slow
 def test_a_second_sync_exits_75_while_the_lock_is_held(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:

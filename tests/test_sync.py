@@ -61,7 +61,6 @@ def test_first_sync_loads_every_visible_run_with_its_values(world: World, sync, 
     assert attempts == [(i + 1, a["id"], a["status"]) for i, a in enumerate(run["attempts"])]
 
 
-@pytest.mark.slow
 def test_second_sync_adds_no_duplicates_and_writes_nothing(world: World, sync, query: Query) -> None:
     sync()
     loads = query("select count(*) from raw._dlt_loads")[0][0]
@@ -199,7 +198,6 @@ def test_an_account_whose_newest_run_is_older_still_gets_new_runs(world: World, 
     assert {r.account: r.new for r in summary.results}[b] == 1
 
 
-@pytest.mark.slow
 def test_in_flight_run_past_the_100_run_window_is_followed_to_its_end(db_path: Path) -> None:
     world, account, run = _one_account_with_an_executing_run()
     with EmulatorServer(world) as server:
@@ -261,7 +259,6 @@ def test_a_run_the_api_forgot_keeps_its_last_state_and_is_counted(world: World, 
     assert {r.account: r.lost for r in summary.results}[account] == [], "asked about only once"
 
 
-@pytest.mark.slow
 def test_a_full_first_list_is_a_first_sync_and_more_than_100_new_runs_a_possible_gap(db_path: Path) -> None:
     world = World(accounts=2, runs_per_account=150, seed=4, now=NOW)
     busy, quiet = world.account_ids
@@ -339,7 +336,6 @@ def test_a_slow_answer_is_waited_for(world: World, sync, query: Query) -> None:
     assert {r[0] for r in query("select run_id from analytics.runs")} == _visible_ids(world)
 
 
-@pytest.mark.slow
 def test_persistent_failure_of_one_account_leaves_the_others_loaded(world: World, sync, query: Query) -> None:
     bad = world.account_ids[2]
     world.inject("upstream_429", count=1000, mode="list", account=bad)
