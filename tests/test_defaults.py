@@ -45,14 +45,58 @@ def test_every_default_has_its_setting_named_here() -> None:
     assert public == set(SETTINGS)
 
 
-def test_the_readme_table_shows_the_defaults() -> None:
-    readme = (ROOT / "README.md").read_text()
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+
+
+def _table_rows() -> dict[str, list[str]]:
+    """The rows of docs/configuration.md's tables that name a RECOUP_* variable, by variable."""
+    rows = {}
+    for line in CONFIGURATION.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        found = re.fullmatch(r"`(RECOUP_[A-Z_]+)`", cells[0]) if line.startswith("|") else None
+        if found:
+            assert found.group(1) not in rows, f"{found.group(1)} has two rows in docs/configuration.md"
+            rows[found.group(1)] = cells
+    return rows
+
+
+def test_the_configuration_table_shows_the_defaults() -> None:
+    rows = _table_rows()
     for name, value in SETTINGS.items():
-        row = re.search(rf"^\| `RECOUP_{name.upper()}` \| `([^`]*)`", readme, re.MULTILINE)
-        assert row, f"RECOUP_{name.upper()} is missing from the README's table"
-        assert _same(row.group(1), value), (
-            f"README shows {row.group(1)} for RECOUP_{name.upper()}, not {value}"
+        row = rows.get(f"RECOUP_{name.upper()}")
+        assert row, f"RECOUP_{name.upper()} is missing from the table of docs/configuration.md"
+        written = re.match(r"`([^`]*)`", row[1])
+        assert written, f"docs/configuration.md shows no default for RECOUP_{name.upper()}"
+        assert _same(written.group(1), value), (
+            f"docs/configuration.md shows {written.group(1)} for RECOUP_{name.upper()}, not {value}"
         )
+
+
+def test_every_variable_the_code_reads_is_in_the_configuration_table() -> None:
+    rows = _table_rows()
+    named = set()
+    for path in (ROOT / "pipelines").rglob("*.py"):
+        named |= set(re.findall(r"\bRECOUP_[A-Z]+(?:_[A-Z]+)*\b(?!_)", path.read_text()))
+    named |= {f"RECOUP_{name.upper()}" for name in SETTINGS}
+    missing = sorted(named - set(rows))
+    assert not missing, f"not in docs/configuration.md: {missing}"
+    unknown = sorted(set(rows) - named)
+    assert not unknown, f"docs/configuration.md describes variables the code never reads: {unknown}"
+
+
+def test_the_configuration_table_names_the_dlt_key_of_each_setting() -> None:
+    for variable, row in _table_rows().items():
+        key = variable.removeprefix("RECOUP_").lower()
+        dlt_name = row[2]
+        if dlt_name == "—":  # read from the environment only
+            assert not re.search(rf"_lookup\(\s*\"{key}\"", _config_sources()), variable
+        else:
+            assert dlt_name == f"`{key}`", f"{variable}: the dlt name is {key}, not {dlt_name}"
+            assert re.search(rf"\"{key}\"", _config_sources()), f"{variable}: no dlt lookup of {key}"
+
+
+def _config_sources() -> str:
+    return "".join((ROOT / "pipelines" / name).read_text() for name in ("config.py", "lake_maintain.py"))
 
 
 def test_the_dlt_config_file_shows_the_defaults_without_setting_them() -> None:

@@ -225,7 +225,7 @@ def test_a_symlinked_database_is_followed_and_the_link_stays(
     with duckdb.connect(str(link), read_only=True) as con:
         runs = con.execute("select count(*) from analytics.runs").fetchone()[0]
     assert runs == len(_visible_ids(world))
-    # dlt's pipelines folder is kept beside the link (README, "dlt's own tools"); nothing else is left.
+    # dlt's pipelines folder is kept beside the link (docs/warehouse.md, "dlt's own tools"); nothing else is left.
     assert sorted(p.name for p in link.parent.iterdir()) == [
         ".recoup-dlt-pipelines",
         ".recoup.duckdb.lock",

@@ -45,7 +45,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def attach_sql(env: dict[str, str], alias: str = "recoup", read_only: bool = True) -> str:
-    """What an analyst types (README, "DuckLake")."""
+    """What an analyst types (docs/lake.md, "Analysts")."""
     mode = ", READ_ONLY" if read_only else ""
     return f"ATTACH 'ducklake:{env['RECOUP_LAKE']}' AS {alias} (DATA_PATH '{env['RECOUP_LAKE_DATA']}'{mode})"
 
