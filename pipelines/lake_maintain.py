@@ -20,7 +20,7 @@ import duckdb
 
 from pipelines import defaults, warehouse
 from pipelines.config import Settings, _integer, _lookup
-from pipelines.lake import ALIAS, attach, describe, lake_lock
+from pipelines.lake import ALIAS, attach, describe, first_line, lake_lock
 from pipelines.lake.commands import lake_only_settings
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 
@@ -65,7 +65,7 @@ def main() -> int:
         settings = lake_only_settings(wait)
         timings = maintain(settings, keep_days, grace_minutes)
     except (RecoupError, duckdb.Error) as exc:
-        print(f"maintain: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+        print(f"maintain: {first_line(exc)}", file=sys.stderr)
         return 75 if isinstance(exc, LockHeld) else 2 if isinstance(exc, ConfigError) else 1
     for name, seconds in timings:
         print(f"maintain: {name}: {seconds:.1f} s")
