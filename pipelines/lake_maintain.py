@@ -8,6 +8,12 @@ time travel) within that window never loses a file under it. A file is deleted o
 has been unused for RECOUP_LAKE_GRACE_MINUTES (default 60): a query that was reading an
 expired snapshot when maintenance began finishes unharmed, and the next maintenance deletes
 what this one scheduled. It runs under the lake's writer lock, so it never races a sync.
+
+Only files this lake's catalog wrote and scheduled for deletion are deleted (DuckLake's
+`ducklake_files_scheduled_for_deletion`, data and delete files alike), never a file the catalog
+does not know: `ducklake_delete_orphaned_files` deletes every file under the data path that this
+catalog does not list, and so the files of a second lake sharing the data path, or an
+operator's backup kept there. A file left by a sync killed mid-commit is left in place too.
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ def maintain(settings: Settings, keep_days: int, grace_minutes: int) -> list[tup
         ("expire snapshots", f"call ducklake_expire_snapshots('{ALIAS}', "
                              f"older_than => now() - interval '{keep_days} days')"),
         ("clean up old files", f"call ducklake_cleanup_old_files('{ALIAS}', older_than => {grace})"),
-        ("delete orphaned files", f"call ducklake_delete_orphaned_files('{ALIAS}', older_than => {grace})"),
     ]  # fmt: skip
     timings = []
     with lake_lock(settings), duckdb.connect() as con:
