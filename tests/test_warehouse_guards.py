@@ -92,3 +92,15 @@ def test_a_sync_with_nothing_new_runs_on_a_nearly_full_disk(
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "3/3 accounts ok" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_lake_sync_leaves_no_working_file_behind(
+    world: World, emulator: EmulatorServer, lake_env: dict[str, str], tmp_path: Path
+) -> None:
+    db = tmp_path / "machine" / "recoup.duckdb"
+    done = run_recoup({**sync_env(world, emulator, db, RECOUP_STORE_PAYLOADS="1"), **lake_env}, "sync")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in db.parent.iterdir()) == [".recoup.duckdb.lock"], (
+        "its answers are in the lake only"
+    )

@@ -79,15 +79,17 @@ def check_publishable(paths: Paths) -> None:
 def check_warehouse(paths: Paths, source: Path) -> None:
     """Refuses a DuckDB file at RECOUP_DB that holds tables but no recoup-runs warehouse.
 
-    A file that is not DuckDB at all raises DuckDB's own error; either way it is left untouched.
-
     Raises:
-        ConfigError: the file is another DuckDB database.
+        ConfigError: the file is another DuckDB database; it is left untouched.
+        RecoupError: DuckDB cannot open it (not a DuckDB file); it is left untouched.
     """
-    with duckdb.connect(str(source), read_only=True) as con:
-        tables = set(con.execute(
-            "select schema_name, table_name from duckdb_tables() where database_name = current_database()"
-        ).fetchall())  # fmt: skip
+    try:
+        with duckdb.connect(str(source), read_only=True) as con:
+            tables = set(con.execute(
+                "select schema_name, table_name from duckdb_tables() where database_name = current_database()"
+            ).fetchall())  # fmt: skip
+    except duckdb.Error as exc:
+        raise RecoupError(f"the warehouse cannot be used: {str(exc).splitlines()[0][:300]}") from None
     if tables and (RAW_DATASET, "sync_log") not in tables:
         raise ConfigError(
             f"RECOUP_DB {paths.db} is a DuckDB database but not a recoup-runs warehouse (no {RAW_DATASET}.sync_log);"
