@@ -57,8 +57,9 @@ def sync(args: argparse.Namespace) -> int:
     except RecoupError as exc:
         log.error("sync: %s", exc)
         return EXIT_PARTIAL
-    except duckdb.Error as exc:  # e.g. RECOUP_DB is not a DuckDB file; it is left untouched
-        log.error("sync: the warehouse cannot be used: %s", str(exc).splitlines()[0][:300])
+    except duckdb.Error as exc:  # e.g. the disk filled at the checkpoint; RECOUP_DB is left untouched
+        log.error("sync: writing the working copy failed, the published warehouse is as it was: %s",
+                  str(exc).splitlines()[0][:300])  # fmt: skip
         return EXIT_PARTIAL
     except OSError as exc:  # e.g. the disk is full; the published warehouse is left untouched
         log.error("sync: %s (%s)", exc.strerror or exc, exc.filename or "while writing the working copy")

@@ -6,11 +6,15 @@ the cost report, and prints where the warehouse is and a query to try.
 
 Everything goes into a folder of its own, `demo/` (or RECOUP_DEMO_DIR), never into RECOUP_DB:
 a demo warehouse and a real one must never be the same file, or the next demo would erase
-history the API can no longer give back.
+history the API can no longer give back. Its commands run in that folder with a configuration
+of their own: no `RECOUP_*`, `DLT_*` or dlt-style `SECTION__KEY` variable and no project `.dlt/`
+reaches them, and the demo refuses to start if anything (a `.dlt/` in its folder, dlt's global
+configuration) would still point them at another warehouse or a lake.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,8 +29,44 @@ ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".demo-warehouse"
 
 
-def _recoup(command: str, env: dict[str, str]) -> int:
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", command], cwd=ROOT, env=env).returncode
+# What the demo's own commands would read as their configuration, asked in their folder.
+WHAT_THEY_READ = """
+import json
+from pipelines.config import database_path, lake_settings
+try:
+    lake = lake_settings()["lake"]
+except Exception as exc:
+    lake = f"(a broken lake setting: {exc})"
+print(json.dumps({"db": str(database_path().absolute()), "lake": lake}))
+"""
+
+
+def _own_environment(folder: Path) -> dict[str, str]:
+    """The parent's environment without any setting of recoup or dlt, dlt's project folder the demo's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECOUP_", "DLT_")) and "__" not in k}
+    env["DLT_PROJECT_DIR"] = str(folder)  # dlt reads `.dlt/` there, not in the caller's folder
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return env
+
+
+def _points_elsewhere(folder: Path, env: dict[str, str], db: Path) -> str | None:
+    """Why the demo's commands would not keep to the demo warehouse, or None when they would."""
+    from pipelines.lake import describe
+
+    done = subprocess.run([sys.executable, "-c", WHAT_THEY_READ], cwd=folder, env=env, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        return f"its configuration cannot be read: {(done.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+    seen = json.loads(done.stdout)
+    if seen["lake"]:
+        return f"its sync would still write into the lake {describe(seen['lake'])}"
+    if Path(seen["db"]) != db:
+        return f"its sync would still write into {seen['db']}"
+    return None
+
+
+def _recoup(command: str, env: dict[str, str], folder: Path) -> int:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", command], cwd=folder, env=env).returncode
 
 
 def _change_some_runs(world: World) -> None:
@@ -53,6 +93,13 @@ def main() -> int:
         print(f"demo: {db} was not written by a demo; set RECOUP_DEMO_DIR to another folder", file=sys.stderr)
         return 2
     folder.mkdir(parents=True, exist_ok=True)
+    own = _own_environment(folder)
+    own.update(RECOUP_DB=str(db))
+    reason = _points_elsewhere(folder, own, db)
+    if reason:
+        print(f"demo: refusing to run: {reason} (set in {folder}/.dlt/ or dlt's global configuration)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     db.unlink(missing_ok=True)  # each demo starts from an empty warehouse
     (folder / MARKER).write_text("this folder's warehouse was filled by `recoup demo`\n")
     print(f"== demo folder: {folder} (RECOUP_DB is not read or written)", flush=True)
@@ -60,20 +107,20 @@ def main() -> int:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15)
     world = World(accounts=36, runs_per_account=110, seed=2026, now=start)
     with EmulatorServer(world) as server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RECOUP_")}
+        env = dict(own)
         env.update(RECOUP_API_KEY=world.demo_key, RECOUP_BASE_URL=server.url, RECOUP_DB=str(db),
                    RECOUP_REPORTS_DIR=str(folder / defaults.REPORTS_DIR), RECOUP_ACCOUNTS=",".join(world.account_ids),
                    RECOUP_MAX_RPM="0")  # fmt: skip
         print(f"== emulator on {server.url} with {len(world.account_ids)} accounts", flush=True)
         print("== first sync (everything is new)", flush=True)
-        if _recoup("sync", env) != 0:
+        if _recoup("sync", env, folder) != 0:
             return 1
         _change_some_runs(world)
         print("\n== second sync, 15 minutes later (only what changed)", flush=True)
-        if _recoup("sync", env) != 0:
+        if _recoup("sync", env, folder) != 0:
             return 1
     print("\n== cost report", flush=True)
-    if _recoup("report", env) != 0:
+    if _recoup("report", env, folder) != 0:
         return 1
     print(f"""
 The warehouse is {db}. Try:

@@ -8,6 +8,12 @@ time travel) within that window never loses a file under it. A file is deleted o
 has been unused for RECOUP_LAKE_GRACE_MINUTES (default 60): a query that was reading an
 expired snapshot when maintenance began finishes unharmed, and the next maintenance deletes
 what this one scheduled. It runs under the lake's writer lock, so it never races a sync.
+
+Only files this lake's catalog wrote and scheduled for deletion are deleted (DuckLake's
+`ducklake_files_scheduled_for_deletion`, data and delete files alike), never a file the catalog
+does not know: `ducklake_delete_orphaned_files` deletes every file under the data path that this
+catalog does not list, and so the files of a second lake sharing the data path, or an
+operator's backup kept there. A file left by a sync killed mid-commit is left in place too.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import duckdb
 
 from pipelines import defaults, warehouse
 from pipelines.config import Settings, _integer, _lookup
-from pipelines.lake import ALIAS, attach, describe, lake_lock
+from pipelines.lake import ALIAS, attach, describe, first_line, lake_lock
 from pipelines.lake.commands import lake_only_settings
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 
@@ -36,7 +42,6 @@ def maintain(settings: Settings, keep_days: int, grace_minutes: int) -> list[tup
         ("expire snapshots", f"call ducklake_expire_snapshots('{ALIAS}', "
                              f"older_than => now() - interval '{keep_days} days')"),
         ("clean up old files", f"call ducklake_cleanup_old_files('{ALIAS}', older_than => {grace})"),
-        ("delete orphaned files", f"call ducklake_delete_orphaned_files('{ALIAS}', older_than => {grace})"),
     ]  # fmt: skip
     timings = []
     with lake_lock(settings), duckdb.connect() as con:
@@ -65,7 +70,7 @@ def main() -> int:
         settings = lake_only_settings(wait)
         timings = maintain(settings, keep_days, grace_minutes)
     except (RecoupError, duckdb.Error) as exc:
-        print(f"maintain: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+        print(f"maintain: {first_line(exc)}", file=sys.stderr)
         return 75 if isinstance(exc, LockHeld) else 2 if isinstance(exc, ConfigError) else 1
     for name, seconds in timings:
         print(f"maintain: {name}: {seconds:.1f} s")

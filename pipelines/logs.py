@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from pipelines.recoup.safety import mask_catalog
+
 RESULT_LOGGER = "recoup.result"  # the closing lines of a command: stdout, never silenced
 
 
@@ -39,11 +41,21 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class MaskCatalog(logging.Filter):
+    """Masks catalog passwords in every record: a DuckDB or psycopg error may echo RECOUP_LAKE."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always keeps the record, its message masked."""
+        record.msg, record.args = mask_catalog(record.getMessage()), None
+        return True
+
+
 def configure(level: int, log_format: str) -> None:
     """Progress and errors go to stderr at `level`; result lines go to stdout whatever the level."""
     formatter = JsonFormatter() if log_format == "json" else TextFormatter()
     progress = logging.StreamHandler(sys.stderr)
     progress.setFormatter(formatter)
+    progress.addFilter(MaskCatalog())
     root = logging.getLogger()
     root.handlers[:] = [progress]
     root.setLevel(level)
@@ -52,6 +64,7 @@ def configure(level: int, log_format: str) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     results = logging.StreamHandler(sys.stdout)
     results.setFormatter(formatter)
+    results.addFilter(MaskCatalog())
     result_log = logging.getLogger(RESULT_LOGGER)
     result_log.handlers[:] = [results]
     result_log.setLevel(logging.INFO)

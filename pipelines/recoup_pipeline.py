@@ -142,7 +142,7 @@ def run_sync(
         settings.base_url, settings.api_key, transport=transport, max_concurrency=settings.max_concurrency,
         max_rpm=settings.max_rpm, retry=retry or RetryPolicy(attempts=settings.retry_attempts),
         timeout=settings.request_timeout, max_response_bytes=settings.max_response_bytes, proxy=settings.proxy,
-    ) as client, warehouse.sync_lock(paths, settings.lock_wait), warehouse.discard_work_on_failure(paths), \
+    ) as client, warehouse.sync_lock(paths, settings.lock_wait), warehouse.discard_work(paths), \
             stop_on_signals(budget.stop), \
             lake.lake_lock(settings) as lake_lock:  # fmt: skip
         client.stop = budget.stop

@@ -227,7 +227,7 @@ def test_a_symlinked_database_is_followed_and_the_link_stays(
     assert runs == len(_visible_ids(world))
     # dlt's pipelines folder is kept beside the link (docs/warehouse.md, "dlt's own tools"); nothing else is left.
     assert sorted(p.name for p in link.parent.iterdir()) == [
-        ".recoup-dlt-pipelines",
+        ".recoup.duckdb-dlt-pipelines",
         ".recoup.duckdb.lock",
         "recoup.duckdb",
     ]
@@ -480,7 +480,7 @@ def test_a_failed_sync_leaves_no_working_copy(
     world: World, emulator: EmulatorServer, sync, db_path: Path
 ) -> None:
     sync()
-    work = db_path.parent / ".recoup-work"
+    work = db_path.parent / ".recoup.duckdb-work"
     env = sync_env(world, emulator, db_path, RECOUP_API_KEY="recoup_sk_revoked")
     with pytest.raises(AuthError):
         run_sync(load_settings(env), retry=FAST_RETRY)  # fails after the working copy was made
@@ -515,7 +515,7 @@ def test_a_full_disk_is_refused_before_copying_naming_the_folder_and_the_space_n
     folder.mkdir()
     env = sync_env(world, emulator, folder / "recoup.duckdb")
     env |= {
-        "SIZE": str(size + 32 * MB),
+        "SIZE": str(size + 2 * MB),
         "FOLDER": str(folder),
         "SOURCE": str(db_path),
         "PYTHON": sys.executable,
@@ -526,9 +526,10 @@ def test_a_full_disk_is_refused_before_copying_naming_the_folder_and_the_space_n
     assert done.returncode == 1, done.stderr
     *_, message, left = done.stderr.strip().splitlines()
     message = _message(message)
-    need = (size + warehouse.SPACE_MARGIN) / MB
+    margin = warehouse.space_margin(size)
+    assert margin > 2 * MB
     assert message == (
-        f"sync: not enough free space in {folder}/.recoup-work: the working copy needs {need:,.0f} MB"
-        f" (the warehouse and 64 MB for the load), 32 MB are free"
+        f"sync: not enough free space in {folder}/.recoup.duckdb-work: the working copy needs"
+        f" {(size + margin) / MB:,.0f} MB (the warehouse and {margin / MB:,.0f} MB for the load), 2 MB are free"
     ), done.stderr
     assert left == "left: .recoup.duckdb.lock recoup.duckdb", "the working folder is gone"

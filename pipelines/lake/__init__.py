@@ -15,7 +15,15 @@ lake's commands (migrate a file warehouse, install the extensions, `make models`
 report's reader) are in `commands.py`; `make maintain` is `pipelines/lake_maintain.py`.
 """
 
-from pipelines.lake.connection import ALIAS, READER_GRANTS, attach, describe, load_extensions, sql_text
+from pipelines.lake.connection import (
+    ALIAS,
+    READER_GRANTS,
+    attach,
+    describe,
+    first_line,
+    load_extensions,
+    sql_text,
+)
 from pipelines.lake.lock import LOCK_KEY, LakeLock, lake_lock, snapshot
 from pipelines.lake.merge import (
     ROW_GROUP_ROWS,
@@ -46,6 +54,7 @@ __all__ = [
     "build_models",
     "describe",
     "ensure_tables",
+    "first_line",
     "lake_lock",
     "load_extensions",
     "merge_changes",

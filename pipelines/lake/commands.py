@@ -22,6 +22,7 @@ from pipelines.lake import (
     build_models,
     describe,
     ensure_tables,
+    first_line,
     lake_lock,
     load_extensions,
     raw_tables,
@@ -61,7 +62,7 @@ def rebuild_models() -> int:
             with snapshot(con, lock):
                 build_models(con)
     except (RecoupError, duckdb.Error) as exc:
-        print(f"models: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+        print(f"models: {first_line(exc)}", file=sys.stderr)
         return 75 if isinstance(exc, LockHeld) else 1
     print(f"models: built {len(load_models())} models in the lake {describe(settings.lake or '')}")
     return 0
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"no warehouse at {source}")
         counts = migrate(settings, source)
     except (RecoupError, duckdb.Error) as exc:
-        print(f"migrate: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+        print(f"migrate: {first_line(exc)}", file=sys.stderr)
         return 75 if isinstance(exc, LockHeld) else 2 if isinstance(exc, ConfigError) else 1
     for table, rows in counts.items():
         print(f"{RAW_DATASET}.{table}: {rows} rows")

@@ -9,6 +9,7 @@ import duckdb
 
 from pipelines.config import Settings
 from pipelines.recoup.errors import RecoupError
+from pipelines.recoup.safety import mask_catalog
 
 ALIAS = "lake"  # the lake's name inside the sync's own connection
 # What a read-only role needs in the catalog database (README, and the tests' fixture).
@@ -26,11 +27,15 @@ def sql_text(text: str) -> str:
 
 
 def describe(lake: str) -> str:
-    """The catalog without a password, for messages."""
+    """The catalog with its password masked, for messages."""
     kind, _, rest = lake.partition(":")
-    if kind != "postgres":
-        return lake
-    return "postgres " + " ".join(p for p in rest.split() if not p.lower().startswith("password="))
+    return mask_catalog(f"postgres {rest}" if kind == "postgres" else lake)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error, its catalog passwords masked: DuckDB echoes the connection string."""
+    text = str(exc).strip()
+    return mask_catalog(text.splitlines()[0][:300]) if text else type(exc).__name__
 
 
 def load_extensions(con: duckdb.DuckDBPyConnection, data: str | None = None) -> None:
@@ -73,5 +78,4 @@ def attach(
     try:
         con.execute(f"attach {sql_text('ducklake:' + settings.lake)} as {alias} ({options})")
     except duckdb.Error as exc:
-        first = str(exc).splitlines()[0][:300]
-        raise RecoupError(f"cannot attach the lake ({describe(settings.lake)}): {first}") from None
+        raise RecoupError(f"cannot attach the lake ({describe(settings.lake)}): {first_line(exc)}") from None

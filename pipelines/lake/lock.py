@@ -11,7 +11,7 @@ import duckdb
 import psycopg
 
 from pipelines.config import Settings
-from pipelines.lake.connection import describe, use_password
+from pipelines.lake.connection import describe, first_line, use_password
 from pipelines.query import scalar
 from pipelines.recoup.errors import LockHeld, RecoupError
 
@@ -50,8 +50,9 @@ def lake_lock(settings: Settings) -> Iterator[LakeLock]:
         connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=15,
                                      application_name="recoup-runs sync lock")  # fmt: skip
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise RecoupError(f"cannot reach the lake catalog ({describe(settings.lake)}): {first}") from None
+        raise RecoupError(
+            f"cannot reach the lake catalog ({describe(settings.lake)}): {first_line(exc)}"
+        ) from None
     with connection:
         deadline = time.monotonic() + settings.lock_wait
         while not scalar(connection.execute("select pg_try_advisory_lock(%s)", [LOCK_KEY])):

@@ -178,7 +178,7 @@ def main() -> int:
         print(f"models: no warehouse at {paths.db}; run `make sync` (or `make demo`) first", file=sys.stderr)
         return 2
     try:
-        with warehouse.sync_lock(paths, wait_seconds=60), warehouse.discard_work_on_failure(paths):
+        with warehouse.sync_lock(paths, wait_seconds=60), warehouse.discard_work(paths):
             warehouse.start_work_copy(paths)
             with warehouse.connect(paths.work_db, warehouse.MODEL_LIMITS) as con:
                 warehouse.create_sync_tables(con)

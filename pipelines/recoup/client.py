@@ -22,18 +22,11 @@ from tenacity import (
 
 from pipelines import defaults
 from pipelines.recoup.errors import AccessDenied, ApiError, AuthError, BadRunError, ConfigError, RunNotFound
+from pipelines.recoup.exchange import ACCEPTED_ENCODING, Retryable, deadline_transport, read_answer
 from pipelines.recoup.parse import NotJson, loads
 from pipelines.recoup.safety import Masker, check_base_url, check_proxy
 from pipelines.recoup.settings import ACCOUNT_PATH, LIST_LIMIT, RUNS_PATH
 from pipelines.recoup.transform import UnreadableRun
-
-
-class _Retryable(Exception):
-    """A failure worth another try: 5xx, 429, a broken transport or an unreadable body."""
-
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status, self.retry_after = status, retry_after
 
 
 @dataclass
@@ -141,17 +134,21 @@ class RecoupClient:
         self.requests = 0
         self.retries = 0
         self.stop = threading.Event()  # once set, no failed request is tried again (the sync is ending)
+        limits = httpx.Limits(
+            max_connections=max(1, max_concurrency), max_keepalive_connections=max(1, max_concurrency)
+        )
         self._http = httpx.Client(
             base_url=self.base_url,
-            headers={"x-api-key": api_key.strip(), "User-Agent": "recoup-runs/0.1"},
-            transport=transport,
-            proxy=proxy,
+            headers={
+                "x-api-key": api_key.strip(),
+                "User-Agent": "recoup-runs/0.1",
+                "Accept-Encoding": ACCEPTED_ENCODING,
+            },
+            # The default transport's sockets wait under the whole request's deadline (exchange.py).
+            transport=transport or deadline_transport(proxy, limits),
             trust_env=False,
-            # Per read and per connect; `timeout` bounds the whole request in `_read`.
+            # Per read and per connect; `timeout` bounds the whole request in `read_answer`.
             timeout=httpx.Timeout(min(timeout, 30.0), connect=min(timeout, 10.0)),
-            limits=httpx.Limits(
-                max_connections=max(1, max_concurrency), max_keepalive_connections=max(1, max_concurrency)
-            ),
             follow_redirects=False,
         )
 
@@ -208,7 +205,7 @@ class RecoupClient:
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _Retryable) and error.retry_after is not None:
+        if isinstance(error, Retryable) and error.retry_after is not None:
             return min(error.retry_after, self.retry.max_wait)
         ceiling = min(self.retry.max_wait, self.retry.backoff * 2 ** (state.attempt_number - 1))
         return random.uniform(ceiling / 2, ceiling)  # jitter keeps many clients apart
@@ -219,7 +216,7 @@ class RecoupClient:
 
     def _get(self, path: str, params: dict[str, Any], what: str, known_digest: str | None = None) -> Answer:
         retrying = Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
+            retry=retry_if_exception(lambda e: isinstance(e, Retryable)),
             stop=stop_after_attempt(self.retry.attempts)
             | stop_after_delay(self.retry.max_seconds)
             | stop_when_event_set(self.stop),
@@ -229,33 +226,9 @@ class RecoupClient:
         )
         try:
             return retrying(self._get_once, path, params, what, known_digest)
-        except _Retryable as exc:
+        except Retryable as exc:
             tries = retrying.statistics.get("attempt_number", 1)
             raise ApiError(f"{what}: {exc} (gave up after {tries} tries)", exc.status) from None
-
-    def _read(self, path: str, params: dict[str, Any], what: str) -> tuple[int, httpx.Headers, bytes]:
-        """One request: its status, headers and whole body, within `timeout` and the size cap."""
-        deadline = time.monotonic() + self.timeout
-        late = _Retryable(f"no complete answer within {self.timeout:g} s")
-        too_large = ApiError(
-            f"{what}: the answer is larger than {self.max_response_bytes:,} bytes (RECOUP_MAX_RESPONSE_BYTES)"
-        )
-        try:
-            with self._http.stream("GET", path, params=params) as response:
-                chunks, size = [], 0
-                # A server may trickle bytes: each read has its own timeout, the deadline covers all.
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_response_bytes:
-                        raise too_large
-                    if time.monotonic() > deadline:
-                        raise late
-                    chunks.append(chunk)
-        except httpx.TransportError as exc:
-            raise (
-                late if time.monotonic() > deadline else _Retryable(f"transport error ({type(exc).__name__})")
-            ) from None
-        return response.status_code, response.headers, b"".join(chunks)
 
     def _get_once(
         self, path: str, params: dict[str, Any], what: str, known_digest: str | None = None
@@ -264,7 +237,9 @@ class RecoupClient:
         with self._stats_lock:
             self.requests += 1
         with self._slots:
-            status, headers, content = self._read(path, params, what)
+            status, headers, content = read_answer(
+                self._http, path, params, what, self.timeout, self.max_response_bytes, self.stop
+            )
         digest = page_digest(content) if status == 200 else ""
         if known_digest and digest == known_digest:
             return Answer(None, digest)  # the same bytes as a page already read in full
@@ -282,17 +257,17 @@ class RecoupClient:
         if status == 404 or (status == 500 and message == "Not found" and "runId" in params):
             raise RunNotFound(f"{what}: not found ({status})", status)
         if status == 429 or status >= 500:
-            raise _Retryable(
+            raise Retryable(
                 f"HTTP {status}" + (f" {message}" if message else ""), status, _retry_after(headers)
             )
         if status != 200:
             raise ApiError(f"{what}: HTTP {status}" + (f" {message}" if message else ""), status)
         if not isinstance(body, dict):
-            raise _Retryable("the answer is not JSON", status)
+            raise Retryable("the answer is not JSON", status)
         if body.get("status") == "error":  # an upstream failure answered with 200
-            raise _Retryable("HTTP 200 with status error" + (f" {message}" if message else ""), status)
+            raise Retryable("HTTP 200 with status error" + (f" {message}" if message else ""), status)
         if "runs" in body and not isinstance(body["runs"], list):
-            raise _Retryable("the answer's runs is not a list", status)
+            raise Retryable("the answer's runs is not a list", status)
         if path == RUNS_PATH and "runs" not in body:
-            raise _Retryable("the answer has no runs", status)
+            raise Retryable("the answer has no runs", status)
         return Answer(body, digest)

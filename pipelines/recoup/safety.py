@@ -75,3 +75,17 @@ class Masker:
         for form in self._forms:
             text = text.replace(form, "***")
         return text
+
+
+# Every form libpq takes a password in: `password=x`, `password = x`, `password='a b'` (quotes and
+# backslash escapes), `?password=x` in a URI, and `postgres[ql]://user:x@host`.
+_QUOTED_PASSWORD = re.compile(r"(password\s*=\s*)'(?:[^'\\]|\\.)*'?", re.IGNORECASE)
+_PLAIN_PASSWORD = re.compile(r"(password\s*=\s*)(?!\*\*\*)[^\s'\"&#]+", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/?#@\s\"']*):[^@/\s\"']*@", re.IGNORECASE)
+
+
+def mask_catalog(text: str) -> str:
+    """`text` with every PostgreSQL password in it (a catalog string, or an error echoing one) as `***`."""
+    text = _QUOTED_PASSWORD.sub(r"\1***", text)
+    text = _PLAIN_PASSWORD.sub(r"\1***", text)
+    return _URI_PASSWORD.sub(r"\1:***@", text)

@@ -192,7 +192,9 @@ def _connect(db: Path) -> duckdb.DuckDBPyConnection:
         try:
             return connect_reader()
         except Exception as exc:
-            raise ReportError(f"cannot open the lake: {str(exc).splitlines()[0]}") from None
+            from pipelines.lake import first_line
+
+            raise ReportError(f"cannot open the lake: {first_line(exc)}") from None
     if not db.exists():
         raise ReportError(f"no warehouse at {db}; run `make sync` (or `make demo`) first")
     try:

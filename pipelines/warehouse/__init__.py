@@ -20,8 +20,9 @@ from pipelines.warehouse.sync_log import append_sync_log, remember_lost
 from pipelines.warehouse.sync_state import details_pending, keep_recent_states, read_index, read_source_state
 from pipelines.warehouse.working_copy import (
     SPACE_MARGIN,
-    discard_work_on_failure,
+    discard_work,
     publish,
+    space_margin,
     start_work_copy,
 )
 
@@ -35,7 +36,7 @@ __all__ = [
     "connect",
     "create_sync_tables",
     "details_pending",
-    "discard_work_on_failure",
+    "discard_work",
     "drop_stand_ins",
     "keep_recent_states",
     "memory_for",
@@ -46,6 +47,7 @@ __all__ = [
     "read_index",
     "read_source_state",
     "remember_lost",
+    "space_margin",
     "start_work_copy",
     "sync_lock",
     "use_limits",

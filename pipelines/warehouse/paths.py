@@ -28,7 +28,8 @@ class Paths:
     @property
     def work(self) -> Path:
         """The working folder of a sync: the copy it loads into, published when it succeeds."""
-        return self.folder / f".{self.db.stem}-work"
+        # The whole file name: `recoup.duckdb` and `recoup.db` in one folder never share it.
+        return self.folder / f".{self.db.name}-work"
 
     @property
     def work_db(self) -> Path:
@@ -38,7 +39,7 @@ class Paths:
     @property
     def pipelines_dir(self) -> Path:
         """The folder dlt keeps for analysts: state, schema and trace of the last published sync."""
-        return self.folder / f".{self.db.stem}-dlt-pipelines"
+        return self.folder / f".{self.db.name}-dlt-pipelines"
 
     @property
     def work_pipelines_dir(self) -> Path:

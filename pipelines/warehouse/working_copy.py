@@ -18,7 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
+
 from pipelines.recoup.errors import ConfigError, RecoupError
+from pipelines.recoup.settings import RAW_DATASET
 from pipelines.warehouse.dlt_folder import publish_pipelines, start_work_pipelines
 from pipelines.warehouse.paths import Paths
 
@@ -73,8 +76,37 @@ def check_publishable(paths: Paths) -> None:
         raise ConfigError(f"RECOUP_DB {paths.db} is not a file")
 
 
-# Room beyond the copy itself: the load writes its data, a write-ahead log and spill files.
+def check_warehouse(paths: Paths, source: Path) -> None:
+    """Refuses a DuckDB file at RECOUP_DB that holds tables but no recoup-runs warehouse.
+
+    Raises:
+        ConfigError: the file is another DuckDB database; it is left untouched.
+        RecoupError: DuckDB cannot open it (not a DuckDB file); it is left untouched.
+    """
+    try:
+        with duckdb.connect(str(source), read_only=True) as con:
+            tables = set(con.execute(
+                "select schema_name, table_name from duckdb_tables() where database_name = current_database()"
+            ).fetchall())  # fmt: skip
+    except duckdb.Error as exc:
+        raise RecoupError(f"the warehouse cannot be used: {str(exc).splitlines()[0][:300]}") from None
+    if tables and (RAW_DATASET, "sync_log") not in tables:
+        raise ConfigError(
+            f"RECOUP_DB {paths.db} is a DuckDB database but not a recoup-runs warehouse (no {RAW_DATASET}.sync_log);"
+            " it is left untouched: point RECOUP_DB at another file"
+        )
+
+
+# Room beyond the copy itself: the load writes its data, a write-ahead log and spill files. It
+# grows with the warehouse (a sync's changes are a part of it) up to 64 MB, so that a sync with
+# little to load still runs on a nearly full disk.
 SPACE_MARGIN = 64 * 2**20
+MIN_SPACE_MARGIN = 4 * 2**20
+
+
+def space_margin(size: int) -> int:
+    """The room a sync of a warehouse of `size` bytes asks for beyond its copy."""
+    return min(SPACE_MARGIN, max(MIN_SPACE_MARGIN, size // 4))
 
 
 def start_work_copy(paths: Paths) -> None:
@@ -91,27 +123,30 @@ def start_work_copy(paths: Paths) -> None:
     source = published_file(paths)
     if not source.exists():
         return
-    need = source.stat().st_size + SPACE_MARGIN
+    check_warehouse(paths, source)
+    margin = space_margin(source.stat().st_size)
+    need = source.stat().st_size + margin
     free = shutil.disk_usage(paths.work).free
     if free < need:
         raise RecoupError(
             f"not enough free space in {paths.work}: the working copy needs {need / 2**20:,.0f} MB "
-            f"(the warehouse and {SPACE_MARGIN // 2**20} MB for the load), {free / 2**20:,.0f} MB are free"
+            f"(the warehouse and {margin / 2**20:,.0f} MB for the load), {free / 2**20:,.0f} MB are free"
         )
     copy_file(source, paths.work_db)
 
 
 @contextmanager
-def discard_work_on_failure(paths: Paths) -> Iterator[None]:
-    """Removes the working folder when the block fails: a failed sync leaves no copy taking disk space.
+def discard_work(paths: Paths) -> Iterator[None]:
+    """Removes the working folder when the block ends, whatever the end.
 
+    A failed sync leaves no copy taking disk space, and a lake sync no working file holding the
+    sync's answers (payloads included). A published file warehouse took its folder with it.
     Enter it while holding the lock: the folder belongs to the lock's holder.
     """
     try:
         yield
-    except BaseException:
+    finally:
         shutil.rmtree(paths.work, ignore_errors=True)
-        raise
 
 
 def _keep_access(published: Path, staged: Path) -> None:
