@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +18,15 @@ import httpx
 import pytest
 
 from pipelines.emulator import EmulatorServer, World
-from tests.conftest import closed_port, run_recoup, start_recoup, sync_env, wait_until
+from tests.conftest import (
+    CONSISTENT,
+    closed_port,
+    is_consistent,
+    run_recoup,
+    start_recoup,
+    sync_env,
+    wait_until,
+)
 
 KEY_ID = "AKIARECOUPARCHIVE042"
 SECRET = "archive-secret-7f3c9e1d5b"  # the key scan looks for these in every archived object
@@ -98,7 +106,9 @@ def tables(db: Path) -> dict[str, tuple[list, list]]:
             " where table_catalog = current_database() order by 1"
         ).fetchall()
         for (name,) in names:
-            columns = con.execute(f"select column_name, column_type, \"null\" from (describe {name})").fetchall()
+            columns = con.execute(
+                f'select column_name, column_type, "null" from (describe {name})'
+            ).fetchall()
             out[name] = (columns, con.execute(f"select * from {name} order by all").fetchall())
     return out
 
@@ -119,7 +129,9 @@ def change_world(world: World, round: int) -> None:
     flying = world.in_flight(accounts[0])
     if flying:
         world.complete_run(flying[0])
-    tagged = next(r for r in world.runs.values() if len(r["tags"]) > 1 and r["status"] in ("COMPLETED", "FAILED"))
+    tagged = next(
+        r for r in world.runs.values() if len(r["tags"]) > 1 and r["status"] in ("COMPLETED", "FAILED")
+    )
     world.change_run(tagged["id"], tags=tagged["tags"][:1])
     if round == 1:  # an in-flight run that vanishes from the API: it becomes a lost run
         lost = world.add_run(accounts[1], created_at=world.now - timedelta(minutes=2), status="QUEUED")
@@ -209,26 +221,45 @@ def archived_syncs(env: dict[str, str]) -> dict:
     return json.loads(done.stdout)
 
 
+def half_written(env: dict[str, str]) -> list[str]:
+    """The archive's files that sit in a point without a manifest (a write cut short)."""
+    target = env["RECOUP_ARCHIVE"]
+    if target.startswith("s3://"):
+        bucket, _, prefix = target.removeprefix("s3://").partition("/")
+        server_url = env["AWS_ENDPOINT_URL"]
+        listing = httpx.get(
+            f"{server_url}/{bucket}", params={"list-type": "2", "prefix": prefix}, timeout=5
+        ).text
+        keys = [part.split("</Key>")[0] for part in listing.split("<Key>")[1:]]
+    else:
+        keys = [str(p.relative_to(target)) for p in Path(target).rglob("*") if p.is_file()]
+    points = {k.rsplit("/", 1)[0] for k in keys if k.endswith(".parquet")}
+    done = {k.rsplit("/", 1)[0] for k in keys if k.endswith("/manifest.json")}
+    return sorted(points - done)
+
+
 @pytest.mark.slow
 def test_a_sync_killed_while_archiving_leaves_the_warehouse_and_the_next_sync_archives_what_was_missed(
     world: World, env: dict[str, str], db_path: Path, tmp_path: Path
 ) -> None:
     sync_ok(env)
     change_world(world, 1)
-    # Slow the archive's S3 or folder writes down enough to kill it in the middle: a big page mark
-    # is not needed; the kill comes as soon as the log says the archive started.
-    process = start_recoup({**env, "RECOUP_ARCHIVE_SNAPSHOT_HOURS": "1"}, "sync")
+    # Large, hardly compressible answers make the change set take long enough to be cut in the middle.
+    for run_id in list(world.runs)[:16]:
+        world.change_run(run_id, metadata={"blob": os.urandom(600_000).hex()})
+    process = start_recoup(env, "sync")
     assert process.stderr is not None
     for line in process.stderr:
         if "archiving into" in line:
-            process.send_signal(signal.SIGKILL)
             break
+    wait_until(lambda: half_written(env), "the archive step to write its first file", timeout=30)
+    process.send_signal(signal.SIGKILL)
     process.wait(30)
     assert process.returncode == -signal.SIGKILL
+    assert half_written(env), "killed after the manifest: the kill did not land in the archive step"
     with duckdb.connect(str(db_path), read_only=True) as con:
         assert con.execute("select count(distinct synced_at) from raw.sync_log").fetchone() == (2,)
-    status = archived_syncs(env)
-    assert status["unarchived_syncs"] == 1
+    assert archived_syncs(env)["unarchived_syncs"] == 1
     change_world(world, 2)
     sync_ok(env)
     assert archived_syncs(env)["unarchived_syncs"] == 0
@@ -257,7 +288,9 @@ def test_an_s3_outage_publishes_the_sync_fails_it_loudly_and_the_archive_catches
         with duckdb.connect(str(db_path), read_only=True) as con:
             assert con.execute("select count(distinct synced_at) from raw.sync_log").fetchone() == (2,)
         stale = run_recoup(env, "archive", "status", "--max-age", "1d")
-        assert stale.returncode == 1 and "S3" not in stale.stdout  # the store is down: the status says it failed
+        assert (
+            stale.returncode == 1 and "S3" not in stale.stdout
+        )  # the store is down: the status says it failed
         server.start()  # moto keeps no objects across a restart: a fresh bucket, so a new snapshot
         server.create_bucket(BUCKET)
         change_world(world, 2)
@@ -270,3 +303,130 @@ def test_an_s3_outage_publishes_the_sync_fails_it_loudly_and_the_archive_catches
         assert_same(tables(target), original)
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_no_archived_object_holds_a_key_a_secret_or_a_session_token(
+    world: World, emulator: EmulatorServer, db_path: Path, moto: MotoServer
+) -> None:
+    moto.create_bucket("recoup-key-scan")
+    env = sync_env(world, emulator, db_path, RECOUP_ARCHIVE="s3://recoup-key-scan/a", **s3_env(moto))
+    outputs = []
+    for round in range(3):
+        if round:
+            change_world(world, round)
+        done = sync_ok(env)
+        outputs.append(done.stdout + done.stderr)
+    outputs.append(run_recoup(env, "archive", "status").stdout)
+    objects = moto.objects("recoup-key-scan")
+    assert any(k.endswith(".parquet") for k in objects) and any(k.endswith("manifest.json") for k in objects)
+    for value in (KEY_ID, SECRET, TOKEN):
+        for key, body in objects.items():
+            assert value.encode() not in body, f"{key} holds a credential"
+        assert value.encode() not in db_path.read_bytes()
+        assert all(value not in text for text in outputs)
+
+
+@pytest.mark.slow
+def test_retention_keeps_every_point_the_newest_snapshot_before_the_window_needs(
+    world: World, emulator: EmulatorServer, db_path: Path, tmp_path: Path
+) -> None:
+    from pipelines.archive.retention import points_to_forget
+    from pipelines.archive.settings import archive_settings
+    from pipelines.archive.store import Store
+
+    archive = tmp_path / "archive"
+    env = sync_env(world, emulator, db_path, RECOUP_ARCHIVE=str(archive), RECOUP_ARCHIVE_SNAPSHOT_MB="1")
+    kinds = []
+    for round in range(4):
+        if round:
+            change_world(world, round)
+            for run_id in list(world.runs)[round * 4 : round * 4 + 4]:  # enough bytes for the next snapshot
+                world.change_run(run_id, metadata={"blob": os.urandom(300_000).hex()})
+        sync_ok(env)
+        with duckdb.connect() as con:
+            kinds = [m.kind for m in Store(con, archive_settings(env)).manifests()]
+    assert kinds.count("snapshot") >= 2 and "changes" in kinds, kinds
+    with duckdb.connect() as con:
+        store = Store(con, archive_settings(env))
+        points = store.manifests()
+        later = points[-1].through_at + timedelta(days=30)
+        assert points_to_forget(store, 60, later) == []  # nothing is older than the window
+        gone = points_to_forget(store, 10, later)  # every point is: the newest snapshot and after stay
+        newest_snapshot = max(i for i, m in enumerate(points) if m.kind == "snapshot")
+        assert gone == [m.prefix for m in points[:newest_snapshot]]
+        for prefix in gone:
+            store.delete_point(prefix)
+    original = tables(db_path)
+    target = tmp_path / "restored" / "recoup.duckdb"
+    assert run_recoup(env, "restore", "--to", str(target)).returncode == 0
+    assert_same(tables(target), original)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RECOUP_ARCHIVE": "ftp://host/x"}, "RECOUP_ARCHIVE must be a folder or s3://bucket/prefix"),
+        ({"RECOUP_ARCHIVE": "s3://"}, "RECOUP_ARCHIVE must name a bucket"),
+        (
+            {"RECOUP_ARCHIVE": "/a", "RECOUP_ARCHIVE_KEEP_DAYS": "soon"},
+            "RECOUP_ARCHIVE_KEEP_DAYS must be a whole number",
+        ),
+        (
+            {"RECOUP_ARCHIVE": "/a", "RECOUP_ARCHIVE_KEEP_DAYS": "0"},
+            "RECOUP_ARCHIVE_KEEP_DAYS must be at least 1",
+        ),
+        ({"RECOUP_ARCHIVE": "/a", "AWS_ACCESS_KEY_ID": "AKIA1"}, "must be set together"),
+        ({"RECOUP_ARCHIVE": "/a", "AWS_ENDPOINT_URL": "localhost:9000"}, "AWS_ENDPOINT_URL must be"),
+        (
+            {"RECOUP_ARCHIVE": "/a", "RECOUP_LAKE": "postgres:dbname=x", "RECOUP_LAKE_DATA": "/l"},
+            "a lake (RECOUP_LAKE) is not archived",
+        ),
+    ],
+)
+def test_a_bad_archive_setting_is_one_clear_line_and_exit_2(
+    env: dict[str, str], message: str, world: World, tmp_path: Path
+) -> None:
+    done = run_recoup({"RECOUP_API_KEY": "k", "RECOUP_DB": str(tmp_path / "w.duckdb"), **env}, "sync")
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert SECRET not in done.stderr
+
+
+# -- the lake on the same S3 server -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_lake_on_s3_syncs_reads_as_the_docs_say_and_maintains_within_its_memory(
+    world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str], moto: MotoServer
+) -> None:
+    moto.create_bucket("recoup-lake")
+    env = sync_env(world, emulator, tmp_path / "work" / "recoup.duckdb",
+                   **{**lake_env, "RECOUP_LAKE_DATA": "s3://recoup-lake/data/"}, **s3_env(moto))  # fmt: skip
+    for round in range(3):
+        if round:
+            change_world(world, round)
+        sync_ok(env)
+    # A reader: a DuckDB S3 secret (the docs' persistent one, here for this session), then exactly the docs' ATTACH.
+    with duckdb.connect() as con:
+        from pipelines.archive.s3 import load_httpfs
+        from pipelines.lake import load_extensions
+
+        load_extensions(con, env["RECOUP_LAKE_DATA"])
+        load_httpfs(con)
+        con.execute(f"create secret (type s3, key_id '{KEY_ID}', secret '{SECRET}', session_token '{TOKEN}',"
+                    f" region 'eu-central-1', endpoint '127.0.0.1:{moto.port}', use_ssl false, url_style 'path')")  # fmt: skip
+        con.execute(
+            f"ATTACH 'ducklake:{env['RECOUP_LAKE']}' AS recoup (DATA_PATH '{env['RECOUP_LAKE_DATA']}', READ_ONLY)"
+        )
+        con.execute("use recoup")
+        state = con.execute(CONSISTENT).fetchone()
+    assert state and state[0] > 100 and is_consistent(state), state
+    done = subprocess.run([sys.executable, "-m", "pipelines.lake_maintain"], cwd=Path(__file__).parent.parent,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "maintain: merge adjacent files" in done.stdout
+    keys = moto.objects("recoup-lake")
+    assert any(k.endswith(".parquet") for k in keys)
+    for value in (KEY_ID, SECRET, TOKEN):
+        assert all(value.encode() not in body for body in keys.values())

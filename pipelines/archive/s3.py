@@ -22,6 +22,10 @@ import httpx
 
 from pipelines.recoup.errors import ConfigError
 
+# httpfs buffers one part of a multipart upload per file it writes, sized as the largest file
+# allowed over the most parts (800 GB / 10,000 by default: a 76.5 MiB buffer, beyond a 128 MB
+# budget). 64 GB over 10,000 parts buffers 6.4 MB, above S3's 5 MiB least part.
+UPLOAD_MAX_FILE = "64GB"
 HTTP_TIMEOUT_MS = 30_000  # one S3 request; httpfs retries a failed one a few times, then fails the statement
 HTTP_RETRIES = 3
 
@@ -91,6 +95,7 @@ def configure(con: duckdb.DuckDBPyConnection, s3: S3Config) -> None:
     load_httpfs(con)
     con.execute(f"set http_timeout = {HTTP_TIMEOUT_MS}")
     con.execute(f"set http_retries = {HTTP_RETRIES}")
+    con.execute(f"set s3_uploader_max_filesize = '{UPLOAD_MAX_FILE}'")
     options = [f"region '{s3.region}'"]
     if s3.key_id and s3.secret:
         options += [f"key_id '{s3.key_id}'", f"secret '{s3.secret}'"]
