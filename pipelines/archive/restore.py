@@ -22,7 +22,6 @@ from pipelines.models import apply_models
 from pipelines.recoup.errors import RecoupError
 from pipelines.recoup.settings import RAW_DATASET
 
-
 # A restore is a one-off rebuild, not a cron step: it gets the model runner's second-try budget
 # (2 M runs ran out of 128 MB inserting the snapshot's runs) and spills beyond it.
 RESTORE_LIMITS: dict[str, str | int] = {**warehouse.MODEL_LIMITS, "memory_limit": "1GB"}
