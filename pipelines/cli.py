@@ -35,13 +35,14 @@ def sync(args: argparse.Namespace) -> int:
     """One sync; maps what went wrong to the exit codes cron relies on."""
     import duckdb
 
+    from pipelines.archive import archive_settings
     from pipelines.config import load_settings
     from pipelines.recoup.errors import ApiError, AuthError, ConfigError, LockHeld, RecoupError
     from pipelines.recoup_pipeline import EXIT_CONFIG, EXIT_LOCKED, EXIT_PARTIAL, run_sync
 
     try:
         settings = load_settings()
-        summary = run_sync(settings)
+        summary = run_sync(settings, archive=archive_settings(os.environ))
     except LockHeld as exc:
         log.error("sync: %s", exc)
         return EXIT_LOCKED
@@ -94,6 +95,20 @@ def status(args: argparse.Namespace) -> int:
         print("\n".join(state.lines(max_age, problems_only=args.quiet)))
     healthy = bool(state.accounts) and not (max_age and state.stale(max_age))
     return 0 if max_age is None or healthy else 1
+
+
+def restore(args: argparse.Namespace) -> int:
+    """`recoup restore`: rebuilds the warehouse from RECOUP_ARCHIVE."""
+    from pipelines.archive.commands import restore_command
+
+    return restore_command(os.environ, args.at, args.force, args.to)
+
+
+def archive_status(args: argparse.Namespace) -> int:
+    """`recoup archive status`: the archive's newest sync and what it does not hold yet."""
+    from pipelines.archive.commands import status_command
+
+    return status_command(os.environ, args.max_age, args.json)
 
 
 def models(args: argparse.Namespace) -> int:
@@ -166,6 +181,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--max-age", metavar="DURATION",
                        help="exit 1 when an account's last good sync is older (90s, 15m, 2h, 1d)")  # fmt: skip
     check.add_argument("--json", action="store_true", help="one JSON object instead of lines")
+    back = add(
+        "restore", restore, "rebuild RECOUP_DB from RECOUP_ARCHIVE (exit 2 when it exists, unless --force)"
+    )
+    back.add_argument("--at", metavar="TIME",
+                      help="the state as of the newest sync at or before TIME (2026-11-20T12:00Z, 2026-11-20, 2h)")  # fmt: skip
+    back.add_argument("--force", action="store_true", help="replace an existing warehouse")
+    back.add_argument("--to", metavar="PATH", help="rebuild this file instead of RECOUP_DB")
+    archive = add("archive", archive_status, "the archive (RECOUP_ARCHIVE): `recoup archive status`")
+    archive.add_argument(
+        "action", choices=("status",), help="status: newest archived sync, its age, what is not archived yet"
+    )
+    archive.add_argument("--max-age", metavar="DURATION",
+                         help="exit 1 when the newest archived sync is older (90s, 15m, 2h, 1d)")  # fmt: skip
+    archive.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     add("models", models, "rebuild the SQL models of sql/ in RECOUP_DB")
     add("report", report, f"write the cost report into RECOUP_REPORTS_DIR (default {defaults.REPORTS_DIR}/)")
     tour = f"zero-config tour in {defaults.DEMO_DIR}/ (or RECOUP_DEMO_DIR): emulator, two syncs, the report"

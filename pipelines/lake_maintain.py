@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 
 import duckdb
@@ -31,6 +32,9 @@ from pipelines.lake.commands import lake_only_settings
 from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
 
 LOCK_WAIT = 300.0  # seconds; at least this long, or RECOUP_LOCK_WAIT when longer
+# Merging reads many small files and writes a few large ones (to S3 through part buffers, see
+# pipelines/archive/s3.py); beyond the budget it spills into a temporary folder of its own.
+MAINTAIN_LIMITS: dict[str, str | int] = {**warehouse.MODEL_LIMITS, "memory_limit": "256MB"}
 
 
 def maintain(settings: Settings, keep_days: int, grace_minutes: int) -> list[tuple[str, float]]:
@@ -44,8 +48,9 @@ def maintain(settings: Settings, keep_days: int, grace_minutes: int) -> list[tup
         ("clean up old files", f"call ducklake_cleanup_old_files('{ALIAS}', older_than => {grace})"),
     ]  # fmt: skip
     timings = []
-    with lake_lock(settings), duckdb.connect() as con:
-        warehouse.use_limits(con, warehouse.MODEL_LIMITS)
+    with lake_lock(settings), tempfile.TemporaryDirectory(prefix="recoup-maintain-") as spill, \
+            duckdb.connect() as con:  # fmt: skip
+        warehouse.use_limits(con, {**MAINTAIN_LIMITS, "temp_directory": spill})
         attach(con, settings)
         for name, sql in steps:
             started = time.monotonic()

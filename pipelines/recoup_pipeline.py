@@ -23,6 +23,8 @@ import pyarrow as pa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import lake, warehouse
+from pipelines.archive import ArchiveSettings
+from pipelines.archive.write import archive_after_publish
 from pipelines.config import Settings
 from pipelines.models import ModelError, apply_models
 from pipelines.recoup import LoadSize, recoup
@@ -125,11 +127,13 @@ def run_sync(
     retry: RetryPolicy | None = None,
     transport: httpx.BaseTransport | None = None,
     stop: threading.Event | None = None,
+    archive: ArchiveSettings | None = None,
 ) -> SyncSummary:
     """Runs one complete sync under the lock and publishes the warehouse.
 
     Args:
         stop: set it to end the sync early (SIGTERM and SIGINT do when run from the main thread).
+        archive: RECOUP_ARCHIVE's settings: what the sync published is archived after the publish.
 
     Raises:
         ConfigError, AuthError, LockHeld: nothing was published.
@@ -212,6 +216,8 @@ def run_sync(
         if not settings.lake:
             log.info("publishing %s", settings.db)
             warehouse.publish(paths)
+            if archive and archive.target:  # still under the lock: nothing changes the file it reads
+                summary.archive = archive_after_publish(settings.db, archive)
         summary.requests, summary.retries = client.requests, client.retries
         summary.stopped = budget.stop.is_set()
     summary.seconds = budget.elapsed

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from pipelines.archive.outcome import ArchiveOutcome
 from pipelines.recoup.followups import Followups
 from pipelines.recoup.results import AccountResult
 
@@ -31,6 +32,7 @@ class SyncSummary:
     lists_done: float = 0.0  # seconds into the sync when the last list answer was read
     budget_seconds: int = 0
     max_rpm: int = 0
+    archive: ArchiveOutcome | None = None  # the archive step after the publish, with RECOUP_ARCHIVE
 
     @property
     def failed(self) -> list[AccountResult]:
@@ -54,8 +56,9 @@ class SyncSummary:
 
     @property
     def exit_code(self) -> int:
-        """EXIT_PARTIAL when an account failed or went unlisted, or the models failed; else EXIT_OK."""
-        return EXIT_PARTIAL if self.failed or self.model_error or self.unlisted else EXIT_OK
+        """EXIT_PARTIAL when an account failed or went unlisted, the models or the archive failed; else EXIT_OK."""
+        archive_failed = bool(self.archive and self.archive.error)
+        return EXIT_PARTIAL if self.failed or self.model_error or self.unlisted or archive_failed else EXIT_OK
 
     def lines(self) -> list[str]:
         """The summary to log: each problem on its own line, then one line of totals."""
@@ -79,6 +82,8 @@ class SyncSummary:
         ]
         if self.model_error:
             out.append(f"models: FAILED: {self.model_error}")
+        if self.archive:
+            out.append(self.archive.line())
         if self.stopped:
             out.append(
                 f"sync: stopped early by a signal: {self.unlisted} account(s) not listed, "

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipelines.bench.archive import case_archive
 from pipelines.bench.harness import DOC, REPEAT, ROOT, Row, write_doc
 from pipelines.bench.history import case_analytics, case_history
 from pipelines.bench.pace import case_drain, case_pace
@@ -36,6 +37,7 @@ def main() -> int:
             ("memory", lambda: case_memory(work, sizes["memory"], rows, repeat)),
             ("pace", lambda: case_pace(work, sizes["pace"], rows, repeat, 3 if quick else 20)),
             ("backlog", lambda: case_drain(work, sizes["drain"], rows, 2 if quick else 10)),
+            ("archive", lambda: case_archive(work, sizes["history"], rows, repeat, sizes["big"])),
         ]
         chosen = set(filter(None, os.environ.get("CASES", "").split(","))) or None  # e.g. CASES=pace,history
         for name, case in cases:

@@ -72,6 +72,10 @@ def attach(
     assert settings.lake and settings.lake_data
     use_password(settings)
     load_extensions(con, settings.lake_data)
+    if settings.lake_data.startswith("s3://"):  # the AWS_* variables, else a persistent DuckDB secret
+        from pipelines.archive.s3 import configure, s3_config
+
+        configure(con, s3_config(os.environ))
     if "://" not in settings.lake_data:
         Path(settings.lake_data).mkdir(parents=True, exist_ok=True)
     options = f"data_path {sql_text(settings.lake_data)}" + (", read_only" if read_only else "")

@@ -186,7 +186,7 @@ def duckdb_types(columns: Mapping[str, Column]) -> dict[str, str]:
     return {name: KINDS[c.kind].duckdb for name, c in columns.items()}
 
 
-def dlt_columns(table: str) -> dict[str, dict[str, Any]]:
+def dlt_columns(table: str) -> dict[str, Any]:
     """Column hints for dlt, so every column exists from the first load, even when all null."""
     hints: dict[str, dict[str, Any]] = {}
     for name, column in TABLES[table].items():
