@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipelines import defaults
-from pipelines.config import database_path
 from pipelines.emulator import EmulatorServer, World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,11 +31,12 @@ MARKER = ".demo-warehouse"
 # What the demo's own commands would read as their configuration, asked in their folder.
 WHAT_THEY_READ = """
 import json
-from pipelines.config import database_path, lake_settings
+from pipelines.config import database_path, load
 try:
-    lake = lake_settings()["lake"]
+    config = load()
+    lake = config.lake.catalog if config.lake else None
 except Exception as exc:
-    lake = f"(a broken lake setting: {exc})"
+    lake = f"(a broken setting: {exc})"
 print(json.dumps({"db": str(database_path().absolute()), "lake": lake}))
 """
 
@@ -79,11 +79,10 @@ def _change_some_runs(world: World) -> None:
             world.add_run(account, created_at=world.now - timedelta(minutes=world.rng.randrange(1, 14)))
 
 
-def main() -> int:
-    """Runs the demo in RECOUP_DEMO_DIR (default `demo/`); returns 2 when that folder is not the demo's."""
-    folder = Path(os.environ.get("RECOUP_DEMO_DIR") or ROOT / defaults.DEMO_DIR).absolute()
+def run_demo(folder: Path, real_db: Path) -> int:
+    """Runs the demo in `folder`; returns 2 when that folder is not the demo's, or holds `real_db`."""
     db = folder / Path(defaults.DB).name
-    if db.resolve() == database_path().resolve():
+    if db.resolve() == real_db.resolve():
         print(
             f"demo: {db} is RECOUP_DB, the real warehouse; set RECOUP_DEMO_DIR to another folder",
             file=sys.stderr,
@@ -130,7 +129,3 @@ The warehouse is {db}. Try:
 or, with the DuckDB CLI:  .venv/bin/duckdb -readonly {db} "select * from analytics.daily_cost limit 10"
 """)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

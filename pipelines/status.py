@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from pipelines.config import StorageSettings
+from pipelines.config.values import parse_duration
+from pipelines.lake import first_line
 from pipelines.query import scalar
-from pipelines.recoup.errors import RecoupError
+from pipelines.recoup.errors import ConfigError, NoWarehouse, RecoupError
 from pipelines.recoup.settings import RAW_DATASET
+from pipelines.storage.reader import describe, open_reader, size_bytes
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class StatusError(RecoupError):
-    """There is no warehouse to report on, or it cannot be read."""
+__all__ = ["Status", "StatusError", "parse_duration", "read_status"]
 
 
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `15m`, `2h`, `1d` as a timedelta; raises ValueError on anything else."""
-    match = _DURATION.match(text.strip().lower())
-    if not match:
-        raise ValueError(f"{text[:40]!r} is not a duration such as 90s, 15m, 2h or 1d")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+class StatusError(ConfigError):
+    """The warehouse holds no sync log, or cannot be read: there is nothing to judge (exit 2)."""
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -67,9 +59,9 @@ class AccountStatus:
 class Status:
     """The published warehouse at one moment."""
 
-    db: Path
+    where: str  # the file's path, or the lake (no password)
     checked_at: datetime
-    size_bytes: int
+    size_bytes: int | None  # None for a lake
     run_count: int | None
     accounts: list[AccountStatus]
 
@@ -86,7 +78,8 @@ class Status:
     def lines(self, max_age: timedelta | None, problems_only: bool = False) -> list[str]:
         """What `recoup status` prints: the warehouse, one line per account, a closing count."""
         runs = "no analytics.runs" if self.run_count is None else f"{self.run_count:,} runs"
-        out = [f"warehouse: {self.db} · {self.size_bytes / 1e6:.1f} MB · {runs}"]
+        size = [] if self.size_bytes is None else [f"{self.size_bytes / 1e6:.1f} MB"]
+        out = [" · ".join([f"warehouse: {self.where}", *size, runs])]
         stale = {a.account_id for a in self.stale(max_age)} if max_age is not None else set()
         for a in self.accounts:
             if problems_only and a.error is None and a.account_id not in stale:
@@ -112,7 +105,7 @@ class Status:
         """What `recoup status --json` prints: the warehouse and every account, stale ones marked."""
         stale = {a.account_id for a in self.stale(max_age)} if max_age is not None else set()
         return {
-            "warehouse": str(self.db),
+            "warehouse": self.where,
             "checked_at": iso(self.checked_at),
             "size_bytes": self.size_bytes,
             "run_count": self.run_count,
@@ -177,27 +170,27 @@ def _accounts(con: duckdb.DuckDBPyConnection) -> list[AccountStatus]:
     return [AccountStatus(*row) for row in rows]
 
 
-def _connect(db: Path) -> duckdb.DuckDBPyConnection:
-    try:
-        return duckdb.connect(str(db), read_only=True)
-    except duckdb.IOException:  # an open that straddles a sync's publishing rename; the next one works
-        time.sleep(0.2)
-        return duckdb.connect(str(db), read_only=True)
+def read_status(settings: StorageSettings, now: datetime | None = None) -> Status:
+    """Reads the published warehouse (a file or a lake) read-only.
 
-
-def read_status(db: Path, now: datetime | None = None) -> Status:
-    """Reads the published warehouse read-only; raises StatusError when there is none."""
-    if not db.is_file():
-        raise StatusError(f"no warehouse at {db}; run `recoup sync` first")
+    Raises:
+        NoWarehouse: there is none yet.
+        StatusError: it holds no sync log, or cannot be read.
+    """
+    where = describe(settings)
     try:
-        with _connect(db) as con:
+        with open_reader(settings) as con:
             accounts = _accounts(con)
             try:
                 run_count = scalar(con.execute("select count(*) from analytics.runs"))
             except duckdb.CatalogException:
                 run_count = None
+    except NoWarehouse:
+        raise
     except StatusError as exc:
-        raise StatusError(f"{db}: {exc}") from None
+        raise StatusError(f"{where}: {exc}") from None
+    except RecoupError as exc:
+        raise StatusError(str(exc)) from None
     except duckdb.Error as exc:
-        raise StatusError(f"{db} cannot be read: {str(exc).splitlines()[0][:300]}") from None
-    return Status(db, now or datetime.now(UTC), db.stat().st_size, run_count, accounts)
+        raise StatusError(f"{where} cannot be read: {first_line(exc)}") from None
+    return Status(where, now or datetime.now(UTC), size_bytes(settings), run_count, accounts)

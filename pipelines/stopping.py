@@ -16,8 +16,10 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from pipelines import exit_codes
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-EXIT_ABORTED = 130
+EXIT_ABORTED = exit_codes.ABORTED
 _QUIT = b"\0"  # no signal has number 0: tells the watcher to end
 
 log = logging.getLogger("recoup")

@@ -332,8 +332,8 @@ def test_retention_keeps_every_point_the_newest_snapshot_before_the_window_needs
     world: World, emulator: EmulatorServer, db_path: Path, tmp_path: Path
 ) -> None:
     from pipelines.archive.retention import points_to_forget
-    from pipelines.archive.settings import archive_settings
     from pipelines.archive.store import Store
+    from pipelines.config.archive import archive_settings
 
     archive = tmp_path / "archive"
     env = sync_env(world, emulator, db_path, RECOUP_ARCHIVE=str(archive), RECOUP_ARCHIVE_SNAPSHOT_MB="1")
@@ -422,7 +422,7 @@ def test_a_lake_on_s3_syncs_reads_as_the_docs_say_and_maintains_within_its_memor
         con.execute("use recoup")
         state = con.execute(CONSISTENT).fetchone()
     assert state and state[0] > 100 and is_consistent(state), state
-    done = subprocess.run([sys.executable, "-m", "pipelines.lake_maintain"], cwd=Path(__file__).parent.parent,
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "maintain"], cwd=Path(__file__).parent.parent,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=240)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "maintain: merge adjacent files" in done.stdout

@@ -63,7 +63,9 @@ def test_no_command_shows_the_catalog_password_when_the_catalog_refuses(
         "RECOUP_REPORTS_DIR": str(tmp_path / "reports"),
     }
     for command in ("sync", "maintain", "report", "models"):
-        done = run_cli(env, "pipelines.lake_maintain") if command == "maintain" else run_recoup(env, command)
+        done = (
+            run_cli(env, "pipelines.cli", "maintain") if command == "maintain" else run_recoup(env, command)
+        )
         assert done.returncode != 0, (command, done.stdout, done.stderr)
         output = done.stdout + done.stderr
         assert SECRET not in output, (command, output)

@@ -96,7 +96,7 @@ def test_the_configuration_table_names_the_dlt_key_of_each_setting() -> None:
 
 
 def _config_sources() -> str:
-    return "".join((ROOT / "pipelines" / name).read_text() for name in ("config.py", "lake_maintain.py"))
+    return "".join((ROOT / "pipelines" / "config" / name).read_text() for name in ("loader.py", "archive.py"))
 
 
 def test_the_dlt_config_file_shows_the_defaults_without_setting_them() -> None:
@@ -111,15 +111,21 @@ def test_the_dlt_config_file_shows_the_defaults_without_setting_them() -> None:
 
 
 def test_the_code_falls_back_to_the_defaults() -> None:
-    settings = load_settings({"RECOUP_API_KEY": "key"})
-    for name in ("base_url", "max_concurrency", "max_rpm", "retry_attempts", "sync_seconds", "details",
-                 "request_timeout", "max_response_bytes"):  # fmt: skip
-        assert getattr(settings, name) == SETTINGS[name], name
-    assert settings.db == database_path({}) == Path(defaults.DB)
-    assert settings.lock_wait == defaults.LOCK_WAIT and settings.keep_private is defaults.STORE_PAYLOADS
-    assert settings.limits == DEFAULT_LIMITS
-    assert settings.limits.max_run_bytes == defaults.MAX_RUN_BYTES
-    assert settings.limits.max_field_bytes == defaults.MAX_FIELD_BYTES
+    config = load_settings({"RECOUP_API_KEY": "key"})
+    api = config.require_api()
+    for name in ("base_url", "max_concurrency", "max_rpm", "retry_attempts", "request_timeout",
+                 "max_response_bytes"):  # fmt: skip
+        assert getattr(api, name) == SETTINGS[name], name
+    assert config.sync_seconds == SETTINGS["sync_seconds"] and config.fetch.details == SETTINGS["details"]
+    assert config.db == database_path({}) == Path(defaults.DB)
+    assert (
+        config.storage.lock_wait == defaults.LOCK_WAIT
+        and config.fetch.keep_private is defaults.STORE_PAYLOADS
+    )
+    assert config.fetch.limits == DEFAULT_LIMITS
+    assert config.fetch.limits.max_run_bytes == defaults.MAX_RUN_BYTES
+    assert config.fetch.limits.max_field_bytes == defaults.MAX_FIELD_BYTES
+    assert config.report.days == defaults.REPORT_DAYS and config.report.out_dir == Path(defaults.REPORTS_DIR)
     client = inspect.signature(RecoupClient).parameters
     assert client["max_concurrency"].default == defaults.MAX_CONCURRENCY
     assert client["max_rpm"].default == defaults.MAX_RPM

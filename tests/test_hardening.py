@@ -30,7 +30,7 @@ from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.world import Key
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError, ConfigError
-from pipelines.recoup_pipeline import run_sync
+from pipelines.sync import run_sync
 from tests.conftest import FAST_RETRY, ROOT, run_cli, sync_env
 
 Query = Callable[..., list[tuple]]

@@ -28,7 +28,7 @@ from pipelines.emulator import EmulatorServer, World
 from pipelines.lake import publish as lake_publish
 from pipelines.lake.local_postgres import PG_PASSWORD, PG_READER, PostgresCluster
 from pipelines.recoup.errors import RecoupError
-from pipelines.recoup_pipeline import SyncSummary, run_sync
+from pipelines.sync import SyncSummary, run_sync
 from tests.conftest import (
     CONSISTENT,
     FAST_RETRY,
@@ -258,7 +258,7 @@ UNLOCKED = textwrap.dedent("""
     import contextlib, sys
     import pipelines.lake
     pipelines.lake.lake_lock = lambda settings: contextlib.nullcontext(pipelines.lake.LakeLock())
-    from pipelines.recoup_pipeline import main
+    from pipelines.sync import main
     sys.exit(main())
 """)
 
@@ -541,7 +541,7 @@ def test_maintenance_changes_no_query_result_while_readers_read(
     (reader,) = _start_readers([output], attach_sql(lake_env), stop, EVERY_ANSWER, {**os.environ, **lake_env})
     try:
         wait_until(lambda: json_lines(output), "the reader to attach and answer")
-        done = run_cli({**lake_env, "RECOUP_LAKE_KEEP_DAYS": "0"}, "pipelines.lake_maintain")
+        done = run_cli({**lake_env, "RECOUP_LAKE_KEEP_DAYS": "0"}, "pipelines.cli", "maintain")
         assert done.returncode == 0, done.stderr
     finally:
         stop.touch()
@@ -554,7 +554,7 @@ def test_maintenance_changes_no_query_result_while_readers_read(
     assert len(lake_query(lake_env, "select * from ducklake_snapshots('recoup')")) == 1, "older ones expired"
     set_aside = len(list(data.rglob("*.parquet")))
     assert set_aside >= files, "nothing deleted while it may still be read"
-    done = run_cli({**lake_env, "RECOUP_LAKE_GRACE_MINUTES": "0"}, "pipelines.lake_maintain")
+    done = run_cli({**lake_env, "RECOUP_LAKE_GRACE_MINUTES": "0"}, "pipelines.cli", "maintain")
     assert done.returncode == 0, done.stderr
     assert len(list(data.rglob("*.parquet"))) < set_aside, "files of expired snapshots deleted"
     assert lake_query(lake_env, EVERY_ANSWER) == before
@@ -568,7 +568,7 @@ def test_make_models_and_make_report_use_the_lake(
 ) -> None:
     assert lake_sync().exit_code == 0
     env = {**lake_env, "RECOUP_DB": str(tmp_path / "nowhere" / "recoup.duckdb")}
-    done = run_cli(env, "pipelines.models")
+    done = run_cli(env, "pipelines.cli", "models")
     assert done.returncode == 0 and "in the lake" in done.stdout, done.stderr
     done = run_cli({**env, "RECOUP_REPORTS_DIR": str(tmp_path / "reports")}, "pipelines.report")
     assert done.returncode == 0, done.stderr
@@ -588,7 +588,7 @@ def test_migrating_a_file_warehouse_into_a_lake_loses_nothing(
     for round_ in range(2):
         assert run_sync(load_settings(sync_env(world, emulator, file_db)), retry=FAST_RETRY).exit_code == 0
         _upstream_moves_on(world, round_)
-    done = run_cli({**lake_env, "RECOUP_DB": str(file_db)}, "pipelines.lake", "migrate")
+    done = run_cli({**lake_env, "RECOUP_DB": str(file_db)}, "pipelines.cli", "lake", "migrate")
     assert done.returncode == 0, done.stderr
     with duckdb.connect() as con:
         con.execute(f"attach '{file_db}' as file (read_only)")
@@ -610,7 +610,7 @@ def test_migrating_a_file_warehouse_into_a_lake_loses_nothing(
             con.execute(f"select count(*) from ({one})").fetchone()
             == con.execute(f"select count(*) from ({other})").fetchone()
         )
-    again = run_cli({**lake_env, "RECOUP_DB": str(file_db)}, "pipelines.lake", "migrate")
+    again = run_cli({**lake_env, "RECOUP_DB": str(file_db)}, "pipelines.cli", "lake", "migrate")
     assert again.returncode == 2 and "already holds runs" in again.stderr
     summary = lake_sync(machine="b")
     assert summary.exit_code == 0 and sum(r.new for r in summary.results) == 3, "the lake goes on from there"

@@ -10,7 +10,7 @@ import pytest
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.lake.local_postgres import PostgresCluster
-from pipelines.recoup_pipeline import run_sync
+from pipelines.sync import run_sync
 from tests.conftest import FAST_RETRY, run_cli, sync_env
 from tests.test_lake import EVERY_ANSWER, _upstream_moves_on, lake_query
 
@@ -43,7 +43,8 @@ def test_maintenance_leaves_a_second_lake_on_the_same_data_path_and_foreign_file
     files_before = set(data.rglob("*.parquet"))
     done = run_cli(
         {**lake_env, "RECOUP_LAKE_KEEP_DAYS": "0", "RECOUP_LAKE_GRACE_MINUTES": "0"},
-        "pipelines.lake_maintain",
+        "pipelines.cli",
+        "maintain",
     )
     assert done.returncode == 0, done.stderr
     assert lake_query(second, EVERY_ANSWER) == second_before, "the second lake reads as before"

@@ -19,7 +19,7 @@ import pytest
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.recoup.transform import status_group
-from pipelines.recoup_pipeline import run_sync
+from pipelines.sync import run_sync
 from tests.conftest import FAST_RETRY, NOW, sync_env
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -80,7 +80,7 @@ from pipelines.recoup.client import RetryPolicy
 from pipelines.recoup.columnar import assemble, check_page
 from pipelines.recoup.tables import rows_to_answers
 from pipelines.recoup.transform import to_run_row
-from pipelines.recoup_pipeline import run_sync
+from pipelines.sync import run_sync
 
 now = datetime(2026, 11, 20, 12, tzinfo=UTC)
 item = {"id": "run_new_fields", "status": "COMPLETED", "createdAt": "2026-11-20T11:00:00Z",

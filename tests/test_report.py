@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.config import FileSettings, ReportSettings
 from pipelines.report import Report, ReportError, Table, write_report
 from pipelines.report.charts import report_charts, tick_label, ticks
 from pipelines.report.formats import usd
@@ -36,7 +37,7 @@ def _truth(db_path: Path, where: str) -> tuple[Decimal, int]:
 @pytest.mark.slow
 def test_report_files_exist_and_totals_agree_with_the_warehouse(sync, db_path: Path, tmp_path: Path) -> None:
     sync()
-    paths = write_report(db_path, tmp_path / "reports", days=30, end=END)
+    paths = write_report(FileSettings(db_path), ReportSettings(tmp_path / "reports", days=30, end=END))
     folder = tmp_path / "reports" / "2026-11-20"
     names = {p.name for p in paths}
     assert {"report.html", "summary.md", "cost_by_task.csv", "reliability_by_task.csv", "speed_by_task.csv",
@@ -66,7 +67,7 @@ def test_report_states_its_freshness_scope_and_fits_a_phone(sync, db_path: Path,
     tests, test_cost = _truth(db_path, "is_test")[::-1]
     in_flight = _truth(db_path, "status_group in ('queued', 'running', 'waiting')")[1]
     assert tests and in_flight  # the fixture's world has both
-    write_report(db_path, tmp_path / "r", days=30, end=END)
+    write_report(FileSettings(db_path), ReportSettings(tmp_path / "r", days=30, end=END))
     page = (tmp_path / "r" / "2026-11-20" / "report.html").read_text()
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert (
@@ -78,7 +79,10 @@ def test_report_states_its_freshness_scope_and_fits_a_phone(sync, db_path: Path,
     assert "vs previous period" in page or "no comparison" in page
     assert "<th class=num>Runs</th>" in page and "<th>task_identifier</th>" not in page
 
-    write_report(db_path, tmp_path / "all", days=30, end=END, include_tests=True, include_in_flight=True)
+    write_report(
+        FileSettings(db_path),
+        ReportSettings(tmp_path / "all", days=30, end=END, include_tests=True, include_in_flight=True),
+    )
     page = (tmp_path / "all" / "2026-11-20" / "report.html").read_text()
     truth, _ = _truth(db_path, "true")
     assert re.search(r'data-kpi="Total cost">([^<]+)<', page).group(1) == usd(truth)
@@ -92,7 +96,7 @@ def test_report_names_the_accounts_that_failed_or_gapped_in_the_latest_sync(
     forbidden = world.account_ids[2]
     world.revoke(world.demo_key, forbidden)
     sync()
-    write_report(db_path, tmp_path / "r", days=30, end=END)
+    write_report(FileSettings(db_path), ReportSettings(tmp_path / "r", days=30, end=END))
     page = (tmp_path / "r" / "2026-11-20" / "report.html").read_text()
     assert "3 account(s): <b>1 need attention</b>" in page
     assert re.search(rf"<li><code>{forbidden}</code> failed: [^<]*403", page), page[:3000]
@@ -165,7 +169,7 @@ def _console(page: Path) -> list[str]:
 @pytest.mark.skipif(not shutil.which("chromium"), reason="no chromium on this machine")
 def test_report_renders_in_chromium_without_console_errors(sync, db_path: Path, tmp_path: Path) -> None:
     sync()
-    write_report(db_path, tmp_path / "r", days=30, end=END)
+    write_report(FileSettings(db_path), ReportSettings(tmp_path / "r", days=30, end=END))
     assert _console(tmp_path / "r" / "2026-11-20" / "report.html") == []
     broken = tmp_path / "broken.html"  # the check can fail: a page with a bad chart is caught
     broken.write_text('<svg><path d="M 1,1 L x"/></svg><script>nothing()</script>')
@@ -174,8 +178,8 @@ def test_report_renders_in_chromium_without_console_errors(sync, db_path: Path, 
 
 def test_report_on_a_missing_warehouse_is_a_clear_message(tmp_path: Path) -> None:
     done = run_cli({"RECOUP_DB": str(tmp_path / "none.duckdb"), "RECOUP_REPORTS_DIR": str(tmp_path / "r")},
-                   "pipelines.report")  # fmt: skip
-    assert done.returncode == 1
+                   "pipelines.cli", "report")  # fmt: skip
+    assert done.returncode == 2, "no warehouse is exit 2, as for status and models"
     assert (
         done.stderr.strip()
         == f"report: no warehouse at {tmp_path / 'none.duckdb'}; run `make sync` (or `make demo`) first"
@@ -186,27 +190,27 @@ def test_report_on_a_missing_warehouse_is_a_clear_message(tmp_path: Path) -> Non
 def test_report_on_a_warehouse_with_no_runs_in_the_period(sync, db_path: Path, tmp_path: Path) -> None:
     sync()
     with pytest.raises(ReportError, match="holds no runs created between 2020-01-02 and 2020-01-31"):
-        write_report(db_path, tmp_path / "r", days=30, end=date(2020, 1, 31))
+        write_report(FileSettings(db_path), ReportSettings(tmp_path / "r", days=30, end=date(2020, 1, 31)))
 
 
 def test_report_refuses_a_setting_that_is_not_true_or_false(tmp_path: Path) -> None:
     done = run_cli({"RECOUP_DB": str(tmp_path / "none.duckdb"), "RECOUP_REPORT_INCLUDE_TESTS": "maybe"},
-                   "pipelines.report")  # fmt: skip
+                   "pipelines.cli", "report")  # fmt: skip
     assert done.returncode == 2
-    assert "RECOUP_REPORT_INCLUDE_TESTS and RECOUP_REPORT_INCLUDE_IN_FLIGHT true or false" in done.stderr
+    assert "RECOUP_REPORT_INCLUDE_TESTS must be true or false, got 'maybe'" in done.stderr
 
 
 def test_report_on_an_unsynced_database_file(tmp_path: Path) -> None:
     db = tmp_path / "empty.duckdb"
     duckdb.connect(str(db)).close()
     with pytest.raises(ReportError, match="has no analytics models yet"):
-        write_report(db, tmp_path / "r")
+        write_report(FileSettings(db), ReportSettings(tmp_path / "r"))
 
 
 @pytest.mark.slow
 def test_report_cli_prints_the_paths(sync, db_path: Path, tmp_path: Path) -> None:
     sync()
     done = run_cli({"RECOUP_DB": str(db_path), "RECOUP_REPORTS_DIR": str(tmp_path / "out"),
-                    "RECOUP_REPORT_END": "2026-11-20"}, "pipelines.report")  # fmt: skip
+                    "RECOUP_REPORT_END": "2026-11-20"}, "pipelines.cli", "report")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == str(tmp_path / "out" / "2026-11-20" / "report.html")

@@ -18,7 +18,7 @@ from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.world import WINDOW
 from pipelines.recoup.client import RetryPolicy
 from pipelines.recoup.errors import AuthError
-from pipelines.recoup_pipeline import run_sync
+from pipelines.sync import run_sync
 from tests.conftest import FAST_RETRY, NOW, sync_env
 
 Query = Callable[..., list[tuple]]

@@ -19,7 +19,7 @@ from pipelines.recoup.columnar import NotColumnar, assemble, check_page
 from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.tables import ATTEMPT_COLUMNS, RUN_COLUMNS, Column, api_objects, rows_to_answers
 from pipelines.recoup.transform import micros, status_group, to_run_row
-from pipelines.recoup_pipeline import run_sync
+from pipelines.sync import run_sync
 from tests.conftest import FAST_RETRY, NOW, sync_env
 
 SEEN = datetime(2026, 11, 20, tzinfo=UTC)

@@ -16,8 +16,8 @@ from pathlib import Path
 import duckdb
 
 from pipelines import warehouse
-from pipelines.archive.settings import ArchiveSettings
 from pipelines.archive.store import Manifest, Store
+from pipelines.config.archive import ArchiveSettings
 from pipelines.models import apply_models
 from pipelines.recoup.errors import RecoupError
 from pipelines.recoup.settings import RAW_DATASET

@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 
 from pipelines.archive.changes import sync_times
-from pipelines.archive.settings import ArchiveSettings
 from pipelines.archive.store import Manifest, Store
+from pipelines.config.archive import ArchiveSettings
 from pipelines.status import age_text, iso
 
 

@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 
 from pipelines.archive.s3 import configure, delete_object
-from pipelines.archive.settings import ArchiveSettings
+from pipelines.config.archive import ArchiveSettings
 
 KINDS = {"snapshot": "snapshots", "changes": "syncs"}
 MANIFEST = "manifest.json"

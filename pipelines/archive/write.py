@@ -19,8 +19,8 @@ from pipelines.archive.changes import change_parts, holds_sync, raw_ddl, snapsho
 from pipelines.archive.outcome import ArchiveOutcome
 from pipelines.archive.retention import forget_old_points
 from pipelines.archive.s3 import redact
-from pipelines.archive.settings import ArchiveSettings
 from pipelines.archive.store import Manifest, Store, new_prefix
+from pipelines.config.archive import ArchiveSettings
 
 log = logging.getLogger("recoup")
 

@@ -26,7 +26,7 @@ from pipelines.emulator.render import to_list_item
 from pipelines.emulator.statuses import TERMINAL
 from pipelines.query import one_row
 from pipelines.recoup.client import RetryPolicy
-from pipelines.recoup_pipeline import run_sync
+from pipelines.sync import run_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 REPEAT = 3  # each timed case runs this often, interleaved with its reference; medians are reported

@@ -140,7 +140,7 @@ def case_analytics(work: Path, db: Path, rows: list[Row], repeat: int) -> None:
                 first_row(con, "select count(*) from analytics.runs")[0] == runs,
                 "analytics row count",
             )
-        seconds, done = timed(lambda: subprocess.run([sys.executable, "-m", "pipelines.report"], cwd=ROOT, env=env,
+        seconds, done = timed(lambda: subprocess.run([sys.executable, "-m", "pipelines.cli", "report"], cwd=ROOT, env=env,
                                                      capture_output=True, text=True))  # fmt: skip
         reports.append(seconds)
         check(done.returncode == 0, f"report failed: {done.stderr.strip()}")

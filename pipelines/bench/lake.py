@@ -36,7 +36,7 @@ def lakes(
         envs = {name: lake(name) for name in files}
         for name, db in files.items():
             env = {**os.environ, **sync_env(emu, db), **envs[name]}
-            done = subprocess.run([sys.executable, "-m", "pipelines.lake", "migrate", "--from", str(db)], cwd=ROOT,
+            done = subprocess.run([sys.executable, "-m", "pipelines.cli", "lake", "migrate", "--from", str(db)], cwd=ROOT,
                                   env=env, capture_output=True, text=True)  # fmt: skip
             check(done.returncode == 0, f"migrating {name} into a lake: {done.stderr.strip()[-300:]}")
         times: dict[str, list[float]] = {name: [] for name in files}

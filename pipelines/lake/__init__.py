@@ -11,8 +11,8 @@ one at a time across machines (a second waits up to RECOUP_LOCK_WAIT or gets Loc
 One concern per module: `connection.py` the extensions, the catalog password and ATTACH;
 `lock.py` the writer lock and the snapshot it commits; `merge.py` the merge of a sync's raw
 changes and the raw tables; `publish.py` the sync's one transaction with the models. The
-lake's commands (migrate a file warehouse, install the extensions, `make models` and the
-report's reader) are in `commands.py`; `make maintain` is `pipelines/lake_maintain.py`.
+lake's commands (migrate a file warehouse, install the extensions) are in `commands.py`, its
+housekeeping (`recoup maintain`) in `maintain.py`.
 """
 
 from pipelines.lake.connection import (
@@ -34,7 +34,6 @@ from pipelines.lake.merge import (
     raw_tables,
 )
 from pipelines.lake.publish import (
-    _InTransaction,
     build_models,
     publish_to_lake,
     read_index,
@@ -48,7 +47,6 @@ __all__ = [
     "ROW_GROUP_ROWS",
     "SIDE_TABLES",
     "LakeLock",
-    "_InTransaction",
     "add_new_columns",
     "attach",
     "build_models",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.config import Settings
+from pipelines.config import LakeSettings
 from pipelines.recoup.errors import RecoupError
 from pipelines.recoup.safety import mask_catalog
 
@@ -55,31 +55,30 @@ def load_extensions(con: duckdb.DuckDBPyConnection, data: str | None = None) -> 
             con.execute(f"load {name}")
 
 
-def use_password(settings: Settings) -> None:
+def use_password(lake: LakeSettings) -> None:
     """Hands the catalog password from the settings to libpq, if the environment has none.
 
     libpq (psycopg's and DuckDB's postgres extension alike) reads PGPASSWORD at connect time;
     a password from .dlt/secrets.toml goes there, never into a string or a message.
     """
-    if settings.lake_password and "PGPASSWORD" not in os.environ:
-        os.environ["PGPASSWORD"] = settings.lake_password
+    if lake.password and "PGPASSWORD" not in os.environ:
+        os.environ["PGPASSWORD"] = lake.password
 
 
 def attach(
-    con: duckdb.DuckDBPyConnection, settings: Settings, alias: str = ALIAS, read_only: bool = False
+    con: duckdb.DuckDBPyConnection, lake: LakeSettings, alias: str = ALIAS, read_only: bool = False
 ) -> None:
     """Attaches the lake to `con` as `alias`, creating it on first use."""
-    assert settings.lake and settings.lake_data
-    use_password(settings)
-    load_extensions(con, settings.lake_data)
-    if settings.lake_data.startswith("s3://"):  # the AWS_* variables, else a persistent DuckDB secret
-        from pipelines.archive.s3 import configure, s3_config
+    use_password(lake)
+    load_extensions(con, lake.data_path)
+    if lake.data_path.startswith("s3://"):  # the AWS_* variables, else a persistent DuckDB secret
+        from pipelines.archive.s3 import configure
 
-        configure(con, s3_config(os.environ))
-    if "://" not in settings.lake_data:
-        Path(settings.lake_data).mkdir(parents=True, exist_ok=True)
-    options = f"data_path {sql_text(settings.lake_data)}" + (", read_only" if read_only else "")
+        configure(con, lake.s3)
+    if "://" not in lake.data_path:
+        Path(lake.data_path).mkdir(parents=True, exist_ok=True)
+    options = f"data_path {sql_text(lake.data_path)}" + (", read_only" if read_only else "")
     try:
-        con.execute(f"attach {sql_text('ducklake:' + settings.lake)} as {alias} ({options})")
+        con.execute(f"attach {sql_text('ducklake:' + lake.catalog)} as {alias} ({options})")
     except duckdb.Error as exc:
-        raise RecoupError(f"cannot attach the lake ({describe(settings.lake)}): {first_line(exc)}") from None
+        raise RecoupError(f"cannot attach the lake ({describe(lake.catalog)}): {first_line(exc)}") from None

@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import psycopg
 
-from pipelines.config import Settings
+from pipelines.config import LakeSettings
 from pipelines.lake.connection import describe, first_line, use_password
 from pipelines.query import scalar
 from pipelines.recoup.errors import LockHeld, RecoupError
@@ -21,13 +21,11 @@ LOCK_KEY = 0x7265636F75700001  # pg advisory lock id of recoup-runs syncs ("reco
 class LakeLock:
     """The one-writer-at-a-time lock of a lake; `check` proves it is still held."""
 
-    def __init__(self, connection: psycopg.Connection[Any] | None = None) -> None:
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self._connection = connection
 
     def check(self) -> None:
         """Raises RecoupError when the session that holds the lock is gone: nothing may be committed."""
-        if self._connection is None:
-            return
         try:
             self._connection.execute("select 1")  # the lock lives as long as this session
         except Exception:
@@ -35,29 +33,26 @@ class LakeLock:
 
 
 @contextmanager
-def lake_lock(settings: Settings) -> Iterator[LakeLock]:
-    """Holds the lake's writer lock (a no-op without RECOUP_LAKE).
+def lake_lock(lake: LakeSettings) -> Iterator[LakeLock]:
+    """Holds the lake's writer lock.
 
     Raises LockHeld after RECOUP_LOCK_WAIT seconds. PostgreSQL frees the lock when the
     holder's session ends.
     """
-    if not settings.lake:
-        yield LakeLock()
-        return
-    conninfo = settings.lake.removeprefix("postgres:")
-    use_password(settings)
+    conninfo = lake.catalog.removeprefix("postgres:")
+    use_password(lake)
     try:
         connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=15,
                                      application_name="recoup-runs sync lock")  # fmt: skip
     except psycopg.Error as exc:
         raise RecoupError(
-            f"cannot reach the lake catalog ({describe(settings.lake)}): {first_line(exc)}"
+            f"cannot reach the lake catalog ({describe(lake.catalog)}): {first_line(exc)}"
         ) from None
     with connection:
-        deadline = time.monotonic() + settings.lock_wait
+        deadline = time.monotonic() + lake.lock_wait
         while not scalar(connection.execute("select pg_try_advisory_lock(%s)", [LOCK_KEY])):
             if time.monotonic() >= deadline:
-                raise LockHeld(f"another sync is writing the lake {describe(settings.lake)}; not starting")
+                raise LockHeld(f"another sync is writing the lake {describe(lake.catalog)}; not starting")
             time.sleep(0.2)
         yield LakeLock(connection)  # closing the session releases the lock
 

@@ -16,7 +16,6 @@ from pipelines import warehouse
 from pipelines.lake.connection import ALIAS
 from pipelines.query import scalar
 from pipelines.recoup.options import FetchOptions
-from pipelines.recoup.results import AccountResult
 from pipelines.recoup.settings import RAW_DATASET
 from pipelines.recoup.tables import ROOTS
 
@@ -72,7 +71,7 @@ def add_new_columns(con: duckdb.DuckDBPyConnection, work: str, table: str) -> No
 
 
 def merge_changes(
-    con: duckdb.DuckDBPyConnection, work: str, results: list[AccountResult], options: FetchOptions
+    con: duckdb.DuckDBPyConnection, work: str, options: FetchOptions
 ) -> tuple[bool, dict[str, int]]:
     """Merges the working file's raw rows into the lake.
 

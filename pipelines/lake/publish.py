@@ -14,7 +14,7 @@ from datetime import datetime
 import duckdb
 
 from pipelines import warehouse
-from pipelines.config import Settings
+from pipelines.config import LakeSettings
 from pipelines.lake.connection import ALIAS, attach
 from pipelines.lake.lock import LakeLock
 from pipelines.lake.merge import ensure_tables, merge_changes
@@ -22,7 +22,6 @@ from pipelines.models import REBUILD_MEMORY, ModelError, apply_models
 from pipelines.query import scalar
 from pipelines.recoup.index import Index
 from pipelines.recoup.options import FetchOptions
-from pipelines.recoup.results import AccountResult
 
 
 def start_work(paths: warehouse.Paths) -> None:
@@ -31,57 +30,20 @@ def start_work(paths: warehouse.Paths) -> None:
     paths.work.mkdir(parents=True)
 
 
-class _InLake:
-    """A connection whose cursors, too, read the lake's tables by their unqualified names."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._con = con
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._con, name)
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A new cursor whose current database is the lake."""
-        cursor = self._con.cursor()
-        cursor.execute(f"use {ALIAS}")
-        return cursor
-
-
-def read_index(settings: Settings, options: FetchOptions) -> tuple[Index, duckdb.DuckDBPyConnection]:
+def read_index(lake: LakeSettings, options: FetchOptions) -> tuple[Index, duckdb.DuckDBPyConnection]:
     """What the lake holds (see `warehouse.read_index`), read from its current snapshot.
 
     Creates the lake's tables on first use. Returns the index and the connection it reads lazily from; close it after the sync.
     """
     con = duckdb.connect()
     try:
-        attach(con, settings)
+        attach(con, lake)
         ensure_tables(con)
         con.execute(f"use {ALIAS}")
-        return warehouse.read_index(_InLake(con), options), con  # type: ignore[arg-type]
+        return warehouse.read_index(con, options, database=ALIAS), con
     except BaseException:
         con.close()
         raise
-
-
-class _InTransaction:
-    """A connection on which `begin`, `commit` and `rollback` do nothing.
-
-    `apply_models` brackets its work in a transaction of its own; in the lake it runs inside
-    the sync's one transaction, which only the caller begins and ends.
-    """
-
-    _OWN = frozenset({"begin transaction", "commit", "rollback"})
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._con = con
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._con, name)
-
-    def execute(self, sql: str, *args: object) -> duckdb.DuckDBPyConnection:
-        if sql.strip().lower() in self._OWN:
-            return self._con
-        return self._con.execute(sql, *args)
 
 
 def build_models(
@@ -95,21 +57,15 @@ def build_models(
     """
     con.execute(f"use {ALIAS}")
     con.execute(f"set memory_limit = '{REBUILD_MEMORY}'")  # no second try inside the lake's transaction
-    apply_models(
-        _InTransaction(con),  # type: ignore[arg-type]
-        unless_unchanged=not changed,
-        changed_since=changed_since,
-        retry_out_of_memory=False,
-    )
+    apply_models(con, unless_unchanged=not changed, changed_since=changed_since, own_transaction=False)
 
 
 def publish_to_lake(
     work_con: duckdb.DuckDBPyConnection,
-    settings: Settings,
+    lake: LakeSettings,
     synced_at: datetime,
-    results: list[AccountResult],
     options: FetchOptions,
-    lock: LakeLock | None = None,
+    lock: LakeLock,
 ) -> tuple[str | None, dict[str, int]]:
     """Merges this sync's changes and the updated models into the lake as one snapshot.
 
@@ -122,7 +78,7 @@ def publish_to_lake(
         options: the sync's options, for the details backlog it records.
     """
     work = scalar(work_con.execute("select current_database()"))
-    attach(work_con, settings)
+    attach(work_con, lake)
     warehouse.use_limits(work_con, warehouse.MODEL_LIMITS)
     try:
         ensure_tables(work_con)
@@ -130,10 +86,10 @@ def publish_to_lake(
         for with_models in (True, False):
             work_con.execute("begin transaction")
             try:
-                changed, pending = merge_changes(work_con, work, results, options)
+                changed, pending = merge_changes(work_con, work, options)
                 if with_models:  # only the keys this sync's runs touch, as in the file
                     build_models(work_con, changed, changed_since=synced_at)
-                (lock or LakeLock()).check()
+                lock.check()
                 work_con.execute("commit")
                 return error, pending
             except ModelError as exc:

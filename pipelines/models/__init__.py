@@ -2,8 +2,7 @@
 
 One concern per module: `files.py` the model files (what each builds and reads, the
 incremental keys, the build order); `comments.py` the comments each model writes into the
-catalog; `runner.py` the build (a full rebuild or an update for a sync's runs) and
-`make models` (`python -m pipelines.models`).
+catalog; `runner.py` the build (a full rebuild or an update for a sync's runs).
 """
 
 from pipelines.models.comments import describe
@@ -18,7 +17,7 @@ from pipelines.models.files import (
     ModelError,
     load_models,
 )
-from pipelines.models.runner import DLT_STAGING, FINGERPRINT_TABLE, REBUILD_MEMORY, apply_models, main
+from pipelines.models.runner import DLT_STAGING, FINGERPRINT_TABLE, REBUILD_MEMORY, apply_models
 
 __all__ = [
     "CHANGED_RUNS",
@@ -35,5 +34,4 @@ __all__ = [
     "apply_models",
     "describe",
     "load_models",
-    "main",
 ]

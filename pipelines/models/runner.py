@@ -4,26 +4,21 @@ Everything runs in one transaction: a broken model changes nothing and is report
 file name and DuckDB's message. A sync updates the tables for the runs it loaded instead of
 rebuilding them: an incremental table (see `files.py`) is rebuilt only for the keys the changed
 runs' source rows hold, before and after the change (a run id, or a day and an account).
-`make models` (`main`) rebuilds everything, and gives the same tables.
+A full rebuild (`recoup models`) gives the same tables.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
-from pipelines import warehouse
-from pipelines.config import database_path
 from pipelines.models.comments import describe
 from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, load_models
 from pipelines.query import scalar
-from pipelines.recoup.errors import ConfigError, RecoupError
 from pipelines.recoup.settings import RAW_DATASET
 
 FINGERPRINT_TABLE = "intermediate.models_fingerprint"
@@ -85,6 +80,7 @@ def apply_models(
     unless_unchanged: bool = False,
     changed_since: datetime | None = None,
     retry_out_of_memory: bool = True,
+    own_transaction: bool = True,
 ) -> list[str]:
     """Builds every model in one transaction; returns their names in build order.
 
@@ -93,8 +89,10 @@ def apply_models(
             caller knows no data changed since); returns an empty list then.
         changed_since: update the tables only for the runs answered since then (a sync's
             start), when the models are the ones already built; otherwise rebuild everything.
-        retry_out_of_memory: roll back and build again with more memory when DuckDB runs out
-            (not when the caller owns the transaction, as the lake does).
+        retry_out_of_memory: roll back and build again with more memory when DuckDB runs out.
+        own_transaction: begin, commit and roll back a transaction of its own; False builds
+            inside the caller's (as the lake's one snapshot per sync does), with no retry,
+            leaving the commit or rollback to the caller.
     """
     models = load_models(sql_dir)
     fingerprint = _fingerprint(models)
@@ -106,13 +104,20 @@ def apply_models(
     # DuckDB 1.5 cannot spill every aggregate: a build that runs out of the caller's budget is
     # rolled back and tried once more with REBUILD_MEMORY (a full rebuild over two million runs
     # needs between 256 MB and 512 MB), so small warehouses keep a small footprint.
+    since = changed_since if incremental else None
+    if not own_transaction:
+        try:
+            _build(con, models, fingerprint, sql_dir, since)
+        except duckdb.OutOfMemoryException as exc:
+            raise ModelError(f"out of memory at {budget}: {str(exc).splitlines()[0]}") from None
+        return [m.name for m in models]
     budgets = [budget, REBUILD_MEMORY] if retry_out_of_memory else [budget]
     try:
         for attempt, memory in enumerate(budgets):
             con.execute(f"set memory_limit = '{memory}'")
             con.execute("begin transaction")
             try:
-                _build(con, models, fingerprint, sql_dir, changed_since if incremental else None)
+                _build(con, models, fingerprint, sql_dir, since)
             except duckdb.OutOfMemoryException:
                 con.execute("rollback")
                 if attempt + 1 == len(budgets):
@@ -165,28 +170,3 @@ def _build(
     # dlt's merge staging (its `<dataset>_staging` layout) only holds the last load's copy, and
     # dlt creates it again at the next load: out of the analysts' catalog once models are built.
     con.execute(f"drop schema if exists {DLT_STAGING} cascade")
-
-
-def main() -> int:
-    """`make models`: rebuild the models of RECOUP_DB, published like a sync publishes."""
-    if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake/
-        from pipelines.lake.commands import rebuild_models
-
-        return rebuild_models()
-    paths = warehouse.Paths(database_path())
-    if not paths.db.exists():
-        print(f"models: no warehouse at {paths.db}; run `make sync` (or `make demo`) first", file=sys.stderr)
-        return 2
-    try:
-        with warehouse.sync_lock(paths, wait_seconds=60), warehouse.discard_work(paths):
-            warehouse.start_work_copy(paths)
-            with warehouse.connect(paths.work_db, warehouse.MODEL_LIMITS) as con:
-                warehouse.create_sync_tables(con)
-                names = apply_models(con)
-                con.execute("checkpoint")
-            warehouse.publish(paths)
-    except (RecoupError, duckdb.Error) as exc:
-        print(f"models: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
-    print(f"models: built {len(names)} models in {paths.db}")
-    return 0

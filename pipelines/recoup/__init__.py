@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 from dlt.extract.hints import make_hints
 
 from pipelines.recoup.columnar import CheckedPage, assemble
+from pipelines.recoup.outcomes import AccountListing, FollowupBatch, FollowupOutcome, Listed, fold
 from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY, PageBook
-from pipelines.recoup.results import AccountResult, Listed
 from pipelines.recoup.tables import JSON_COLUMNS, ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
@@ -79,7 +79,7 @@ def _answers(
 def to_tables(
     results: Iterable[Any], batch_runs: int = BATCH_RUNS, size: LoadSize | None = None
 ) -> Iterator[Any]:
-    """Rows to load (`Rows`, or `Listed` accounts) as Arrow tables for every raw table.
+    """Rows to load (`Listed` accounts or `FollowupBatch`es) as Arrow tables for every raw table.
 
     Rows are held until about `batch_runs` runs have come, then yielded together.
     """
@@ -103,7 +103,7 @@ def to_tables(
 
     runs = 0
     for item in results:
-        rows = item.rows if isinstance(item, Listed) else item
+        rows = item.rows
         runs += rows.runs
         pages.extend(rows.pages)
         list_rows.extend(rows.list_rows)
@@ -114,11 +114,15 @@ def to_tables(
     yield from flush()
 
 
-def _noting(results: Iterable[Any], accounts: list[AccountResult]) -> Iterator[Any]:
-    """Passes `results` on, keeping each account's result for the page marks written at the end."""
+def _noting(
+    results: Iterable[Any], listings: list[AccountListing], outcomes: list[FollowupOutcome]
+) -> Iterator[Any]:
+    """Passes `results` on, keeping what the page marks written at the end are made of."""
     for item in results:
         if isinstance(item, Listed):
-            accounts.append(item.result)
+            listings.append(item.listing)
+        elif isinstance(item, FollowupBatch):
+            outcomes.extend(item.outcomes)
         yield item
 
 
@@ -153,9 +157,10 @@ def recoup(
     @dlt.resource(name="runs")
     def runs() -> Iterator[Any]:
         yield from _empty_tables(materialize)
-        accounts: list[AccountResult] = []
-        yield from to_tables(_noting(results, accounts), size=size)
+        listings: list[AccountListing] = []
+        outcomes: list[FollowupOutcome] = []
+        yield from to_tables(_noting(results, listings, outcomes), size=size)
         if pages is not None:
-            dlt.current.source_state()[STATE_KEY] = pages.after(accounts)
+            dlt.current.source_state()[STATE_KEY] = pages.after(fold(listings, outcomes))
 
     return runs

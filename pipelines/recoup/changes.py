@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from pipelines.recoup.columnar import CheckedPage, list_answers
 from pipelines.recoup.errors import BadRunError
-from pipelines.recoup.index import Index, Job, StoredRun
+from pipelines.recoup.index import Index
 from pipelines.recoup.options import FetchOptions
-from pipelines.recoup.pages import PageMark
-from pipelines.recoup.results import AccountResult, Rows
+from pipelines.recoup.outcomes import PageVerdict, Rows
 from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
+from pipelines.recoup.stored import Job, PageMark, StoredRun
 from pipelines.recoup.transform import carries_details, is_terminal, micros, status_group, to_utc
 
 
@@ -36,10 +37,16 @@ def _wants_details(
     return stored is None or stored.detailed_us != updated_us
 
 
-SAME, DETAILS, CHANGED, FOREIGN = "same", "details", "changed", "foreign"
+class Verdict(Enum):
+    """What a list item is to the warehouse (see `_compare`)."""
+
+    SAME = "same"
+    DETAILS = "details"
+    CHANGED = "changed"
+    FOREIGN = "foreign"
 
 
-def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> str:
+def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> Verdict:
     """The cheap test that lets most items of a re-sync skip the transform.
 
     SAME: as stored. DETAILS: as stored, but its details are still to fetch. CHANGED: new,
@@ -47,22 +54,22 @@ def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> st
     account; a run keeps the account that first listed it.
     """
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-        return CHANGED
+        return Verdict.CHANGED
     stored = index.stored(item["id"])
     status = item.get("status")
     if stored is not None and stored.account_id != account:
-        return FOREIGN
+        return Verdict.FOREIGN
     if stored is None or not isinstance(status, str | None):
-        return CHANGED
+        return Verdict.CHANGED
     try:
         updated_us = micros(to_utc(item.get("updatedAt") or item.get("createdAt"), "updatedAt"))
     except BadRunError:
-        return CHANGED
+        return Verdict.CHANGED
     if differs(stored, updated_us, status):
-        return CHANGED
+        return Verdict.CHANGED
     if _wants_details(status, updated_us, stored, options) and not carries_details(item):
-        return DETAILS
-    return SAME
+        return Verdict.DETAILS
+    return Verdict.SAME
 
 
 def _created_us(items: dict[str, Any]) -> dict[str, int]:
@@ -76,36 +83,34 @@ def _created_us(items: dict[str, Any]) -> dict[str, int]:
     return created
 
 
-def read_page(
-    items: list[Any], result: AccountResult, rows: Rows, index: Index, options: FetchOptions
-) -> set[str]:
+def compare_page(
+    items: list[Any], account: str, index: Index, options: FetchOptions
+) -> tuple[PageVerdict, Rows]:
     """Compares a list answer with what the warehouse holds.
 
-    What to load goes into `rows`; what to fetch details of, the counts and the page mark go
-    into `result`.
-
     Returns:
-        The ids of the runs it listed.
+        The verdict (counts, details wanted, flags, the page's mark) and the rows to load.
     """
-    account = result.account
     seen_at = datetime.now(UTC)
     seen: set[str] = set()
     in_flight: list[str] = []
     changed, wanted = [], []
+    foreign: dict[str, str] = {}
+    rows = Rows()
     for item in items:
-        verdict = _compare(item, account, index, options)
-        if verdict == CHANGED:
+        judged = _compare(item, account, index, options)
+        if judged == Verdict.CHANGED:
             changed.append(item)
             continue
-        if verdict == FOREIGN:
-            result.foreign[item["id"]] = index.runs[item["id"]][0]
+        if judged == Verdict.FOREIGN:
+            foreign[item["id"]] = index.runs[item["id"]][0]
             continue
         seen.add(item["id"])
         if not is_terminal(item.get("status")):
             in_flight.append(item["id"])
-        if verdict == DETAILS:
+        if judged == Verdict.DETAILS:
             wanted.append((item["id"], item.get("status")))
-    checked, result.problems = (
+    checked, problems = (
         list_answers(
             changed,
             account_id=account,
@@ -132,34 +137,45 @@ def read_page(
             for row in checked
         ]
         rows.list_rows = checked
+    new, updated = 0, set()
     for run_id, updated_us, status, carried in facts:
         seen.add(run_id)
         if not is_terminal(status):
             in_flight.append(run_id)
         stored = index.stored(run_id)
         if stored is None:
-            result.new += 1
+            new += 1
         elif differs(stored, updated_us, status):
-            result.updated.add(run_id)
+            updated.add(run_id)
         if _wants_details(status, updated_us, stored, options) and not carried:
             wanted.append((run_id, status))
+    to_detail: list[Job] = []
     if wanted:
         by_id = {
             item["id"]: item for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)
         }
         created = _created_us({run_id: by_id[run_id] for run_id, _ in wanted if run_id in by_id})
-        result.to_detail = [
+        to_detail = [
             Job(run_id, account, status_group(status) == "failed", created.get(run_id, 0))
             for run_id, status in dict(wanted).items()
         ]
     full = len(items) >= LIST_LIMIT
-    if full and account not in index.stored_runs:
-        result.first_sync = True
-        dates: list[str] = [
-            i["createdAt"] for i in items if isinstance(i, dict) and isinstance(i.get("createdAt"), str)
-        ]
-        result.oldest_listed = min(dates) if dates else None
-    else:
-        result.possible_gap = full and not any(index.holds(run_id, account) for run_id in seen)
-    result.page = PageMark("", len(seen), in_flight)
-    return seen
+    first_sync = full and account not in index.stored_runs
+    oldest_listed = None
+    if first_sync:
+        dates = [i["createdAt"] for i in items if isinstance(i, dict) and isinstance(i.get("createdAt"), str)]
+        oldest_listed = min(dates) if dates else None
+    possible_gap = not first_sync and full and not any(index.holds(run_id, account) for run_id in seen)
+    verdict = PageVerdict(
+        seen=frozenset(seen),
+        page=PageMark("", len(seen), in_flight),
+        new=new,
+        updated=frozenset(updated),
+        problems=tuple(problems),
+        foreign=foreign,
+        to_detail=tuple(to_detail),
+        first_sync=first_sync,
+        oldest_listed=oldest_listed,
+        possible_gap=possible_gap,
+    )
+    return verdict, rows

@@ -21,7 +21,14 @@ from tenacity import (
 )
 
 from pipelines import defaults
-from pipelines.recoup.errors import AccessDenied, ApiError, AuthError, BadRunError, ConfigError, RunNotFound
+from pipelines.recoup.errors import (
+    AccessDenied,
+    ApiError,
+    AuthError,
+    BadRunError,
+    ConfigError,
+    RunNotFound,
+)
 from pipelines.recoup.exchange import ACCEPTED_ENCODING, Retryable, deadline_transport, read_answer
 from pipelines.recoup.parse import NotJson, loads
 from pipelines.recoup.safety import Masker, check_base_url, check_proxy
@@ -228,7 +235,7 @@ class RecoupClient:
             return retrying(self._get_once, path, params, what, known_digest)
         except Retryable as exc:
             tries = retrying.statistics.get("attempt_number", 1)
-            raise ApiError(f"{what}: {exc} (gave up after {tries} tries)", exc.status) from None
+            raise ApiError(f"{what}: {exc} (gave up after {tries} tries)", exc.status, exc.kind) from None
 
     def _get_once(
         self, path: str, params: dict[str, Any], what: str, known_digest: str | None = None

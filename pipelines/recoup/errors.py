@@ -1,5 +1,16 @@
 """The small exception tree of recoup-runs; no message ever carries the API key."""
 
+from enum import Enum
+
+
+class ErrorKind(Enum):
+    """Why a request failed for good, for decisions that must not read a message's text."""
+
+    TRANSPORT = "transport"  # no complete answer: the host is unreachable, down or too slow
+    API = "api"  # the API answered, with an error status or an unusable body
+    DENIED = "denied"  # 403: the key may not read this account
+    NOT_FOUND = "not found"  # retrieve mode no longer knows the run
+
 
 class RecoupError(Exception):
     """Base of every error this project raises on purpose."""
@@ -16,17 +27,24 @@ class AuthError(RecoupError):
 class ApiError(RecoupError):
     """A request failed for good (after retries, or a status that is never retried)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    kind = ErrorKind.API
+
+    def __init__(self, message: str, status: int | None = None, kind: ErrorKind | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.kind = kind or type(self).kind
 
 
 class AccessDenied(ApiError):
     """The key may not read this account (403)."""
 
+    kind = ErrorKind.DENIED
+
 
 class RunNotFound(ApiError):
     """Retrieve mode does not know this run id any more."""
+
+    kind = ErrorKind.NOT_FOUND
 
 
 class BadRunError(RecoupError):
@@ -35,3 +53,7 @@ class BadRunError(RecoupError):
 
 class LockHeld(RecoupError):
     """Another sync holds the warehouse lock."""
+
+
+class NoWarehouse(ConfigError):
+    """There is no warehouse to read or rebuild yet (run a sync first)."""

@@ -20,19 +20,23 @@ from typing import Any, TypeVar
 import httpcore
 import httpx
 
-from pipelines.recoup.errors import ApiError
+from pipelines.recoup.errors import ApiError, ErrorKind
 
 T = TypeVar("T")
 SLICE = 0.25  # seconds between two looks at the deadline and the stop event while a socket waits
+TRANSPORT = ErrorKind.TRANSPORT  # no complete answer: unreachable, down, too slow or interrupted
 ACCEPTED_ENCODING = "gzip"  # what the client asks for, and the only encoding it decodes
 
 
 class Retryable(Exception):
     """A failure worth another try: 5xx, 429, a broken transport or an unreadable body."""
 
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None,
+        kind: ErrorKind = ErrorKind.API,
+    ) -> None:  # fmt: skip
         super().__init__(message)
-        self.status, self.retry_after = status, retry_after
+        self.status, self.retry_after, self.kind = status, retry_after, kind
 
 
 class _Exchange(threading.local):
@@ -170,7 +174,7 @@ def read_answer(
         ApiError: the decoded answer is larger than `max_bytes`, or its encoding is refused.
     """
     deadline = time.monotonic() + timeout
-    late = Retryable(f"no complete answer within {timeout:g} s (connect, headers and body)")
+    late = Retryable(f"no complete answer within {timeout:g} s (connect, headers and body)", kind=TRANSPORT)
     too_large = ApiError(f"{what}: the answer is larger than {max_bytes:,} bytes (RECOUP_MAX_RESPONSE_BYTES)")
     try:
         with exchange(deadline, stop), http.stream("GET", path, params=params) as response:
@@ -186,8 +190,10 @@ def read_answer(
                 chunks.append(chunk)
     except httpx.TransportError as exc:
         if stop.is_set():
-            raise Retryable("interrupted: the sync is stopping") from None
+            raise Retryable("interrupted: the sync is stopping", kind=TRANSPORT) from None
         raise (
-            late if time.monotonic() > deadline else Retryable(f"transport error ({type(exc).__name__})")
+            late
+            if time.monotonic() > deadline
+            else Retryable(f"transport error ({type(exc).__name__})", kind=TRANSPORT)
         ) from None
     return response.status_code, response.headers, b"".join(chunks)

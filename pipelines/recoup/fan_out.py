@@ -12,7 +12,7 @@ from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.fetch import list_account
 from pipelines.recoup.index import Index
 from pipelines.recoup.options import FetchOptions
-from pipelines.recoup.results import Listed
+from pipelines.recoup.outcomes import Listed
 
 # Accounts started per worker ahead of the consumer: while dlt writes a batch, the workers
 # keep listing, and at most this many finished results wait in memory.

@@ -8,14 +8,14 @@ before any details are fetched.
 
 from __future__ import annotations
 
-from pipelines.recoup.changes import read_page
+from pipelines.recoup.changes import compare_page
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError
 from pipelines.recoup.index import Index, Job
 from pipelines.recoup.options import DETAIL_MODES, FetchOptions
-from pipelines.recoup.results import AccountResult, Listed, Rows
+from pipelines.recoup.outcomes import AccountError, AccountListing, Listed, Rows
 
-__all__ = ["DETAIL_MODES", "list_account"]  # DETAIL_MODES: read by pipelines/config.py
+__all__ = ["DETAIL_MODES", "list_account"]  # DETAIL_MODES: read by pipelines/config/
 
 
 def list_account(
@@ -26,38 +26,47 @@ def list_account(
     Args:
         own: list without `account_id` (the key's own account, whose id is `account`).
 
+    Returns:
+        The account's listing, and the rows it gave to load.
+
     Raises:
         AuthError: the key was refused; the whole sync must stop.
     """
-    result, rows = AccountResult(account), Rows()
     known = index.pages.get(account)
     try:
         page = client.fetch_runs(None if own else account, known.digest if known else None)
     except AuthError:
         raise
     except ApiError as exc:
-        result.error = str(exc)
-        return Listed(result, rows)
+        return Listed(AccountListing(account, error=AccountError(exc.kind, str(exc))))
+    rows, verdict = Rows(), None
     if page.runs is None:  # byte for byte the page already stored: nothing in it changed
         assert known is not None  # runs is None only for a known digest
-        result.page, result.unchanged_page = known, True
-        result.runs_seen = known.listed
-        in_page = set(known.in_flight)
+        mark, runs_seen, in_page = known, known.listed, frozenset(known.in_flight)
         backlog = index.backlog.get(account, [])
+        to_detail: list[Job] = []
     else:
-        in_page = read_page(page.runs, result, rows, index, options)
-        assert result.page is not None  # read_page marks every page it reads
-        result.page = result.page._replace(digest=page.digest)
-        result.runs_seen = len(in_page)
+        verdict, rows = compare_page(page.runs, account, index, options)
+        mark, runs_seen, in_page = verdict.page._replace(digest=page.digest), len(verdict.seen), verdict.seen
         # A listed run was judged again above; the stored backlog speaks of the others.
         backlog = [
             job._replace(listed=False) for job in index.backlog.get(account, []) if job.run_id not in in_page
         ]
-    planned = {job.run_id for job in result.to_detail}
-    result.to_detail += [job for job in backlog if job.run_id not in planned]
-    result.refresh = [
+        to_detail = list(verdict.to_detail)
+    planned = {job.run_id for job in to_detail}
+    to_detail += [job for job in backlog if job.run_id not in planned]
+    refresh = tuple(
         Job(run_id, account, False, 0, listed=False, refresh=True)
         for run_id in index.in_flight(account)
         if run_id not in in_page
-    ]
-    return Listed(result, rows)
+    )
+    listing = AccountListing(
+        account,
+        verdict=verdict,
+        page=mark,
+        unchanged_page=page.runs is None,
+        runs_seen=runs_seen,
+        refresh=refresh,
+        to_detail=tuple(to_detail),
+    )
+    return Listed(listing, rows)

@@ -5,31 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import pyarrow as pa
 
-from pipelines.recoup.pages import PageBook, PageMark
+from pipelines.recoup.pages import PageBook
+from pipelines.recoup.stored import Job, PageMark, StoredRun
 
-
-class StoredRun(NamedTuple):
-    """What the warehouse knows of a run before this sync (times in epoch microseconds)."""
-
-    account_id: str
-    status: str | None
-    updated_us: int | None
-    detailed_us: int | None  # the updatedAt at which details were last fetched
-
-
-class Job(NamedTuple):
-    """One run to fetch by id after the lists: a refresh or a details fetch."""
-
-    run_id: str
-    account: str
-    failed: bool  # failed runs' details go first
-    created_us: int  # then the newest
-    listed: bool = True  # the run was in this sync's list (so it is already counted as seen)
-    refresh: bool = False  # a stored in-flight run that left the list, not a details fetch
+__all__ = ["Index", "Job", "StoredRun"]
 
 
 @dataclass

@@ -8,21 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
-if TYPE_CHECKING:
-    from pipelines.recoup.results import AccountResult
+from pipelines.recoup.outcomes import AccountLog
+from pipelines.recoup.stored import PageMark
 
 SOURCE_NAME = "recoup"  # the dlt source, whose state holds the marks
 STATE_KEY = "pages"  # in `dlt.current.source_state()`
-
-
-class PageMark(NamedTuple):
-    """The last list answer of an account read in full and stored without a problem."""
-
-    digest: str
-    listed: int  # how many runs it listed
-    in_flight: list[str]  # which of them were still in flight (the others outside it get refreshed)
 
 
 @dataclass(frozen=True)
@@ -51,7 +43,7 @@ class PageBook:
             if mark.get("options") == self.options and mark.get("stored") == self.stored.get(account)
         }
 
-    def after(self, results: Iterable[AccountResult]) -> dict[str, dict[str, Any]]:
+    def after(self, results: Iterable[AccountLog]) -> dict[str, dict[str, Any]]:
         """The marks once `results` are stored.
 
         A page read again to the same digest keeps its mark; a page read in full without a

@@ -6,13 +6,13 @@ RECOUP_REPORT_END when given. Test runs and runs still in flight (whose cost is 
 left out unless RECOUP_REPORT_INCLUDE_TESTS / RECOUP_REPORT_INCLUDE_IN_FLIGHT is true; the report
 says what it left out.
 
-One concern per module: `settings` (the environment), `data` (every number, read from
+Its settings come with the others (`pipelines/config/`). One concern per module: `data` (every number, read from
 `analytics` views by name), `formats` (how a value is written), `charts` (SVG), `render` (the
 page from `pipelines/templates/report.html`, the Markdown summary, the CSVs) and `command`
-(`make report` itself).
+(`recoup report` itself).
 """
 
-from pipelines.report.command import main, write_report
+from pipelines.report.command import report_period, write_report
 from pipelines.report.data import Report, ReportError, Table, read_report
 
-__all__ = ["Report", "ReportError", "Table", "main", "read_report", "write_report"]
+__all__ = ["Report", "ReportError", "Table", "read_report", "report_period", "write_report"]

@@ -6,16 +6,18 @@ or is blocked by a sync.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from pipelines.config import StorageSettings
+from pipelines.recoup.errors import RecoupError
+from pipelines.storage.reader import describe, open_reader
 
-class ReportError(Exception):
+
+class ReportError(RecoupError):
     """The report cannot be written; the message says why in one line."""
 
 
@@ -185,36 +187,20 @@ def _read(con: duckdb.DuckDBPyConnection, report: Report) -> None:
             )
 
 
-def _connect(db: Path) -> duckdb.DuckDBPyConnection:
-    if os.environ.get("RECOUP_LAKE"):  # a DuckLake warehouse: see pipelines/lake/
-        from pipelines.lake.commands import connect_reader
-
-        try:
-            return connect_reader()
-        except Exception as exc:
-            from pipelines.lake import first_line
-
-            raise ReportError(f"cannot open the lake: {first_line(exc)}") from None
-    if not db.exists():
-        raise ReportError(f"no warehouse at {db}; run `make sync` (or `make demo`) first")
-    try:
-        return duckdb.connect(str(db), read_only=True)
-    except duckdb.Error as exc:
-        raise ReportError(f"cannot open {db}: {str(exc).splitlines()[0]}") from None
-
-
-def read_report(db: Path, start: date, end: date, include_tests: bool = False,
+def read_report(storage: StorageSettings, start: date, end: date, include_tests: bool = False,
                 include_in_flight: bool = False) -> Report:  # fmt: skip
     """Reads every number of the report over the period [start, end] (UTC days, inclusive).
 
     Raises:
         ReportError: no warehouse, or one without the analytics models.
     """
-    con = _connect(db)
+    con = open_reader(storage)
     report = Report(start, end, datetime.now(UTC), include_tests, include_in_flight)
     with con:
         try:
             _read(con, report)
         except duckdb.CatalogException:
-            raise ReportError(f"{db} has no analytics models yet; run `make sync` first") from None
+            raise ReportError(
+                f"{describe(storage)} has no analytics models yet; run `recoup sync` first"
+            ) from None
     return report

@@ -56,12 +56,16 @@ def _detail_statuses(details: str) -> list[str]:
     return [status for status, group in GROUP_OF_STATUS.items() if group in groups]
 
 
-def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
+def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions, database: str | None = None) -> Index:
     """What the warehouse holds that this sync starts from.
 
     That is each recent run's latest status and updatedAt and its details mark, the runs in
     flight, the details backlog, and each account's last list page read under the same
     `options`. A warehouse that dlt has not loaded yet reads as empty.
+
+    Args:
+        database: the attached database `con` reads from (its current one), which the lazy
+            reader of the recent runs must use too (a lake); None: the connection's own file.
     """
     index = Index()
     if {"runs", "run_details"} - set(table_kinds(con)):
@@ -78,6 +82,8 @@ def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
     # Read only if a page changed, maybe from a listing thread while this connection loads:
     # it gets a connection of its own, closed with the sync's.
     reader = con.cursor()
+    if database:
+        reader.execute(f"use {database}")
     index.read_latest = lambda: reader.execute(latest).to_arrow_table()
     flying = con.execute(f"""
         select account_id, list(id order by id) from ({_stored_runs_sql(in_flight)})

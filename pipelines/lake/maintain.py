@@ -1,4 +1,4 @@
-"""`make maintain`: DuckLake housekeeping for RECOUP_LAKE.
+"""`recoup maintain` (`make maintain`): DuckLake housekeeping for RECOUP_LAKE.
 
 It merges small files, expires old snapshots and deletes the files nothing refers to any more.
 
@@ -18,18 +18,15 @@ operator's backup kept there. A file left by a sync killed mid-commit is left in
 
 from __future__ import annotations
 
-import os
-import sys
 import tempfile
 import time
 
 import duckdb
 
-from pipelines import defaults, warehouse
-from pipelines.config import Settings, _integer, _lookup
-from pipelines.lake import ALIAS, attach, describe, first_line, lake_lock
-from pipelines.lake.commands import lake_only_settings
-from pipelines.recoup.errors import ConfigError, LockHeld, RecoupError
+from pipelines import warehouse
+from pipelines.config import LakeSettings
+from pipelines.lake.connection import ALIAS, attach
+from pipelines.lake.lock import lake_lock
 
 LOCK_WAIT = 300.0  # seconds; at least this long, or RECOUP_LOCK_WAIT when longer
 # Merging reads many small files and writes a few large ones (to S3 through part buffers, see
@@ -37,9 +34,10 @@ LOCK_WAIT = 300.0  # seconds; at least this long, or RECOUP_LOCK_WAIT when longe
 MAINTAIN_LIMITS: dict[str, str | int] = {**warehouse.MODEL_LIMITS, "memory_limit": "256MB"}
 
 
-def maintain(settings: Settings, keep_days: int, grace_minutes: int) -> list[tuple[str, float]]:
-    """Runs each housekeeping step; returns (step, seconds) pairs."""
-    grace = f"now() - interval '{grace_minutes} minutes'"
+def maintain(settings: LakeSettings) -> list[tuple[str, float]]:
+    """Runs each housekeeping step, waiting up to LOCK_WAIT for a running sync; returns (step, seconds) pairs."""
+    keep_days, grace = settings.keep_days, f"now() - interval '{settings.grace_minutes} minutes'"
+    settings = settings.waiting(LOCK_WAIT)
     steps = [
         ("flush inlined data", f"call ducklake_flush_inlined_data('{ALIAS}')"),
         ("merge adjacent files", f"call ducklake_merge_adjacent_files('{ALIAS}')"),
@@ -57,34 +55,3 @@ def maintain(settings: Settings, keep_days: int, grace_minutes: int) -> list[tup
             con.execute(sql)
             timings.append((name, time.monotonic() - started))
     return timings
-
-
-def main() -> int:
-    """`make maintain` (`recoup maintain`): exit 0 done, 2 no lake configured, 75 a sync is writing."""
-    try:
-        keep_days = _integer(
-            "lake_keep_days", _lookup("lake_keep_days", os.environ), defaults.LAKE_KEEP_DAYS, 0
-        )
-        grace_minutes = _integer(
-            "lake_grace_minutes", _lookup("lake_grace_minutes", os.environ), defaults.LAKE_GRACE_MINUTES, 0
-        )
-        # A sync holds the lock for seconds: wait for it rather than skip the maintenance.
-        wait = max(
-            float(_integer("lock_wait", _lookup("lock_wait", os.environ), defaults.LOCK_WAIT, 0)), LOCK_WAIT
-        )
-        settings = lake_only_settings(wait)
-        timings = maintain(settings, keep_days, grace_minutes)
-    except (RecoupError, duckdb.Error) as exc:
-        print(f"maintain: {first_line(exc)}", file=sys.stderr)
-        return 75 if isinstance(exc, LockHeld) else 2 if isinstance(exc, ConfigError) else 1
-    for name, seconds in timings:
-        print(f"maintain: {name}: {seconds:.1f} s")
-    print(
-        f"maintain: {describe(settings.lake or '')}: snapshots older than {keep_days} days expired, "
-        f"files unused for {grace_minutes} minutes deleted"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,7 @@
-"""What one sync did: the exit code, the closing lines, and progress while it runs."""
+"""What one sync did, computed once at its end from the account logs: the closing lines and the exit code.
+
+`Progress` logs how far the lists are while they run.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,19 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from pipelines import exit_codes
 from pipelines.archive.outcome import ArchiveOutcome
-from pipelines.recoup.followups import Followups
-from pipelines.recoup.results import AccountResult
+from pipelines.recoup.errors import ErrorKind
+from pipelines.recoup.outcomes import AccountListing, AccountLog, Followups
 
 log = logging.getLogger("recoup")
 
-EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 75
 
-
-@dataclass
+@dataclass(frozen=True)
 class SyncSummary:
-    """What one sync did, for the closing lines and for tests."""
+    """What one sync did, for the closing lines, the exit code and tests."""
 
-    results: list[AccountResult] = field(default_factory=list)
+    results: list[AccountLog] = field(default_factory=list)
     accounts: int = 0  # configured
     requests: int = 0
     retries: int = 0
@@ -35,7 +37,7 @@ class SyncSummary:
     archive: ArchiveOutcome | None = None  # the archive step after the publish, with RECOUP_ARCHIVE
 
     @property
-    def failed(self) -> list[AccountResult]:
+    def failed(self) -> list[AccountLog]:
         """The accounts with an error or a rejected run."""
         return [r for r in self.results if not r.ok]
 
@@ -47,18 +49,19 @@ class SyncSummary:
     @property
     def nothing_listed(self) -> bool:
         """Every account's list call failed: nothing could be synced."""
-        return bool(self.results) and all(r.error and ": list: " in r.error for r in self.results)
+        return bool(self.results) and all(r.list_failed for r in self.results)
 
     @property
     def unreachable(self) -> bool:
         """Every account's list call failed in transport: the base URL is wrong or its host is down."""
-        return self.nothing_listed and all("transport error" in (r.error or "") for r in self.results)
+        return self.nothing_listed and all(r.error_kind is ErrorKind.TRANSPORT for r in self.results)
 
     @property
     def exit_code(self) -> int:
-        """EXIT_PARTIAL when an account failed or went unlisted, the models or the archive failed; else EXIT_OK."""
+        """PARTIAL when an account failed or went unlisted, the models or the archive failed; else OK."""
         archive_failed = bool(self.archive and self.archive.error)
-        return EXIT_PARTIAL if self.failed or self.model_error or self.unlisted or archive_failed else EXIT_OK
+        failed = self.failed or self.model_error or self.unlisted or archive_failed
+        return exit_codes.PARTIAL if failed else exit_codes.OK
 
     def lines(self) -> list[str]:
         """The summary to log: each problem on its own line, then one line of totals."""
@@ -121,12 +124,13 @@ class Progress:
         self.done = self.new = self.updated = self.failed = 0
         self._last = time.monotonic()
 
-    def __call__(self, result: AccountResult) -> None:
+    def __call__(self, listing: AccountListing) -> None:
         """Counts one more account listed, and logs the totals when it is time."""
         self.done += 1
-        self.new += result.new
-        self.updated += len(result.updated)
-        self.failed += not result.ok
+        verdict = listing.verdict
+        self.new += verdict.new if verdict else 0
+        self.updated += len(verdict.updated) if verdict else 0
+        self.failed += listing.error is not None or bool(verdict and verdict.problems)
         now = time.monotonic()
         if now - self._last >= self.every or self.done == self.total:
             self._last = now

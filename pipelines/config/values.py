@@ -1,11 +1,9 @@
-"""One setting's value as a whole number or as true/false, with a one-line message naming it.
-
-`pipelines.config` reads the sync's settings through these; they import nothing heavy (no dlt),
-so the report parses its own settings the same way and still starts at once.
-"""
+"""One setting's value as a whole number, true/false or a duration, with a one-line message naming it."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any
 
 FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -46,3 +44,15 @@ def parse_flag(name: str, value: Any, default: bool = False) -> bool:
     if word not in FLAG_WORDS:
         raise ValueError(f"{name} must be true or false, got {word[:20]!r}")
     return FLAG_WORDS[word]
+
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `2h`, `1d` as a timedelta; raises ValueError on anything else."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise ValueError(f"{text[:40]!r} is not a duration such as 90s, 15m, 2h or 1d")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])

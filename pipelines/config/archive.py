@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.archive.s3 import S3Config, s3_config
-from pipelines.config_values import parse_integer
+from pipelines.config.s3 import S3Config, s3_config
+from pipelines.config.values import parse_integer
 from pipelines.recoup.errors import ConfigError
 
 SNAPSHOT_HOURS = 24  # a full snapshot at least this often

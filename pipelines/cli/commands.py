@@ -1,0 +1,151 @@
+"""What each `recoup` subcommand does, given its parsed arguments and the loaded configuration.
+
+A command returns its exit code when it finished its work (0, or 1 when part of it failed) and
+raises when it could not: `pipelines.cli` turns every exception into one line and an exit code
+by one table. Each command imports what it needs when it runs, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import orjson
+
+from pipelines import exit_codes, logs
+from pipelines.recoup.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipelines.config import Config
+
+log = logging.getLogger("recoup")
+result = logging.getLogger(logs.RESULT_LOGGER)
+
+
+def host(base_url: str) -> str:
+    """The host (and port) of a URL, without any user:password@ part."""
+    return urlsplit(base_url).netloc.rpartition("@")[2] or base_url[:80]
+
+
+def sync(args: argparse.Namespace, config: Config) -> int:
+    """One sync; its summary's lines, and the exit code cron relies on."""
+    from pipelines.sync import run_sync
+
+    summary = run_sync(config)
+    api = config.require_api()
+    if summary.unreachable:
+        log.error("sync: cannot reach %s (RECOUP_BASE_URL): no account could be listed: %s",
+                  host(api.base_url), summary.failed[0].error)  # fmt: skip
+        return exit_codes.CONFIG
+    for line in summary.lines():
+        result.info(line)
+    result.info("warehouse: %s", summary_where(config))
+    if summary.nothing_listed:
+        log.error("sync: no account could be listed from %s (RECOUP_BASE_URL)", host(api.base_url))
+        return exit_codes.CONFIG
+    return summary.exit_code
+
+
+def summary_where(config: Config) -> str:
+    """The warehouse a command worked on, for its closing line (a lake without its password)."""
+    from pipelines.storage.reader import describe
+
+    return describe(config.storage)
+
+
+def status(args: argparse.Namespace, config: Config) -> int:
+    """The freshness of the published warehouse, a file or a lake; 1 when --max-age is exceeded."""
+    from pipelines.config.values import parse_duration
+    from pipelines.status import read_status
+
+    max_age = parse_duration(args.max_age) if args.max_age else None
+    state = read_status(config.storage)
+    if args.json:
+        print(orjson.dumps(state.to_dict(max_age)).decode())
+    else:
+        print("\n".join(state.lines(max_age, problems_only=args.quiet)))
+    healthy = bool(state.accounts) and not (max_age and state.stale(max_age))
+    return exit_codes.OK if max_age is None or healthy else exit_codes.PARTIAL
+
+
+def models(args: argparse.Namespace, config: Config) -> int:
+    """Every model of sql/ rebuilt and published, under the sync lock."""
+    from pipelines.storage import open_storage
+
+    built = open_storage(config.storage).rebuild_models()
+    result.info("models: built %d models in %s", built, summary_where(config))
+    return exit_codes.OK
+
+
+def report(args: argparse.Namespace, config: Config) -> int:
+    """The cost report into RECOUP_REPORTS_DIR; prints the paths it wrote."""
+    from pipelines.report import write_report
+
+    for path in write_report(config.storage, config.report):
+        print(path)
+    return exit_codes.OK
+
+
+def maintain(args: argparse.Namespace, config: Config) -> int:
+    """The lake's housekeeping: flush, merge, expire, clean up."""
+    from pipelines.lake.maintain import maintain as run
+
+    if config.lake is None:
+        raise ConfigError("maintain works on a lake: RECOUP_LAKE is not set (a file warehouse needs none)")
+    for name, seconds in run(config.lake):
+        result.info("maintain: %s: %.1f s", name, seconds)
+    result.info("maintain: %s: snapshots older than %d days expired, files unused for %d minutes deleted",
+                summary_where(config), config.lake.keep_days, config.lake.grace_minutes)  # fmt: skip
+    return exit_codes.OK
+
+
+def lake(args: argparse.Namespace, config: Config) -> int:
+    """`recoup lake migrate [--from FILE]` and `recoup lake install-extensions`."""
+    from pipelines.lake.commands import install_extensions, migrate
+    from pipelines.recoup.settings import RAW_DATASET
+
+    if args.action == "install-extensions":
+        result.info("extensions: ducklake, postgres_scanner, httpfs in %s", install_extensions())
+        return exit_codes.OK
+    if config.lake is None:
+        raise ConfigError("RECOUP_LAKE is not set: it names the lake to migrate into")
+    source = args.source or config.db
+    for table, rows in migrate(config.lake, source).items():
+        result.info("%s.%s: %d rows", RAW_DATASET, table, rows)
+    result.info("migrate: %s is now in %s; models built", source, summary_where(config))
+    return exit_codes.OK
+
+
+def restore(args: argparse.Namespace, config: Config) -> int:
+    """The warehouse rebuilt from RECOUP_ARCHIVE, as of its newest sync or `--at`."""
+    from pipelines.archive.moments import parse_moment
+    from pipelines.archive.restore import restore as run
+    from pipelines.status import iso
+
+    if not config.archive.target:
+        raise ConfigError("RECOUP_ARCHIVE is not set: it names the archive (a folder or s3://bucket/prefix)")
+    moment = parse_moment(args.at) if args.at else None
+    target = Path(args.to).expanduser() if args.to else config.db
+    done = run(config.archive, target.resolve(), moment, args.force)
+    result.info("restore: %s rebuilt as of the sync of %s (1 snapshot and %d change set(s), %.1f s)",
+                done.path, iso(done.point.through_at), len(done.chain) - 1, done.seconds)  # fmt: skip
+    return exit_codes.OK
+
+
+def archive(args: argparse.Namespace, config: Config) -> int:
+    """`recoup archive status`: the newest archived sync, its age, what is not archived yet."""
+    from pipelines.archive.status import read_archive_status
+    from pipelines.config.values import parse_duration
+
+    if not config.archive.target:
+        raise ConfigError("RECOUP_ARCHIVE is not set: it names the archive (a folder or s3://bucket/prefix)")
+    limit = parse_duration(args.max_age) if args.max_age else None
+    state = read_archive_status(config.archive, config.db)
+    if args.json:
+        print(orjson.dumps(state.to_dict(limit)).decode())
+    else:
+        print("\n".join(state.lines(limit)))
+    return exit_codes.PARTIAL if limit is not None and state.stale(limit) else exit_codes.OK
