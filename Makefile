@@ -26,10 +26,11 @@ test: $(STAMP) ## run the whole test suite (as CI does)
 test-fast: $(STAMP) ## the tests not marked slow, in under a minute
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff check, format check and the mypy type check
+lint: $(STAMP) ## ruff check, format check, the mypy type check and the import layers
 	$(PY) -m ruff check pipelines tests
 	$(PY) -m ruff format --check pipelines tests
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix pipelines tests

@@ -9,37 +9,18 @@ from typing import Any
 import duckdb
 
 from pipelines.config import StorageSettings
-from pipelines.config.values import parse_duration
+from pipelines.config.values import age_text, iso, parse_duration
 from pipelines.lake import first_line
 from pipelines.query import scalar
 from pipelines.recoup.errors import ConfigError, NoWarehouse, RecoupError
 from pipelines.recoup.settings import RAW_DATASET
 from pipelines.storage.reader import describe, open_reader, size_bytes
 
-__all__ = ["Status", "StatusError", "parse_duration", "read_status"]
+__all__ = ["Status", "StatusError", "age_text", "iso", "parse_duration", "read_status"]
 
 
 class StatusError(ConfigError):
     """The warehouse holds no sync log, or cannot be read: there is nothing to judge (exit 2)."""
-
-
-def iso(moment: datetime | None) -> str | None:
-    """`moment` in UTC as ISO 8601 to the second, with a `Z`; None stays None."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def age_text(age: timedelta) -> str:
-    """`45s`, `12m`, `3h 5m`, `2d 4h`: precise enough to read at a glance."""
-    seconds = max(0, int(age.total_seconds()))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
-    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
 @dataclass(frozen=True)

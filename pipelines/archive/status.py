@@ -12,7 +12,7 @@ import duckdb
 from pipelines.archive.changes import sync_times
 from pipelines.archive.store import Manifest, Store
 from pipelines.config.archive import ArchiveSettings
-from pipelines.status import age_text, iso
+from pipelines.config.values import age_text, iso
 
 
 @dataclass

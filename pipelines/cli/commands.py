@@ -123,7 +123,7 @@ def restore(args: argparse.Namespace, config: Config) -> int:
     """The warehouse rebuilt from RECOUP_ARCHIVE, as of its newest sync or `--at`."""
     from pipelines.archive.moments import parse_moment
     from pipelines.archive.restore import restore as run
-    from pipelines.status import iso
+    from pipelines.config.values import iso
 
     if not config.archive.target:
         raise ConfigError("RECOUP_ARCHIVE is not set: it names the archive (a folder or s3://bucket/prefix)")

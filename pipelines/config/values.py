@@ -1,9 +1,11 @@
-"""One setting's value as a whole number, true/false or a duration, with a one-line message naming it."""
+"""One setting's value as a whole number, true/false or a duration (with a one-line message naming it),
+and how a moment and an age are written back.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -56,3 +58,22 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise ValueError(f"{text[:40]!r} is not a duration such as 90s, 15m, 2h or 1d")
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def iso(moment: datetime | None) -> str | None:
+    """`moment` in UTC as ISO 8601 to the second, with a `Z`; None stays None."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def age_text(age: timedelta) -> str:
+    """`45s`, `12m`, `3h 5m`, `2d 4h`: precise enough to read at a glance."""
+    seconds = max(0, int(age.total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
