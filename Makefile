@@ -27,14 +27,14 @@ test-fast: $(STAMP) ## the tests not marked slow, in under a minute
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check, format check, the mypy type check and the import layers
-	$(PY) -m ruff check pipelines tests
-	$(PY) -m ruff format --check pipelines tests
+	$(PY) -m ruff check pipelines tools tests
+	$(PY) -m ruff format --check pipelines tools tests
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## apply ruff's fixes and formatting
-	$(PY) -m ruff check --fix pipelines tests
-	$(PY) -m ruff format pipelines tests
+	$(PY) -m ruff check --fix pipelines tools tests
+	$(PY) -m ruff format pipelines tools tests
 
 emulator: $(STAMP) ## serve the Recoup API emulator on 127.0.0.1:8787 (PORT=... to change)
 	$(RECOUP) emulator --port $(PORT)
@@ -55,10 +55,10 @@ demo: $(STAMP) ## zero-config, in demo/: emulator, two syncs, the report
 	$(RECOUP) demo
 
 bench: $(STAMP) ## benchmark against the machine's limit and dlt's rest_api (QUICK=1: small)
-	QUICK=$(QUICK) $(PY) -m pipelines.bench
+	QUICK=$(QUICK) $(PY) -m tools.bench
 
 clean: ## remove the venv, local data and reports
 	rm -rf $(VENV) data reports demo bench-data .pytest_cache .mypy_cache
 
 maintain: $(STAMP) ## RECOUP_LAKE only: merge small files, expire old snapshots, delete unused files
-	$(PY) -m pipelines.lake_maintain
+	$(RECOUP) maintain

@@ -19,9 +19,9 @@ import pytest
 
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
-from pipelines.lake.local_postgres import PG_PASSWORD, PostgresCluster, PostgresMissing
 from pipelines.recoup.client import RetryPolicy
 from pipelines.sync import SyncSummary, run_sync
+from tools.local_postgres import PG_PASSWORD, PostgresCluster, PostgresMissing
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent

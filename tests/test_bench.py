@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from pipelines.lake.local_postgres import PostgresCluster, PostgresMissing
 from tests.conftest import run_cli
+from tools.local_postgres import PostgresCluster, PostgresMissing
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(660)  # the run below may take its 600 s
 def test_quick_bench_runs_every_case() -> None:
-    done = run_cli({"QUICK": "1"}, "pipelines.bench", timeout=600)
+    done = run_cli({"QUICK": "1"}, "tools.bench", timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "correctness check failed" not in done.stderr
     cases = [

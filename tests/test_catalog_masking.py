@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.lake import describe
-from pipelines.lake.local_postgres import PG_PASSWORD, PostgresCluster
 from pipelines.recoup.safety import mask_catalog
 from tests.conftest import closed_port, run_cli, run_recoup
+from tools.local_postgres import PG_PASSWORD, PostgresCluster
 
 SECRET = "s3cr3t-Pw"
 

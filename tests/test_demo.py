@@ -10,8 +10,8 @@ import duckdb
 import psycopg
 import pytest
 
-from pipelines.lake.local_postgres import PG_PASSWORD, PostgresCluster
 from tests.conftest import run_recoup
+from tools.local_postgres import PG_PASSWORD, PostgresCluster
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from pipelines import lake
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.lake import publish as lake_publish
-from pipelines.lake.local_postgres import PG_PASSWORD, PG_READER, PostgresCluster
 from pipelines.recoup.errors import RecoupError
 from pipelines.sync import SyncSummary, run_sync
 from tests.conftest import (
@@ -40,6 +39,7 @@ from tests.conftest import (
     sync_env,
     wait_until,
 )
+from tools.local_postgres import PG_PASSWORD, PG_READER, PostgresCluster
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -9,10 +9,10 @@ import pytest
 
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
-from pipelines.lake.local_postgres import PostgresCluster
 from pipelines.sync import run_sync
 from tests.conftest import FAST_RETRY, run_cli, sync_env
 from tests.test_lake import EVERY_ANSWER, _upstream_moves_on, lake_query
+from tools.local_postgres import PostgresCluster
 
 pytestmark = pytest.mark.timeout(240)
 

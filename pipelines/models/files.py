@@ -21,7 +21,9 @@ import duckdb
 from pipelines.query import one_row, scalar
 from pipelines.recoup.errors import RecoupError
 
-SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql"
+# `sql/` beside the package in a checkout; `pipelines/sql/` in an installed package (pyproject.toml).
+_PACKAGE = Path(__file__).resolve().parent.parent
+SQL_DIR = _PACKAGE / "sql" if (_PACKAGE / "sql").is_dir() else _PACKAGE.parent / "sql"
 LAYERS = {
     "staging": ("staging", "view"),
     "intermediate": ("intermediate", "view"),

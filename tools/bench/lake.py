@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from statistics import median
 
-from pipelines.bench.harness import ROOT, Emulator, Row, check, sync_env, sync_process
-from pipelines.lake.local_postgres import PG_PASSWORD, PostgresCluster, PostgresMissing
+from tools.bench.harness import ROOT, Emulator, Row, check, sync_env, sync_process
+from tools.local_postgres import PG_PASSWORD, PostgresCluster, PostgresMissing
 
 
 def lakes(

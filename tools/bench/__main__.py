@@ -1,4 +1,4 @@
-"""`python -m pipelines.bench` (`make bench`): runs the cases, prints the table, writes the doc."""
+"""`python -m tools.bench` (`make bench`): runs the cases, prints the table, writes the doc."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.bench.archive import case_archive
-from pipelines.bench.harness import DOC, REPEAT, ROOT, Row, write_doc
-from pipelines.bench.history import case_analytics, case_history
-from pipelines.bench.pace import case_drain, case_pace
-from pipelines.bench.scale import case_latency, case_memory
-from pipelines.bench.throughput import cases_throughput
+from tools.bench.archive import case_archive
+from tools.bench.harness import DOC, REPEAT, ROOT, Row, write_doc
+from tools.bench.history import case_analytics, case_history
+from tools.bench.pace import case_drain, case_pace
+from tools.bench.scale import case_latency, case_memory
+from tools.bench.throughput import cases_throughput
 
 
 def main() -> int:

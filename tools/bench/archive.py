@@ -13,9 +13,9 @@ from statistics import median
 
 from pipelines.archive.restore import restore
 from pipelines.archive.write import archive_after_publish
-from pipelines.bench.harness import Emulator, Row, check, our_sync, sync_process, timed, warehouse_counts
-from pipelines.bench.history import grow_history
 from pipelines.config.archive import ArchiveSettings
+from tools.bench.harness import Emulator, Row, check, our_sync, sync_process, timed, warehouse_counts
+from tools.bench.history import grow_history
 
 
 def _largest(archive: Path, prefix: str) -> str:

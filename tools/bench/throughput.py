@@ -15,7 +15,7 @@ import duckdb
 import httpx
 import orjson
 
-from pipelines.bench.harness import Emulator, Row, check, first_row, loads, our_sync, timed, warehouse_counts
+from tools.bench.harness import Emulator, Row, check, first_row, loads, our_sync, timed, warehouse_counts
 
 
 def bare_download(emu: Emulator, folder: Path, concurrency: int = 8) -> int:

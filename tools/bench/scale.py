@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from statistics import median
 
-from pipelines.bench.harness import Emulator, Row, check, our_sync, sync_process, timed, warehouse_counts
+from tools.bench.harness import Emulator, Row, check, our_sync, sync_process, timed, warehouse_counts
 
 
 def case_latency(work: Path, accounts: int, rows: list[Row], repeat: int) -> None:

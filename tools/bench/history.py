@@ -14,7 +14,10 @@ import duckdb
 from dlt.common.versioned_state import TVersionedState, compress_state, decompress_state
 
 from pipelines import warehouse
-from pipelines.bench.harness import (
+from pipelines.models import apply_models
+from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY
+from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
+from tools.bench.harness import (
     ROOT,
     Emulator,
     Row,
@@ -25,10 +28,7 @@ from pipelines.bench.harness import (
     timed,
     warehouse_counts,
 )
-from pipelines.bench.lake import lakes
-from pipelines.models import apply_models
-from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY
-from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
+from tools.bench.lake import lakes
 
 _TEXT_KEYS = ("id", "observation_id", "run_id", "attempt_id", "_dlt_id", "_dlt_root_id", "_dlt_parent_id")
 _TIMES = ("created_at", "updated_at", "started_at", "finished_at", "delayed_until", "expired_at", "completed_at",
