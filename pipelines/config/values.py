@@ -1,6 +1,4 @@
-"""One setting's value as a whole number, true/false or a duration (with a one-line message naming it),
-and how a moment and an age are written back.
-"""
+"""Settings' values read (whole numbers, true/false, durations); moments and ages written."""
 
 from __future__ import annotations
 
