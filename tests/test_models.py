@@ -172,6 +172,31 @@ def test_a_broken_model_names_its_file_and_keeps_the_previous_models(warehouse_c
     assert warehouse_con.execute("select count(*) from analytics.daily_cost").fetchall() == before
 
 
+def test_a_model_that_breaks_a_data_test_fails_the_build_by_the_tests_name(
+    warehouse_con, tmp_path: Path
+) -> None:
+    changed = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, changed)
+    runs = changed / "marts" / "runs.sql"  # every run twice: the key is no longer unique
+    runs.write_text(
+        runs.read_text().replace("select * from final", "select * from final union all select * from final")
+    )
+    before = warehouse_con.execute("select count(*) from analytics.runs").fetchall()
+    with pytest.raises(
+        ModelError, match=r"data test sql/tests/runs_have_one_row_per_run_id\.sql failed: .*run_id=run_1"
+    ):
+        apply_models(warehouse_con, changed)
+    assert warehouse_con.execute("select count(*) from analytics.runs").fetchall() == before, (
+        "the previous models stand"
+    )
+
+
+def test_every_data_test_runs_and_passes_on_a_built_warehouse(warehouse_con) -> None:
+    from pipelines.models.checks import check_models, data_tests
+
+    assert check_models(warehouse_con) == len(data_tests()) >= 5
+
+
 # -- given rows, expected rows --------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.models import load_models
 from tests.conftest import ROOT
 
 
@@ -60,5 +61,5 @@ def test_an_installed_wheel_runs_the_demo_and_builds_the_models_from_another_fol
     models = subprocess.run([str(venv / "bin" / "recoup"), "models"], cwd=elsewhere,
                             env={**env, "RECOUP_DB": str(db)}, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert models.returncode == 0, models.stderr[-2000:]
-    built = len(list((ROOT / "sql").rglob("*.sql")))
+    built = len(load_models())
     assert f"models: built {built} models in {db}" in models.stdout

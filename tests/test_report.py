@@ -180,9 +180,9 @@ def test_report_on_a_missing_warehouse_is_a_clear_message(tmp_path: Path) -> Non
     done = run_cli({"RECOUP_DB": str(tmp_path / "none.duckdb"), "RECOUP_REPORTS_DIR": str(tmp_path / "r")},
                    "pipelines.cli", "report")  # fmt: skip
     assert done.returncode == 2, "no warehouse is exit 2, as for status and models"
-    assert (
-        done.stderr.strip()
-        == f"report: no warehouse at {tmp_path / 'none.duckdb'}; run `make sync` (or `make demo`) first"
+    [line] = done.stderr.strip().splitlines()
+    assert line.endswith(
+        f"ERROR report: no warehouse at {tmp_path / 'none.duckdb'}; run `recoup sync` (or `recoup demo`) first"
     )
 
 

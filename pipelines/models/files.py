@@ -2,9 +2,9 @@
 
 Each file is one model named after the file: `sql/staging/*.sql` become views in schema
 `staging` (rename and cast only), `sql/intermediate/*.sql` views in `intermediate`, and
-`sql/marts/*.sql` tables in `analytics` (a `-- materialized: view` line makes a mart a view,
-for marts that read session variables such as the reporting period). A model's dependencies
-are the other models its SQL names. A table model with an `-- incremental: <keys> from <source>`
+`sql/marts/*.sql` views in `analytics`; a `-- materialized: table` line makes a model a table
+(what many views read and costs to compute). A model's dependencies are the relations its SQL
+reads, found by parsing it with sqlglot. A table model with an `-- incremental: <keys> from <source>`
 line can be updated for the keys of the changed runs alone (see `runner.py`).
 """
 
@@ -17,6 +17,9 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import duckdb
+import sqlglot
+import sqlglot.errors
+from sqlglot import exp
 
 from pipelines.query import one_row, scalar
 from pipelines.recoup.errors import RecoupError
@@ -27,12 +30,25 @@ SQL_DIR = _PACKAGE / "sql" if (_PACKAGE / "sql").is_dir() else _PACKAGE.parent /
 LAYERS = {
     "staging": ("staging", "view"),
     "intermediate": ("intermediate", "view"),
-    "marts": ("analytics", "table"),
+    "marts": ("analytics", "view"),
 }
 
 CHANGED_RUNS = "changed_runs"  # a temp table of the run ids a sync loaded
 PRUNE_COLUMN = "created_at"  # every incremental source has it; runs are stored roughly in its order
 UTC_DAY = f"({PRUNE_COLUMN} at time zone 'UTC')::date"  # a key that bounds PRUNE_COLUMN by itself
+
+
+def relations_read(sql: str) -> set[str]:
+    """The schema-qualified tables and views a statement reads, as `schema.name` in lower case.
+
+    Raises:
+        ModelError: the SQL does not parse.
+    """
+    try:
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        raise ModelError(f"cannot parse: {str(exc).splitlines()[0][:200]}") from None
+    return {f"{t.db}.{t.name}".lower() for t in tree.find_all(exp.Table) if t.db}
 
 
 class ModelError(RecoupError):
@@ -55,9 +71,8 @@ class Model:
 
     @property
     def reads(self) -> set[str]:
-        """The relations (`schema.name`) its SQL names outside comments."""
-        code = re.sub(r"--[^\n]*", "", self.sql.lower())  # a name in a comment is no dependency
-        return {f"{s}.{t}" for s, t in re.findall(r"\b(staging|intermediate|analytics)\.(\w+)", code)}
+        """The relations (`schema.name`) its SQL reads, its own common table expressions left out."""
+        return relations_read(self.sql)
 
     @property
     def description(self) -> str:

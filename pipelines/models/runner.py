@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.models.checks import check_models
 from pipelines.models.comments import describe
 from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, load_models
 from pipelines.query import scalar
@@ -166,6 +167,7 @@ def _build(
     except duckdb.Error as exc:
         message = str(exc).splitlines()[0]
         raise ModelError(f"{current}: {message}") from None
+    check_models(con, sql_dir)
     con.execute(f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint", [fingerprint])
     # dlt's merge staging (its `<dataset>_staging` layout) only holds the last load's copy, and
     # dlt creates it again at the next load: out of the analysts' catalog once models are built.

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from pipelines.config import StorageSettings
+from pipelines.models import SQL_DIR
 from pipelines.recoup.errors import RecoupError
 from pipelines.storage.reader import describe, open_reader
 
@@ -74,77 +75,28 @@ SPEED = {"run_count": "int", "duration_p50_s": "seconds", "duration_p95_s": "sec
          "queue_wait_p50_s": "seconds", "queue_wait_p95_s": "seconds"}  # fmt: skip
 
 
-def _cost_by(key: str) -> str:
-    """Totals of analytics.cost_by_task (one row per account and task) by one of its keys."""
-    return f"""
-        select {key}, sum(run_count)::integer as run_count,
-               sum(succeeded_run_count)::integer as succeeded_run_count, sum(total_cost_usd) as total_cost_usd,
-               (sum(total_cost_usd) / nullif(sum(succeeded_run_count), 0))::decimal(38, 8)
-                   as cost_per_successful_run_usd
-        from analytics.cost_by_task group by all order by total_cost_usd desc, {key}"""
-
-
-# name: (title, SQL over analytics.* with $1/$2 = the period's first and last day, formats)
+# name: (title, formats); each one's SQL is sql/report/<name>.sql, over analytics.*, with $1 and
+# $2 the period's first and last day where it needs them.
 QUERIES = {
-    "cost_by_account": ("Cost by account", _cost_by("account_id"), COST),
-    "cost_by_task": ("Cost by task", _cost_by("task_identifier"), COST),
-    "cost_by_env": ("Cost by environment", """
-        select env_name, sum(run_count)::integer as run_count, sum(total_cost_usd) as total_cost_usd
-        from analytics.daily_runs group by all order by total_cost_usd desc, env_name""",
-        {"run_count": "int", "total_cost_usd": "usd"}),
-    "reliability_by_task": ("Reliability by task", """
-        select task_identifier, run_count, finished_run_count, failed_run_count, failure_rate, retried_run_count
-        from analytics.reliability_by_task order by failure_rate desc nulls last, task_identifier""",
-        RELIABILITY),
-    "reliability_by_account_env": ("Reliability by account and environment", """
-        select account_id, env_name, sum(run_count)::integer as run_count,
-               sum(finished_run_count)::integer as finished_run_count,
-               sum(failed_run_count)::integer as failed_run_count,
-               sum(failed_run_count) / nullif(sum(finished_run_count), 0) as failure_rate,
-               sum(retried_run_count)::integer as retried_run_count
-        from analytics.reliability_by_account_env group by all
-        order by failure_rate desc nulls last, account_id, env_name""", RELIABILITY),
-    "speed_by_task": ("Speed by task", """
-        select task_identifier, run_count, duration_p50_s, duration_p95_s, queue_wait_p50_s, queue_wait_p95_s
-        from analytics.speed_by_task order by duration_p95_s desc nulls last, task_identifier""", SPEED),
-    "top_errors": ("Top errors", """
-        select task_identifier, error_message, run_count from analytics.top_errors
-        where error_rank <= 3 order by run_count desc, task_identifier, error_message""",
-        {"run_count": "int"}),
-    "cost_anomalies": ("Cost anomalies", """
-        select day, account_id, total_cost_usd, trailing_median_usd, ratio from analytics.cost_anomalies
-        where day between $1 and $2 order by day desc, ratio desc""",
-        {"day": "day", "total_cost_usd": "usd", "trailing_median_usd": "usd", "ratio": "ratio"}),
-    "daily_cost": ("Daily cost by account", """
-        select day, account_id, sum(total_cost_usd) as total_cost_usd, sum(run_count)::integer as run_count
-        from analytics.daily_runs group by all order by day, account_id""",
-        {"day": "day", "total_cost_usd": "usd", "run_count": "int"}),
-    "daily_runs_by_status": ("Runs per day by status", """
-        select day, status_group, sum(run_count)::integer as run_count
-        from analytics.daily_runs group by all order by day, status_group""",
-        {"day": "day", "run_count": "int"}),
-    "daily_task_health": ("Failures and p95 duration per task per day", """
-        select day, task_identifier, run_count, failed_run_count, duration_p95_s
-        from analytics.daily_task_health order by day, task_identifier""",
-        {"day": "day", "run_count": "int", "failed_run_count": "int", "duration_p95_s": "seconds"}),
+    "cost_by_account": ("Cost by account", COST),
+    "cost_by_task": ("Cost by task", COST),
+    "cost_by_env": ("Cost by environment", {"run_count": "int", "total_cost_usd": "usd"}),
+    "reliability_by_task": ("Reliability by task", RELIABILITY),
+    "reliability_by_account_env": ("Reliability by account and environment", RELIABILITY),
+    "speed_by_task": ("Speed by task", SPEED),
+    "top_errors": ("Top errors", {"run_count": "int"}),
+    "cost_anomalies": ("Cost anomalies",
+                       {"day": "day", "total_cost_usd": "usd", "trailing_median_usd": "usd", "ratio": "ratio"}),
+    "daily_cost": ("Daily cost by account", {"day": "day", "total_cost_usd": "usd", "run_count": "int"}),
+    "daily_runs_by_status": ("Runs per day by status", {"day": "day", "run_count": "int"}),
+    "daily_task_health": ("Failures and p95 duration per task per day",
+                          {"day": "day", "run_count": "int", "failed_run_count": "int", "duration_p95_s": "seconds"}),
 }  # fmt: skip
-TOTALS = """
-    select count(*)::integer as runs, coalesce(sum(total_cost_usd), 0) as cost,
-           count(*) filter (where status_group = 'failed')::integer as failed,
-           count(*) filter (where status_group in ('succeeded', 'failed', 'canceled', 'expired'))::integer
-               as finished,
-           quantile_cont(duration_ms, 0.95) filter (where started_at is not null) / 1000 as p95_s
-    from analytics.runs_in_period"""
-EXCLUDED = """
-    select count(*) filter (where is_test)::integer as test_runs,
-           coalesce(sum(total_cost_usd) filter (where is_test), 0) as test_cost,
-           count(*) filter (where status_group in ('queued', 'running', 'waiting'))::integer as in_flight_runs,
-           coalesce(sum(total_cost_usd) filter (where status_group in ('queued', 'running', 'waiting')), 0)
-               as in_flight_cost
-    from analytics.runs_in_period"""
-LATEST_SYNC = """
-    select synced_at, account_id, error, possible_gap from analytics.sync_log
-    where synced_at = (select max(synced_at) from analytics.sync_log) order by account_id"""
+
+
+def report_sql(name: str) -> str:
+    """The report's query `name`, from sql/report/."""
+    return (SQL_DIR / "report" / f"{name}.sql").read_text()
 
 
 def _records(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -164,18 +116,19 @@ def _period(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
 
 def _read(con: duckdb.DuckDBPyConnection, report: Report) -> None:
     _period(con, report.start, report.end)
-    report.excluded = _one(con, EXCLUDED)  # the views count every run until told otherwise
+    report.excluded = _one(con, report_sql("excluded"))  # the views count every run until told otherwise
     con.execute(f"set variable include_test_runs = {report.include_tests}")
     con.execute(f"set variable include_in_flight_runs = {report.include_in_flight}")
     _period(con, report.previous_start, report.previous_end)
-    report.previous = _one(con, TOTALS)
+    report.previous = _one(con, report_sql("totals"))
     _period(con, report.start, report.end)
-    report.totals = _one(con, TOTALS)
-    for name, (title, sql, formats) in QUERIES.items():
+    report.totals = _one(con, report_sql("totals"))
+    for name, (title, formats) in QUERIES.items():
+        sql = report_sql(name)
         result = con.execute(sql, [report.start, report.end] if "$1" in sql else [])
         columns = [d[0] for d in result.description]
         report.tables[name] = Table(name, title, columns, result.fetchall(), formats)
-    latest = _records(con.execute(LATEST_SYNC))
+    latest = _records(con.execute(report_sql("latest_sync")))
     report.sync_accounts = len(latest)
     report.last_sync = latest[0]["synced_at"] if latest else None
     for account in latest:

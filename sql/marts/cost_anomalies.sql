@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per account and UTC day whose cost exceeds a multiple (default 3, or
 -- `set variable anomaly_multiple = 5`) of that account's median daily cost over the 7 days
 -- before it. Days with no runs count as zero. For spotting runaway spend.

@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per account and task over the reporting period: runs, outcomes and cost in USD,
 -- with the cost of each successful run. For "what do we spend, where, and is it worth it".
 -- Columns:

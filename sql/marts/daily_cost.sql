@@ -1,3 +1,4 @@
+-- materialized: table
 -- One row per UTC day, account, task and environment: runs created that day and their cost.
 -- Test runs are included. For the cost report and for spend questions.
 -- Columns:

@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per UTC day, account, environment, task and status group over the reporting period
 -- (analytics.runs_in_period, so its test and in-flight settings apply): runs created and their
 -- cost. For runs and cost over time, by status, account or environment.

@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per UTC day and task over the reporting period (analytics.runs_in_period, so its test
 -- and in-flight settings apply): runs, failures and duration percentiles. For how a task's
 -- reliability and speed move over time.

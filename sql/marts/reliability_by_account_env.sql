@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per account, environment and task over the reporting period: how often its finished
 -- runs fail, and how many runs needed more than one attempt; reliability_by_task split by
 -- account and environment. failure_rate = failed / finished (0..1).

@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per task over the reporting period: how often its finished runs fail, and how
 -- many runs needed more than one attempt. failure_rate = failed / finished (0..1).
 -- Columns:

@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per attempt of a run, from the latest answer that listed attempts (API order,
 -- attempt_number from 1). Runs whose answers never listed attempts have no rows here;
 -- analytics.runs.attempt_count still gives their count when the API reported one.

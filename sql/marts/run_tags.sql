@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per tag of a run, from the latest answer about the run. A tag splits at its first
 -- ':' into tag_key and tag_value (the rest, verbatim; 'key:' gives ''); no ':' gives
 -- tag_key = tag and tag_value null.

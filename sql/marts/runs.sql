@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per run id: the run's latest known state. The base of every question about runs.
 -- Money is DECIMAL, so sums are exact: cost_cents and base_cost_cents as the API gives them
 -- (cents, DECIMAL(20,6)); total_cost_usd = (cost_cents + base_cost_cents) / 100, DECIMAL(20,8).

@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per run created within the reporting period (staging.report_period), with the
 -- UTC day it was created and its queue wait. The base of the period marts below. Every run by
 -- default; `set variable include_test_runs = false` leaves out test runs and

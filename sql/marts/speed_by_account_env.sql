@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per account, environment and task over the reporting period: run duration and queue
 -- wait (started_at - created_at) percentiles, in seconds; speed_by_task split by account and
 -- environment. Runs that never started count for neither.

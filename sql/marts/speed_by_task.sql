@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per task over the reporting period: run duration and queue wait (started_at -
 -- created_at) percentiles, in seconds. Runs that never started count for neither.
 -- Columns:

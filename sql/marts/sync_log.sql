@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per account per sync: what it received and whether it failed or may have a gap.
 -- Columns:
 --   synced_at: when the sync started (UTC)

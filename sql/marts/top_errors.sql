@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per task and error message over the reporting period, most frequent first within
 -- each task (error_rank 1 = the commonest). For triage of failing tasks.
 -- Columns:

@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per account, environment, task and error message over the reporting period, most
 -- frequent first within each account, environment and task (error_rank 1 = the commonest);
 -- top_errors split by account and environment.
