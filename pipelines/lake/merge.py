@@ -22,12 +22,9 @@ from pipelines.recoup.tables import ROOTS
 log = logging.getLogger("recoup")
 
 ROW_GROUP_ROWS = 10_000
-# Tables the sync writes besides dlt's raw tables; DuckLake takes no PRIMARY KEY or UNIQUE.
+# Tables the sync writes besides dlt's raw tables (described in pipelines/warehouse/raw_schema.py).
 SIDE_TABLES = {
-    "sync_log": "synced_at timestamptz, account_id varchar, runs_seen integer, runs_new integer, "
-    "runs_updated integer, runs_refreshed integer, runs_lost integer, possible_gap boolean, error varchar, "
-    "details_pending integer, first_sync boolean, runs_foreign integer",
-    "lost_runs": "run_id varchar, lost_at timestamptz",
+    **{name: warehouse.side_table_columns(name) for name in warehouse.SIDE_TABLES},
     # dlt's own state table, as dlt creates it: the lake keeps the state of every sync's load.
     "_dlt_pipeline_state": "version bigint, engine_version bigint, pipeline_name varchar, state varchar, "
     "created_at timestamptz, version_hash varchar, _dlt_load_id varchar, _dlt_id varchar",

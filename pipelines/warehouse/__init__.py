@@ -11,10 +11,12 @@ from pipelines.warehouse.lock import sync_lock
 from pipelines.warehouse.paths import Paths, prepare_folder
 from pipelines.warehouse.raw_schema import (
     RAW_TABLES,
+    SIDE_TABLES,
     create_sync_tables,
     drop_stand_ins,
     missing_raw_tables,
     prune_answers,
+    side_table_columns,
 )
 from pipelines.warehouse.sync_log import append_sync_log, remember_lost
 from pipelines.warehouse.sync_state import details_pending, keep_recent_states, read_index, read_source_state
@@ -30,6 +32,7 @@ __all__ = [
     "LOAD_LIMITS",
     "MODEL_LIMITS",
     "RAW_TABLES",
+    "SIDE_TABLES",
     "SPACE_MARGIN",
     "Paths",
     "append_sync_log",
@@ -47,6 +50,7 @@ __all__ = [
     "read_index",
     "read_source_state",
     "remember_lost",
+    "side_table_columns",
     "space_margin",
     "start_work_copy",
     "sync_lock",

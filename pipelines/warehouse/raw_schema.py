@@ -39,28 +39,33 @@ def drop_stand_ins(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f'drop view "{RAW_DATASET}"."{name}"')
 
 
-def create_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Creates the tables the sync itself writes beside dlt's.
+# The tables the sync writes beside dlt's, described once for the file and the lake: column,
+# type. A column added later is added to an older warehouse by `create_sync_tables` (the file)
+# and `pipelines.lake.merge` (the lake); DuckLake takes no PRIMARY KEY or UNIQUE, so none is
+# declared (lost_runs is written with anti-joins).
+SIDE_TABLES: dict[str, dict[str, str]] = {
+    "sync_log": {  # for analysts: one row per account per sync
+        "synced_at": "timestamptz", "account_id": "varchar", "runs_seen": "integer", "runs_new": "integer",
+        "runs_updated": "integer", "runs_refreshed": "integer", "runs_lost": "integer",
+        "possible_gap": "boolean", "error": "varchar", "details_pending": "integer", "first_sync": "boolean",
+        "runs_foreign": "integer",
+    },
+    "lost_runs": {"run_id": "varchar", "lost_at": "timestamptz"},  # the runs the API forgot, never asked again
+}  # fmt: skip
 
-    `sync_log` is for analysts to query; `lost_runs` holds the runs the API forgot, never asked
-    for again.
-    """
+
+def side_table_columns(name: str) -> str:
+    """The column list of a side table, for CREATE TABLE."""
+    return ", ".join(f"{column} {kind}" for column, kind in SIDE_TABLES[name].items())
+
+
+def create_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Creates the tables the sync itself writes beside dlt's (SIDE_TABLES), adding newer columns."""
     con.execute(f"create schema if not exists {RAW_DATASET}")
-    con.execute(f"""
-        create table if not exists {RAW_DATASET}.sync_log (
-            synced_at timestamptz, account_id varchar, runs_seen integer, runs_new integer,
-            runs_updated integer, runs_refreshed integer, runs_lost integer, possible_gap boolean,
-            error varchar)
-    """)
-    for column, kind in (
-        ("details_pending", "integer"),
-        ("first_sync", "boolean"),
-        ("runs_foreign", "integer"),
-    ):
-        con.execute(f"alter table {RAW_DATASET}.sync_log add column if not exists {column} {kind}")
-    con.execute(
-        f"create table if not exists {RAW_DATASET}.lost_runs (run_id varchar primary key, lost_at timestamptz)"
-    )
+    for name, columns in SIDE_TABLES.items():
+        con.execute(f"create table if not exists {RAW_DATASET}.{name} ({side_table_columns(name)})")
+        for column, kind in columns.items():
+            con.execute(f"alter table {RAW_DATASET}.{name} add column if not exists {column} {kind}")
     # The page marks moved into dlt's state (pipelines/recoup/pages.py): the old cache goes.
     con.execute(f"drop table if exists {RAW_DATASET}.list_pages")
 

@@ -20,7 +20,8 @@ def remember_lost(con: duckdb.DuckDBPyConnection, synced_at: datetime, logs: lis
     if lost.num_rows:  # one statement: executemany costs milliseconds a row
         con.register("lost_rows", lost)
         con.execute(
-            f"insert or ignore into {RAW_DATASET}.lost_runs select distinct run_id, ? from lost_rows",
+            f"insert into {RAW_DATASET}.lost_runs select distinct run_id, ? from lost_rows "
+            f"where run_id not in (select run_id from {RAW_DATASET}.lost_runs)",
             [synced_at],
         )
         con.unregister("lost_rows")
