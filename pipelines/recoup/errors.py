@@ -6,7 +6,8 @@ from enum import Enum
 class ErrorKind(Enum):
     """Why a request failed for good, for decisions that must not read a message's text."""
 
-    TRANSPORT = "transport"  # no complete answer: the host is unreachable, down or too slow
+    TRANSPORT = "transport"  # the connection failed: the host is unreachable or down
+    TIMEOUT = "timeout"  # connected, but no complete answer within the request's deadline
     API = "api"  # the API answered, with an error status or an unusable body
     DENIED = "denied"  # 403: the key may not read this account
     NOT_FOUND = "not found"  # retrieve mode no longer knows the run

@@ -24,7 +24,7 @@ from pipelines.recoup.errors import ApiError, ErrorKind
 
 T = TypeVar("T")
 SLICE = 0.25  # seconds between two looks at the deadline and the stop event while a socket waits
-TRANSPORT = ErrorKind.TRANSPORT  # no complete answer: unreachable, down, too slow or interrupted
+TRANSPORT = ErrorKind.TRANSPORT  # the connection failed: unreachable or down
 ACCEPTED_ENCODING = "gzip"  # what the client asks for, and the only encoding it decodes
 
 
@@ -174,7 +174,9 @@ def read_answer(
         ApiError: the decoded answer is larger than `max_bytes`, or its encoding is refused.
     """
     deadline = time.monotonic() + timeout
-    late = Retryable(f"no complete answer within {timeout:g} s (connect, headers and body)", kind=TRANSPORT)
+    late = Retryable(
+        f"no complete answer within {timeout:g} s (connect, headers and body)", kind=ErrorKind.TIMEOUT
+    )
     too_large = ApiError(f"{what}: the answer is larger than {max_bytes:,} bytes (RECOUP_MAX_RESPONSE_BYTES)")
     try:
         with exchange(deadline, stop), http.stream("GET", path, params=params) as response:
@@ -190,7 +192,7 @@ def read_answer(
                 chunks.append(chunk)
     except httpx.TransportError as exc:
         if stop.is_set():
-            raise Retryable("interrupted: the sync is stopping", kind=TRANSPORT) from None
+            raise Retryable("interrupted: the sync is stopping") from None
         raise (
             late
             if time.monotonic() > deadline
