@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         config = load(os.environ)
         if command == "sync":
             config.require_api()
-        return int(args.action(args, config))
+        return int(args.run_command(args, config))
     except (RecoupError, duckdb.Error, OSError, ValueError) as exc:
         log.error("%s", _explain(command, exc, config))
         if command == "sync" and isinstance(exc, ApiError):
@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         name: str, action: Command | None, what: str, epilog: str | None = None
     ) -> argparse.ArgumentParser:
         sub = subs.add_parser(name, parents=[common], help=what, description=what, epilog=epilog or _CODES)
-        sub.set_defaults(action=action)
+        sub.set_defaults(run_command=action)
         return sub
 
     add("sync", commands.sync, "one sync of every configured account into RECOUP_DB "
@@ -165,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     back.add_argument("--to", metavar="PATH", help="rebuild this file instead of RECOUP_DB")
     archive = add("archive", commands.archive, "the archive (RECOUP_ARCHIVE): `recoup archive status`")
     archive.add_argument(
-        "action_name",
+        "archive_action",
         metavar="status",
         choices=("status",),
         help="newest archived sync, its age, what is not archived yet",
@@ -189,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
         "the lake's housekeeping: flush, merge small files, expire old snapshots",
     )
     lake = add("lake", commands.lake, "the lake's commands: migrate a file warehouse, install the extensions")
-    lake.add_argument("action", choices=("migrate", "install-extensions"),
+    lake.add_argument("lake_action", metavar="ACTION", choices=("migrate", "install-extensions"),
                       help="migrate: copy RECOUP_DB (or --from) into an empty RECOUP_LAKE; "
                       "install-extensions: DuckDB's ducklake, postgres and httpfs from their packages")  # fmt: skip
     lake.add_argument("--from", dest="source", type=lambda p: Path(p).expanduser(),
@@ -198,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     add("demo", None, tour).set_defaults(direct=_demo)
     # The emulator parses its own options; `recoup emulator --help` shows them.
     subs.add_parser("emulator", add_help=False, help="serve the Recoup API emulator on 127.0.0.1 "
-                    "(options: recoup emulator --help)").set_defaults(action=None, direct=_emulator)  # fmt: skip
+                    "(options: recoup emulator --help)").set_defaults(run_command=None, direct=_emulator)  # fmt: skip
     return parser
 
 
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logs.configure(level, args.log_format)
     try:
-        return int(args.direct(args)) if args.action is None else run(args)
+        return int(args.direct(args)) if args.run_command is None else run(args)
     except KeyboardInterrupt:
         # During a sync's fetching and loading the sync itself handles SIGINT (see stopping.py);
         # this is an interrupt before or around it, e.g. while waiting for the lock.

@@ -107,7 +107,7 @@ def lake(args: argparse.Namespace, config: Config) -> int:
     from pipelines.lake.commands import install_extensions, migrate
     from pipelines.recoup.settings import RAW_DATASET
 
-    if args.action == "install-extensions":
+    if args.lake_action == "install-extensions":
         result.info("extensions: ducklake, postgres_scanner, httpfs in %s", install_extensions())
         return exit_codes.OK
     if config.lake is None:
