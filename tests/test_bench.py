@@ -17,9 +17,7 @@ def test_quick_bench_runs_every_case() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "correctness check failed" not in done.stderr
     cases = [
-        line.split(".", 1)[0]
-        for line in done.stdout.splitlines()
-        if line.split(".", 1)[0].strip().isdigit()
+        line.split(".", 1)[0] for line in done.stdout.splitlines() if line.split(".", 1)[0].strip().isdigit()
     ]
     try:  # the lake cases need PostgreSQL, as the lake tests do
         PostgresCluster()

@@ -77,7 +77,8 @@ import pipelines
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.recoup.client import RetryPolicy
-from pipelines.recoup.columnar import assemble, check_page
+from pipelines.recoup.assemble import assemble
+from pipelines.recoup.columnar import check_page
 from pipelines.recoup.tables import rows_to_answers
 from pipelines.recoup.transform import to_run_row
 from pipelines.sync import run_sync

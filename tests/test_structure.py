@@ -74,3 +74,12 @@ def test_the_layers_in_pyproject_hold() -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:]
     assert "1 kept, 0 broken" in done.stdout
+
+
+def test_no_module_of_pipelines_is_over_300_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in (ROOT / "pipelines").rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > 300
+    }
+    assert long == {}, "split these by what they do"

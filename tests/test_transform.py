@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 from pipelines.config import load_settings
 from pipelines.emulator import EmulatorServer, World
 from pipelines.emulator.render import to_list_item
-from pipelines.recoup.columnar import NotColumnar, assemble, check_page
+from pipelines.recoup.assemble import assemble
+from pipelines.recoup.columnar import NotColumnar, check_page
 from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.tables import ATTEMPT_COLUMNS, RUN_COLUMNS, Column, api_objects, rows_to_answers
-from pipelines.recoup.transform import micros, status_group, to_run_row
+from pipelines.recoup.transform import status_group, to_run_row
+from pipelines.recoup.values import micros
 from pipelines.sync import run_sync
 from tests.conftest import FAST_RETRY, NOW, sync_env
 

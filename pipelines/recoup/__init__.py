@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.extract.hints import make_hints
 
-from pipelines.recoup.columnar import CheckedPage, assemble
+from pipelines.recoup.assemble import assemble
+from pipelines.recoup.columnar import CheckedPage
 from pipelines.recoup.outcomes import AccountListing, FollowupBatch, FollowupOutcome, Listed, fold
 from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY, PageBook
 from pipelines.recoup.tables import JSON_COLUMNS, ROOTS, TABLES, Answers, dlt_columns, rows_to_answers

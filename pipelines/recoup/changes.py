@@ -14,7 +14,8 @@ from pipelines.recoup.options import FetchOptions
 from pipelines.recoup.outcomes import PageVerdict, Rows
 from pipelines.recoup.settings import LEGACY_TO_CURRENT, LIST_LIMIT
 from pipelines.recoup.stored import Job, PageMark, StoredRun
-from pipelines.recoup.transform import carries_details, is_terminal, micros, status_group, to_utc
+from pipelines.recoup.transform import carries_details, is_terminal, status_group
+from pipelines.recoup.values import micros, to_utc
 
 
 def same_status(a: str | None, b: str | None) -> bool:

@@ -8,7 +8,7 @@ into Arrow columns costs as much again. Here the work is split in two:
   rejects), Arrow converts the page against a typed struct, and one cast parses all its
   timestamps. A page it cannot take whole raises `NotColumnar`; `list_answers` then takes it run
   by run, which names every bad run.
-- `assemble`, in the one thread that feeds dlt: thousands of checked runs become the three
+- `assemble` (assemble.py), in the one thread that feeds dlt: thousands of checked runs become the three
   tables in a few dozen Arrow calls. Arrow calls release the GIL, and the fetching threads
   would each wait for it again, so they make as few as they can.
 
@@ -27,19 +27,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.recoup.errors import BadRunError
-from pipelines.recoup.tables import KINDS, SCHEMAS, TIMESTAMP, Answers
+from pipelines.recoup.tables import KINDS, TIMESTAMP
 from pipelines.recoup.transform import (
     ATTEMPT_OBJECT_FIELDS,
     ATTEMPT_TEXT_FIELDS,
     ATTEMPT_TIME_FIELDS,
     BOOL_FIELDS,
-    BOUNDS,
     DEFAULT_LIMITS,
-    EARLIEST,
     INTEGER_FIELDS,
     JSON_FIELDS,
     KNOWN_FIELDS,
-    LATEST,
     NUMBER_FIELDS,
     OBJECT_FIELDS,
     SIZED_FIELDS,
@@ -47,38 +44,38 @@ from pipelines.recoup.transform import (
     TIME_FIELDS,
     Limits,
     fit,
-    micros,
     to_run_row,
 )
+from pipelines.recoup.values import BOUNDS, EARLIEST, LATEST
 
 log = logging.getLogger("recoup")
 
-_TEXT = pa.string()
+TEXT = pa.string()
 
 
 def _objects(objects: dict[str, dict[str, str]]) -> list[tuple[str, pa.DataType]]:
     return [
-        (parent, pa.struct([(child, _TEXT) for child in children])) for parent, children in objects.items()
+        (parent, pa.struct([(child, TEXT) for child in children])) for parent, children in objects.items()
     ]
 
 
 # What Arrow reads of an attempt and of a run object: the fields tables.py names, each typed by
 # its kind (times as text, parsed after conversion), and the nested ones handled here. Every
 # other key of a run is handled in Python.
-_ATTEMPT = pa.struct(
-    [(name, _TEXT) for name in (*ATTEMPT_TEXT_FIELDS, *ATTEMPT_TIME_FIELDS)] + _objects(ATTEMPT_OBJECT_FIELDS)
+ATTEMPT = pa.struct(
+    [(name, TEXT) for name in (*ATTEMPT_TEXT_FIELDS, *ATTEMPT_TIME_FIELDS)] + _objects(ATTEMPT_OBJECT_FIELDS)
 )
 _READ = {"timestamp": TIME_FIELDS, "text": TEXT_FIELDS, "double": NUMBER_FIELDS, "bigint": INTEGER_FIELDS,
          "bool": BOOL_FIELDS}  # fmt: skip
-_ITEM = pa.struct(
-    [("id", _TEXT)]
+ITEM = pa.struct(
+    [("id", TEXT)]
     + [
-        (name, _TEXT if kind == "timestamp" else KINDS[kind].arrow)
+        (name, TEXT if kind == "timestamp" else KINDS[kind].arrow)
         for kind, fields in _READ.items()
         for name in fields
     ]
     + _objects(OBJECT_FIELDS)
-    + [("tags", pa.list_(_TEXT)), ("attempts", pa.list_(_ATTEMPT))]
+    + [("tags", pa.list_(TEXT)), ("attempts", pa.list_(ATTEMPT))]
 )
 # Where the page's creation and update times sit among its times (see `check_page`).
 _CREATED, _UPDATED = list(TIME_FIELDS).index("createdAt"), list(TIME_FIELDS).index("updatedAt")
@@ -94,7 +91,7 @@ class CheckedPage:
 
     account_id: str
     seen_at: datetime
-    runs: pa.StructArray  # typed by _ITEM
+    runs: pa.StructArray  # typed by ITEM
     has_error: list[bool]
     extra: list[str | None]  # unknown fields, as JSON
     texts: dict[str, list[str | None]]  # the JSON columns
@@ -180,7 +177,7 @@ def check_page(
     """
     try:
         ids, statuses, carried, held = _check_items(items, keep_private, limits)
-        runs = pa.array(items, type=_ITEM)
+        runs = pa.array(items, type=ITEM)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         raise NotColumnar from None
     for name, (low, high) in BOUNDS.items():
@@ -205,81 +202,6 @@ def check_page(
     updated_us = [u if u is not None else c for u, c in zip(updated, created, strict=True)]
     facts = list(zip(ids, updated_us, statuses, carried, strict=True))
     return CheckedPage(account_id, seen_at, runs, held["has_error"], held["extra"], held["texts"], facts)
-
-
-def _positions(lists: pa.ListArray) -> tuple[pa.Array, pa.Array]:
-    """For every value of `lists`: the row it belongs to, and its 0-based place in that row."""
-    parent = pc.list_parent_indices(lists)
-    offsets = pc.subtract(lists.offsets, lists.offsets[0]).cast(pa.int64())
-    places = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), len(parent))), 1)
-    return parent, pc.subtract(places, pc.take(offsets, parent))
-
-
-def _object_columns(field: dict[str, pa.Array], objects: dict[str, dict[str, str]]) -> dict[str, pa.Array]:
-    """The columns read from the text fields of object fields (a null object: nulls)."""
-    return {
-        column: array
-        for parent, children in objects.items()
-        for column, array in zip(children.values(), field[parent].flatten(), strict=True)
-    }
-
-
-def assemble(pages: list[CheckedPage]) -> Answers:
-    """Checked pages (of any accounts) as the three list tables, in one set of Arrow calls."""
-    runs = pa.concat_arrays([page.runs for page in pages]) if pages else pa.array([], _ITEM)
-    count = len(runs)
-    field = dict(zip(_ITEM.names, runs.flatten(), strict=True))
-    tags, attempts = field["tags"], field["attempts"]
-    attempt = dict(zip(_ATTEMPT.names, attempts.flatten().flatten(), strict=True))
-    times = {column: pc.cast(field[source], TIMESTAMP) for source, column in TIME_FIELDS.items()}
-    attempt_times = {
-        column: pc.cast(attempt[source], TIMESTAMP) for source, column in ATTEMPT_TIME_FIELDS.items()
-    }
-    times["updated_at"] = pc.coalesce(times["updated_at"], times["created_at"])
-
-    ids = field["id"]
-    suffixes = pa.array(
-        [f":{page.seen_at.timestamp():.6f}" for page in pages for _ in range(len(page))], _TEXT
-    )
-    oids = pc.binary_join_element_wise("l:", ids, suffixes, "")
-    accounts = [page.account_id for page in pages for _ in range(len(page))]
-    seen = [micros(page.seen_at) for page in pages for _ in range(len(page))]
-    texts = {
-        column: [v for page in pages for v in page.texts[column]]
-        for column in (pages[0].texts if pages else {})
-    }
-    columns: dict[str, Any] = {
-        "id": ids, "observation_id": oids, "account_id": pa.array(accounts, _TEXT),
-        **{column: field[source] for source, column in TEXT_FIELDS.items()},
-        **times, "seen_at": pa.array(seen, pa.int64()).view(TIMESTAMP),
-        **{column: field[source] for fields in (NUMBER_FIELDS, INTEGER_FIELDS, BOOL_FIELDS)
-           for source, column in fields.items()},
-        "has_attempts": pc.is_valid(attempts), "attempts_listed": pc.list_value_length(attempts).cast(pa.int64()),
-        "has_error": pa.array([v for page in pages for v in page.has_error], pa.bool_()),
-        **_object_columns(field, OBJECT_FIELDS),
-        **{column: pa.array(values, _TEXT) for column, values in texts.items()},
-        "extra": pa.array([v for page in pages for v in page.extra], _TEXT),
-    }  # fmt: skip
-    run_schema = SCHEMAS["runs"]
-    for name in run_schema.names:
-        columns.setdefault(name, pa.nulls(count, run_schema.field(name).type))  # payload, output
-
-    tag_run, tag_index = _positions(tags)
-    tag_columns = {"run_id": ids.take(tag_run), "observation_id": oids.take(tag_run), "tag_index": tag_index,
-                   "value": tags.flatten()}  # fmt: skip
-    attempt_run, attempt_index = _positions(attempts)
-    attempt_columns = {
-        "run_id": ids.take(attempt_run), "observation_id": oids.take(attempt_run),
-        **{column: attempt[source] for source, column in ATTEMPT_TEXT_FIELDS.items()},
-        "attempt_number": pc.add(attempt_index, 1), **attempt_times,
-        **_object_columns(attempt, ATTEMPT_OBJECT_FIELDS),
-    }  # fmt: skip
-    return Answers(
-        "list",
-        pa.Table.from_pydict({name: columns[name] for name in run_schema.names}, schema=run_schema),
-        pa.Table.from_pydict(tag_columns, schema=SCHEMAS["runs__tags"]),
-        pa.Table.from_pydict(attempt_columns, schema=SCHEMAS["runs__attempts"]),
-    )
 
 
 def list_answers(

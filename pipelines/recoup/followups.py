@@ -23,7 +23,8 @@ from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFoun
 from pipelines.recoup.index import Index, Job
 from pipelines.recoup.options import FetchOptions
 from pipelines.recoup.outcomes import AccountListing, FollowupBatch, FollowupOutcome
-from pipelines.recoup.transform import micros, to_run_row
+from pipelines.recoup.transform import to_run_row
+from pipelines.recoup.values import micros
 
 log = logging.getLogger("recoup")
 

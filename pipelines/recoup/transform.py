@@ -12,7 +12,7 @@ a free-form field too large to store is replaced by a mark saying so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -22,21 +22,21 @@ from pipelines.recoup.errors import BadRunError
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
 from pipelines.recoup.tables import (
     ATTEMPT_COLUMNS,
-    INT64,
     KINDS,
-    MAX_COST_CENTS,
     RUN_COLUMNS,
-    api_bounds,
     api_fields,
     api_objects,
 )
+from pipelines.recoup.values import cost_value as _cost
+from pipelines.recoup.values import integer_value as _integer
+from pipelines.recoup.values import text_value as _text
+from pipelines.recoup.values import to_utc
 
 # API field -> column, by the rule that reads it (see the `source` of each column in tables.py).
 TIME_FIELDS = api_fields(RUN_COLUMNS, "timestamp")  # ISO-8601, converted to UTC
 TEXT_FIELDS = api_fields(RUN_COLUMNS, "text")
 NUMBER_FIELDS = api_fields(RUN_COLUMNS, "double")  # costs in cents
 INTEGER_FIELDS = api_fields(RUN_COLUMNS, "bigint")
-BOUNDS = api_bounds(RUN_COLUMNS)  # of the numbers above
 BOOL_FIELDS = api_fields(RUN_COLUMNS, "bool")
 JSON_FIELDS = api_fields(RUN_COLUMNS, "json")  # free-form, kept whole
 PRIVATE_FIELDS = api_fields(RUN_COLUMNS, "json", private=True)  # stored only when asked for
@@ -61,12 +61,6 @@ KNOWN_FIELDS = frozenset().union(
 # The free-form JSON fields: kept whole, but never larger than `Limits.max_field_bytes`.
 SIZED_FIELDS = {**JSON_FIELDS, **PRIVATE_FIELDS}
 SKIPPED = "_skipped"  # the key of the mark stored instead of a field too large to store
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
-# Dates outside these years are data errors (year 0001 is a zero value, not a date).
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2101, 1, 1, tzinfo=UTC)  # exclusive
 
 
 @dataclass(frozen=True)
@@ -93,11 +87,6 @@ class UnreadableRun(NamedTuple):
     reason: str
 
 
-def micros(moment: datetime | None) -> int | None:
-    """A UTC datetime as whole microseconds since the epoch (exact, cheap to compare)."""
-    return None if moment is None else (moment - _EPOCH) // _MICRO
-
-
 def status_group(status: str | None) -> str:
     """Maps a status of either vocabulary to its group; anything unknown is `unknown`."""
     return GROUP_OF_STATUS.get(status or "", "unknown")
@@ -106,62 +95,6 @@ def status_group(status: str | None) -> str:
 def is_terminal(status: str | None) -> bool:
     """True when the run will not change any more (succeeded, failed, canceled, expired)."""
     return status_group(status) in TERMINAL_GROUPS
-
-
-def to_utc(value: Any, field: str) -> datetime | None:
-    """Parses an ISO-8601 string (any offset, `Z` included) into an aware UTC datetime."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRunError(f"{field} is not a date string")
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except ValueError:
-        raise BadRunError(f"{field} is not an ISO-8601 date: {value[:40]!r}") from None
-    except OverflowError:  # e.g. year 1 with a positive offset
-        raise BadRunError(f"{field} is not a date within 2000-2100: {value[:40]!r}") from None
-    if not EARLIEST <= moment < LATEST:
-        raise BadRunError(f"{field} is not a date within 2000-2100: {value[:40]!r}")
-    return moment
-
-
-def _text(value: Any, field: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise BadRunError(f"{field} is not a string")
-
-
-def _number(value: Any, field: str) -> float | int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadRunError(f"{field} is not a number")
-    return value
-
-
-def _cost(value: Any, field: str) -> float | None:
-    number = _number(value, field)
-    if number is None:
-        return None
-    low, high = BOUNDS.get(field, (0.0, MAX_COST_CENTS))
-    if not low <= number <= high:  # also false for NaN, and for infinities
-        raise BadRunError(f"{field} is not a cost between {low:g} and {high:.0e} cents: {number!r}")
-    return float(number)
-
-
-def _integer(value: Any, field: str) -> int | None:
-    number = _number(value, field)
-    if number is None:
-        return None
-    if isinstance(number, float):
-        if not number.is_integer():
-            raise BadRunError(f"{field} is not a whole number")
-        number = int(number)
-    low, high = BOUNDS.get(field, INT64)
-    if not low <= number <= high:
-        raise BadRunError(f"{field} is out of range: {number}")
-    return number
 
 
 def _object(value: Any, parent: str, field: str, children: dict[str, str]) -> dict[str, str | None]:
