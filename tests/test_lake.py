@@ -257,9 +257,12 @@ def test_control_a_commit_split_between_raw_and_models_is_seen_by_readers(
 UNLOCKED = textwrap.dedent("""
     import contextlib, sys
     import pipelines.lake
-    pipelines.lake.lake_lock = lambda settings: contextlib.nullcontext(pipelines.lake.LakeLock())
-    from pipelines.sync import main
-    sys.exit(main())
+    class NoLock(pipelines.lake.LakeLock):
+        def __init__(self): pass
+        def check(self): pass
+    pipelines.lake.lake_lock = lambda settings: contextlib.nullcontext(NoLock())
+    from pipelines.cli import main
+    sys.exit(main(["sync"]))
 """)
 
 
@@ -404,7 +407,7 @@ def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
 
     def build_broken(con: duckdb.DuckDBPyConnection, changed: bool = True, changed_since=None) -> None:
         con.execute(f"use {lake.ALIAS}")
-        models.apply_models(lake._InTransaction(con), sql_dir=broken)  # type: ignore[arg-type]
+        models.apply_models(con, sql_dir=broken, own_transaction=False)
 
     monkeypatch.setattr(lake_publish, "build_models", build_broken)  # where the publish looks it up
     _upstream_moves_on(world, 0)
@@ -570,7 +573,7 @@ def test_make_models_and_make_report_use_the_lake(
     env = {**lake_env, "RECOUP_DB": str(tmp_path / "nowhere" / "recoup.duckdb")}
     done = run_cli(env, "pipelines.cli", "models")
     assert done.returncode == 0 and "in the lake" in done.stdout, done.stderr
-    done = run_cli({**env, "RECOUP_REPORTS_DIR": str(tmp_path / "reports")}, "pipelines.report")
+    done = run_cli({**env, "RECOUP_REPORTS_DIR": str(tmp_path / "reports")}, "pipelines.cli", "report")
     assert done.returncode == 0, done.stderr
     (summary,) = (tmp_path / "reports").glob("*/summary.md")
     assert "Total cost" in summary.read_text()
