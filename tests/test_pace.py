@@ -157,7 +157,7 @@ def test_a_signal_during_details_publishes_the_listed_runs_within_30_s(db_path: 
         process.send_signal(signum)
         out, err = process.communicate(timeout=60)
         took = time.monotonic() - asked
-    assert process.returncode == 0, err
+    assert process.returncode == 0, err + out
     assert took < 30
     assert "stopping early" in err and "stopped early by a signal" in out
     listed = {run["id"] for account in world.account_ids for run in world.visible(account, 100)}

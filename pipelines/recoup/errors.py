@@ -8,6 +8,7 @@ class ErrorKind(Enum):
 
     TRANSPORT = "transport"  # the connection failed: the host is unreachable or down
     TIMEOUT = "timeout"  # connected, but no complete answer within the request's deadline
+    STOPPED = "stopped"  # ended by the sync stopping (a signal): not the API's failure
     API = "api"  # the API answered, with an error status or an unusable body
     DENIED = "denied"  # 403: the key may not read this account
     NOT_FOUND = "not found"  # retrieve mode no longer knows the run

@@ -192,7 +192,7 @@ def read_answer(
                 chunks.append(chunk)
     except httpx.TransportError as exc:
         if stop.is_set():
-            raise Retryable("interrupted: the sync is stopping") from None
+            raise Retryable("interrupted: the sync is stopping", kind=ErrorKind.STOPPED) from None
         raise (
             late
             if time.monotonic() > deadline

@@ -19,7 +19,7 @@ from typing import Any
 from pipelines import defaults
 from pipelines.recoup.changes import differs
 from pipelines.recoup.client import RecoupClient
-from pipelines.recoup.errors import ApiError, AuthError, BadRunError, RunNotFound
+from pipelines.recoup.errors import ApiError, AuthError, BadRunError, ErrorKind, RunNotFound
 from pipelines.recoup.index import Index, Job
 from pipelines.recoup.options import FetchOptions
 from pipelines.recoup.outcomes import AccountListing, FollowupBatch, FollowupOutcome
@@ -64,8 +64,11 @@ def plan(listings: Iterable[AccountListing]) -> list[Job]:
 
 def _retrieve(
     client: RecoupClient, job: Job, options: FetchOptions, index: Index
-) -> tuple[FollowupOutcome, dict[str, Any] | None]:
-    """One fetch by id: its outcome, and the row to load (None when there is none)."""
+) -> tuple[FollowupOutcome | None, dict[str, Any] | None]:
+    """One fetch by id: its outcome, and the row to load (None when there is none).
+
+    A fetch the sync's stop ended has no outcome: the run is left for the next sync.
+    """
     try:
         item = client.fetch_run(job.run_id)
         row = to_run_row(
@@ -79,7 +82,11 @@ def _retrieve(
         return FollowupOutcome(job, lost=True), None
     except AuthError:
         raise
-    except (ApiError, BadRunError) as exc:
+    except ApiError as exc:
+        if exc.kind is ErrorKind.STOPPED:
+            return None, None
+        return FollowupOutcome(job, problem=str(exc)), None
+    except BadRunError as exc:
         return FollowupOutcome(job, problem=str(exc)), None
     if row["id"] != job.run_id:
         return FollowupOutcome(job, problem=f"run {job.run_id[:64]}: retrieve answered another run"), None
@@ -110,7 +117,7 @@ def fetch_followups(
     batch = FollowupBatch()
     started, fetched, last_log = 0, 0, time.monotonic()
     with ThreadPoolExecutor(workers, thread_name_prefix="run") as pool:
-        pending: set[Future[tuple[FollowupOutcome, dict[str, Any] | None]]] = set()
+        pending: set[Future[tuple[FollowupOutcome | None, dict[str, Any] | None]]] = set()
         try:
             while True:
                 while len(pending) < 2 * workers and started < len(jobs) and not budget.spent():
@@ -122,6 +129,8 @@ def fetch_followups(
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     outcome, row = future.result()
+                    if outcome is None:  # stopped in flight: left for the next sync
+                        continue
                     fetched += 1
                     batch.outcomes.append(outcome)
                     if row is not None:
