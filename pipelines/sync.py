@@ -20,6 +20,7 @@ from pipelines.config import ApiSettings, Config
 from pipelines.loading import load, open_pipeline, release_freed_memory
 from pipelines.recoup import LoadSize, recoup
 from pipelines.recoup.client import RecoupClient, RetryPolicy
+from pipelines.recoup.errors import ApiError, NothingListed
 from pipelines.recoup.fan_out import list_all
 from pipelines.recoup.followups import Budget, fetch_followups, plan
 from pipelines.recoup.index import Index
@@ -37,7 +38,13 @@ from pipelines.recoup.stored import Job
 from pipelines.stopping import stop_on_signals
 from pipelines.storage import open_storage
 from pipelines.summary import Progress, SyncSummary
-from pipelines.warehouse import drop_stand_ins, keep_recent_states, prune_answers
+from pipelines.warehouse import (
+    append_sync_log,
+    drop_stand_ins,
+    keep_recent_states,
+    prune_answers,
+    remember_lost,
+)
 
 log = logging.getLogger("recoup")
 
@@ -96,6 +103,14 @@ def _client(
     )  # fmt: skip
 
 
+def _own_account(client: RecoupClient) -> str:
+    """The key's own account; when it cannot be looked up nothing can be listed (NothingListed)."""
+    try:
+        return client.fetch_own_account()
+    except ApiError as exc:
+        raise NothingListed(str(exc), exc.kind) from None
+
+
 def run_sync(
     config: Config,
     retry: RetryPolicy | None = None,
@@ -117,7 +132,7 @@ def run_sync(
     with _client(api, retry, transport) as client, storage.lock(), stop_on_signals(budget.stop):
         client.stop = budget.stop
         own = not api.accounts
-        accounts = [client.fetch_own_account()] if own else api.accounts
+        accounts = [_own_account(client)] if own else api.accounts
         log.info("syncing %d account(s) from %s into %s", len(accounts), client.base_url, storage.where)
         # One connection for the whole sync: opening the working file again costs time, and
         # after a load it would first replay the load's log into memory.
@@ -136,7 +151,8 @@ def run_sync(
                         break
                 loaded = bool(ahead) and ahead[-1].has_rows
                 # With nothing to load everything was fetched: dlt runs only if a page mark changed.
-                if loaded or create or known.page_book.after(fetched.logs()) != known.page_book.marks:
+                logs = [] if loaded or create else fetched.logs()
+                if loaded or create or known.page_book.after(logs) != known.page_book.marks:
                     drop_stand_ins(con)
                     load(
                         recoup(itertools.chain(ahead, stream), size, known.page_book, create),
@@ -145,12 +161,13 @@ def run_sync(
                         size,
                     )
                     keep_recent_states(con)
+                    logs = fetched.logs()  # the load read the rest of the stream
                 elif storage.needs_dlt_folder():  # wiped: restored from the warehouse, for dlt's tools
                     open_pipeline(con, storage.paths)
                 if loaded:  # an answer that replaced one with tags or attempts may have left them behind
                     prune_answers(con, synced_at)
-                logs = fetched.logs()
-                storage.record(con, synced_at, logs, options)
+                remember_lost(con, synced_at, logs)
+                append_sync_log(con, synced_at, logs, storage.backlog(con, options))
                 release_freed_memory()
                 published = storage.publish(con, synced_at, options, loaded, size.large_bytes)
             finally:

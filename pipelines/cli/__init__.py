@@ -63,11 +63,11 @@ def _explain(command: str, exc: BaseException, config: Config | None) -> str:
     """What a failed command prints: the error, and for a sync what it means for the warehouse."""
     import duckdb
 
-    from pipelines.recoup.errors import ApiError
+    from pipelines.recoup.errors import NothingListed
 
     text = one_line(exc, config.secrets() if config else [])
     if command == "sync" and config and config.api:
-        if isinstance(exc, ApiError) and exc.kind is ErrorKind.TRANSPORT:  # the key's own account lookup
+        if isinstance(exc, NothingListed) and exc.kind is ErrorKind.TRANSPORT:
             return f"sync: cannot reach {commands.host(config.api.base_url)} (RECOUP_BASE_URL): {text}"
         if isinstance(exc, duckdb.Error):  # e.g. the disk filled at the checkpoint
             return f"sync: writing the working copy failed, the published warehouse is as it was: {text}"
@@ -79,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
     import duckdb
 
     from pipelines.config import load
-    from pipelines.recoup.errors import ApiError
 
     command, config = args.command, None
     try:
@@ -89,8 +88,6 @@ def run(args: argparse.Namespace) -> int:
         return int(args.run_command(args, config))
     except (RecoupError, duckdb.Error, OSError, ValueError) as exc:
         log.error("%s", _explain(command, exc, config))
-        if command == "sync" and isinstance(exc, ApiError):
-            return exit_codes.CONFIG  # the key's own account could not be looked up: nothing was listed
         return exit_code_of(exc)
 
 

@@ -47,10 +47,7 @@ class ArchiveSettings:
 
 
 def _number(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    try:
-        return parse_integer(name, env.get(name), default, minimum)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return parse_integer(name, env.get(name), default, minimum)
 
 
 def check_target(raw: str) -> str:

@@ -51,17 +51,11 @@ def _number(name: str, env: Mapping[str, str], default: int, minimum: int) -> in
 
 
 def _integer(name: str, value: Any, default: int, minimum: int) -> int:
-    try:
-        return parse_integer(f"RECOUP_{name.upper()}", value, default, minimum)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return parse_integer(f"RECOUP_{name.upper()}", value, default, minimum)
 
 
 def _flag(name: str, value: Any, default: bool = False) -> bool:
-    try:
-        return parse_flag(f"RECOUP_{name.upper()}", value, default)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return parse_flag(f"RECOUP_{name.upper()}", value, default)
 
 
 def parse_accounts(value: Any) -> list[str]:
@@ -169,18 +163,15 @@ def _report_settings(env: Mapping[str, str]) -> ReportSettings:
         end = date.fromisoformat(end_text) if end_text else None
     except ValueError:
         raise ConfigError(f"RECOUP_REPORT_END must be a date (YYYY-MM-DD), got {end_text[:20]!r}") from None
-    try:
-        return ReportSettings(
-            out_dir=Path(env.get("RECOUP_REPORTS_DIR") or defaults.REPORTS_DIR).expanduser(),
-            days=parse_integer("RECOUP_REPORT_DAYS", env.get("RECOUP_REPORT_DAYS"), defaults.REPORT_DAYS, 1),
-            end=end,
-            include_tests=parse_flag("RECOUP_REPORT_INCLUDE_TESTS", env.get("RECOUP_REPORT_INCLUDE_TESTS")),
-            include_in_flight=parse_flag(
-                "RECOUP_REPORT_INCLUDE_IN_FLIGHT", env.get("RECOUP_REPORT_INCLUDE_IN_FLIGHT")
-            ),
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return ReportSettings(
+        out_dir=Path(env.get("RECOUP_REPORTS_DIR") or defaults.REPORTS_DIR).expanduser(),
+        days=parse_integer("RECOUP_REPORT_DAYS", env.get("RECOUP_REPORT_DAYS"), defaults.REPORT_DAYS, 1),
+        end=end,
+        include_tests=parse_flag("RECOUP_REPORT_INCLUDE_TESTS", env.get("RECOUP_REPORT_INCLUDE_TESTS")),
+        include_in_flight=parse_flag(
+            "RECOUP_REPORT_INCLUDE_IN_FLIGHT", env.get("RECOUP_REPORT_INCLUDE_IN_FLIGHT")
+        ),
+    )
 
 
 def load(env: Mapping[str, str] | None = None) -> Config:

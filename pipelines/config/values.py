@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipelines.recoup.errors import ConfigError
+
 FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -19,16 +21,16 @@ def parse_integer(name: str, value: Any, default: int, minimum: int) -> int:
         minimum: the smallest value accepted.
 
     Raises:
-        ValueError: the value is not a whole number, or is below the minimum.
+        ConfigError: the value is not a whole number, or is below the minimum.
     """
     if value is None or str(value).strip() == "":
         return default
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {str(value)[:40]!r}") from None
+        raise ConfigError(f"{name} must be a whole number, got {str(value)[:40]!r}") from None
     if number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {number}")
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
     return number
 
 
@@ -36,13 +38,13 @@ def parse_flag(name: str, value: Any, default: bool = False) -> bool:
     """True or false from `true`/`false`, `1`/`0` or `yes`/`no` (any case); `default` when unset.
 
     Raises:
-        ValueError: any other word.
+        ConfigError: any other word.
     """
     word = str(value or "").strip().lower()
     if not word:
         return default
     if word not in FLAG_WORDS:
-        raise ValueError(f"{name} must be true or false, got {word[:20]!r}")
+        raise ConfigError(f"{name} must be true or false, got {word[:20]!r}")
     return FLAG_WORDS[word]
 
 

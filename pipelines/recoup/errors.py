@@ -59,3 +59,11 @@ class LockHeld(RecoupError):
 
 class NoWarehouse(ConfigError):
     """There is no warehouse to read or rebuild yet (run a sync first)."""
+
+
+class NothingListed(ConfigError):
+    """No account could be listed: the key's own account could not be looked up (exit 2)."""
+
+    def __init__(self, message: str, kind: ErrorKind = ErrorKind.API) -> None:
+        super().__init__(message)
+        self.kind = kind

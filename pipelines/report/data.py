@@ -6,6 +6,7 @@ or is blocked by a sync.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -94,6 +95,7 @@ QUERIES = {
 }  # fmt: skip
 
 
+@functools.cache
 def report_sql(name: str) -> str:
     """The report's query `name`, from sql/report/."""
     return (SQL_DIR / "report" / f"{name}.sql").read_text()

@@ -18,7 +18,6 @@ from pipelines.archive.outcome import ArchiveOutcome
 from pipelines.config import ArchiveSettings, FileSettings, LakeSettings, StorageSettings
 from pipelines.recoup.index import Index
 from pipelines.recoup.options import FetchOptions
-from pipelines.recoup.outcomes import AccountLog
 from pipelines.warehouse import Paths
 
 
@@ -31,7 +30,7 @@ class Published:
 
 
 class Storage(Protocol):
-    """The steps a sync takes on its warehouse, in this order: lock, begin, read, record, publish, archive."""
+    """The steps a sync takes on its warehouse, in this order: lock, begin, read, backlog, publish, archive."""
 
     paths: Paths  # the working folder and dlt's pipelines folder, beside RECOUP_DB
     where: str  # the warehouse, for messages (no password)
@@ -48,14 +47,8 @@ class Storage(Protocol):
     def tables_to_create(self, con: duckdb.DuckDBPyConnection) -> list[str]:
         """Raw tables dlt must create, empty if no rows come."""
 
-    def record(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        synced_at: datetime,
-        logs: list[AccountLog],
-        options: FetchOptions,
-    ) -> None:
-        """Writes this sync's sync_log rows and lost runs into the working file."""
+    def backlog(self, con: duckdb.DuckDBPyConnection, options: FetchOptions) -> dict[str, int]:
+        """By account, the finished runs still waiting for their details, for this sync's sync_log rows."""
 
     def publish(
         self,

@@ -17,7 +17,6 @@ from pipelines.models import ModelError, apply_models
 from pipelines.recoup.errors import NoWarehouse
 from pipelines.recoup.index import Index
 from pipelines.recoup.options import FetchOptions
-from pipelines.recoup.outcomes import AccountLog
 from pipelines.storage import MODELS_LOCK_WAIT, Published
 
 log = logging.getLogger("recoup")
@@ -54,17 +53,10 @@ class FileStorage:
         """The raw tables the file lacks (dlt creates every raw table at its first load)."""
         return warehouse.missing_raw_tables(con)
 
-    def record(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        synced_at: datetime,
-        logs: list[AccountLog],
-        options: FetchOptions,
-    ) -> None:
-        """sync_log with each account's backlog as the working copy now holds it."""
-        warehouse.remember_lost(con, synced_at, logs)
+    def backlog(self, con: duckdb.DuckDBPyConnection, options: FetchOptions) -> dict[str, int]:
+        """Counted in the working copy, which holds this sync's answers; the publish reports it too."""
         self._pending = warehouse.details_pending(con, options.details)
-        warehouse.append_sync_log(con, synced_at, logs, self._pending)
+        return self._pending
 
     def publish(
         self,

@@ -16,7 +16,6 @@ from pipelines.config import ArchiveSettings, LakeSettings
 from pipelines.models import load_models
 from pipelines.recoup.index import Index
 from pipelines.recoup.options import FetchOptions
-from pipelines.recoup.outcomes import AccountLog
 from pipelines.storage import MODELS_LOCK_WAIT, Published
 
 log = logging.getLogger("recoup")
@@ -62,16 +61,9 @@ class LakeStorage:
         """None: the lake creates its own raw tables."""
         return []
 
-    def record(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        synced_at: datetime,
-        logs: list[AccountLog],
-        options: FetchOptions,
-    ) -> None:
-        """sync_log into the working file; the backlog is counted in the lake when the changes are merged."""
-        warehouse.remember_lost(con, synced_at, logs)
-        warehouse.append_sync_log(con, synced_at, logs, {})
+    def backlog(self, con: duckdb.DuckDBPyConnection, options: FetchOptions) -> dict[str, int]:
+        """None yet: the lake counts it once this sync's changes are merged there (see the publish)."""
+        return {}
 
     def publish(
         self,
