@@ -60,10 +60,17 @@ class _Fetched:
     plan: list[Job] = field(default_factory=list)
     lists_done: float = 0.0
     last_started_at: float | None = None
+    finished: bool = False  # every list and fetch by id has ended
+    _logs: list[AccountLog] | None = None
 
     def logs(self) -> list[AccountLog]:
-        """One log per account listed so far."""
-        return fold(self.listings, self.outcomes)
+        """One log per account listed so far; folded once when the fetch has finished."""
+        if self._logs is not None:
+            return self._logs
+        logs = fold(self.listings, self.outcomes)
+        if self.finished:
+            self._logs = logs
+        return logs
 
     def followups(self) -> Followups:
         """The counts of the fetches by id."""
@@ -91,6 +98,7 @@ def _fetch(
         fetched.outcomes.extend(batch.outcomes)
         fetched.last_started_at = batch.started_at
         yield batch
+    fetched.finished = True
 
 
 def _client(
@@ -155,13 +163,13 @@ def run_sync(
                 if loaded or create or known.page_book.after(logs) != known.page_book.marks:
                     drop_stand_ins(con)
                     load(
-                        recoup(itertools.chain(ahead, stream), size, known.page_book, create),
+                        recoup(itertools.chain(ahead, stream), size, lambda: known.page_book.after(fetched.logs()), create),
                         con,
                         storage.paths,
                         size,
                     )
                     keep_recent_states(con)
-                    logs = fetched.logs()  # the load read the rest of the stream
+                    logs = fetched.logs()  # the load read the rest of the stream (folded once)
                 elif storage.needs_dlt_folder():  # wiped: restored from the warehouse, for dlt's tools
                     open_pipeline(con, storage.paths)
                 if loaded:  # an answer that replaced one with tags or attempts may have left them behind

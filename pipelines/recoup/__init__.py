@@ -115,18 +115,6 @@ def to_tables(
     yield from flush()
 
 
-def _noting(
-    results: Iterable[Any], listings: list[AccountListing], outcomes: list[FollowupOutcome]
-) -> Iterator[Any]:
-    """Passes `results` on, keeping what the page marks written at the end are made of."""
-    for item in results:
-        if isinstance(item, Listed):
-            listings.append(item.listing)
-        elif isinstance(item, FollowupBatch):
-            outcomes.extend(item.outcomes)
-        yield item
-
-
 def _empty_tables(names: Iterable[str]) -> Iterator[Any]:
     """Each named raw table with no rows, for dlt to create from its hints."""
     wanted = set(names)
@@ -140,7 +128,7 @@ def _empty_tables(names: Iterable[str]) -> Iterator[Any]:
 def recoup(
     results: Iterable[Any],
     size: LoadSize | None = None,
-    pages: PageBook | None = None,
+    marks_after: Callable[[], dict[str, dict[str, Any]]] | None = None,
     materialize: Iterable[str] = (),
 ) -> Any:
     """The runs of every account, merged on `id` into the raw tables.
@@ -149,8 +137,8 @@ def recoup(
         results: what the lists and the fetches by id produced (only new or changed runs carry
             rows), consumed as it arrives so that memory stays bounded.
         size: counts the large JSON values handed over, for the load's memory budget.
-        pages: the page marks the sync started from; the marks after it are written into the
-            source's state once every result has passed, and dlt stores them with the load.
+        marks_after: the page marks once every result has passed (the sync folds what it
+            fetched), written into the source's state for dlt to store with the load.
         materialize: raw tables the warehouse lacks: dlt creates them, empty if no rows come.
     """
 
@@ -158,10 +146,8 @@ def recoup(
     @dlt.resource(name="runs")
     def runs() -> Iterator[Any]:
         yield from _empty_tables(materialize)
-        listings: list[AccountListing] = []
-        outcomes: list[FollowupOutcome] = []
-        yield from to_tables(_noting(results, listings, outcomes), size=size)
-        if pages is not None:
-            dlt.current.source_state()[STATE_KEY] = pages.after(fold(listings, outcomes))
+        yield from to_tables(results, size=size)
+        if marks_after is not None:
+            dlt.current.source_state()[STATE_KEY] = marks_after()
 
     return runs
