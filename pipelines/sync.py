@@ -163,7 +163,12 @@ def run_sync(
                 if loaded or create or known.page_book.after(logs) != known.page_book.marks:
                     drop_stand_ins(con)
                     load(
-                        recoup(itertools.chain(ahead, stream), size, lambda: known.page_book.after(fetched.logs()), create),
+                        recoup(
+                            itertools.chain(ahead, stream),
+                            size,
+                            lambda: known.page_book.after(fetched.logs()),
+                            create,
+                        ),
                         con,
                         storage.paths,
                         size,

@@ -10,7 +10,7 @@ the SQL models reconcile them (the latest answer wins, field by field).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import dlt
@@ -20,8 +20,7 @@ from dlt.extract.hints import make_hints
 
 from pipelines.recoup.assemble import assemble
 from pipelines.recoup.columnar import CheckedPage
-from pipelines.recoup.outcomes import AccountListing, FollowupBatch, FollowupOutcome, Listed, fold
-from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY, PageBook
+from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY
 from pipelines.recoup.tables import JSON_COLUMNS, ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
