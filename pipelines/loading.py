@@ -42,6 +42,8 @@ def open_pipeline(con: duckdb.DuckDBPyConnection, paths: warehouse.Paths) -> dlt
         dataset_name=RAW_DATASET,
         pipelines_dir=str(paths.work_pipelines_dir),
     )
+    # dlt's own handlers would fail the load on SIGTERM; pipelines/stopping.py owns the signals.
+    pipeline.config.runtime.intercept_signals = False
     pipeline.sync_destination()
     return pipeline
 

@@ -38,6 +38,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        fields = getattr(record, "fields", None)  # numbers a line reports, given as `extra={"fields": ...}`
+        if isinstance(fields, dict):
+            entry.update({key: value for key, value in fields.items() if key not in entry})
         return orjson.dumps(entry).decode()
 
 

@@ -3,7 +3,11 @@
 The first signal sets an event: no new request starts, what was fetched is loaded and
 published. The second exits with 130 at once, whatever the main thread is doing (it may be
 inside DuckDB, where Python's own handlers cannot run): the published warehouse is only ever
-replaced by one atomic rename, so it stays the last complete one.
+replaced by one atomic rename, so it stays the last complete one. Before the work begins
+(starting up, waiting for the lock) there is nothing to finish: the first signal exits with 130.
+
+dlt would install handlers of its own around its normalize and load steps and fail the load
+on a signal; `pipelines.loading` turns that off, so these handlers own every phase.
 """
 
 from __future__ import annotations
@@ -29,9 +33,20 @@ def _ignore(signum: int, frame: object) -> None:
     """Python's part of a handled signal; the watcher thread does the work."""
 
 
+def _abort(line: str) -> None:
+    """Ends the process now with 130 (from the watcher thread: the main one may be inside DuckDB)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    os._exit(EXIT_ABORTED)
+
+
 @contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event, working: threading.Event | None = None) -> Iterator[None]:
     """Turns SIGTERM/SIGINT into `stop` for the duration; a second one exits with 130.
+
+    Args:
+        working: set once there is work a stop can finish (the lock is held); until then a
+            signal exits with 130 at once. None: the work has begun already.
 
     Outside the main thread signals cannot be handled; the block then runs as it is.
     """
@@ -47,17 +62,15 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
         while (byte := os.read(read_fd, 1)) not in (b"", _QUIT):
             received += 1
             name = signal.Signals(byte[0]).name
+            if received == 1 and working is not None and not working.is_set():
+                _abort(f"sync: {name} before the work began: aborted; nothing was changed")
             if received == 1:
                 log.warning(
                     "%s: stopping early: nothing new starts; what was fetched is loaded and published", name
                 )
                 stop.set()
             else:
-                sys.stderr.write(
-                    f"sync: {name} again: aborted; the warehouse stays as the last complete sync left it\n"
-                )
-                sys.stderr.flush()
-                os._exit(EXIT_ABORTED)
+                _abort(f"sync: {name} again: aborted; the warehouse stays as the last complete sync left it")
 
     watcher = threading.Thread(target=watch, name="signals", daemon=True)
     watcher.start()

@@ -15,6 +15,7 @@ from pipelines.recoup.errors import ErrorKind
 from pipelines.recoup.outcomes import AccountListing, AccountLog, Followups
 
 log = logging.getLogger("recoup")
+SHARED_FAILURE = 3  # more accounts failing the same way than this make one line
 
 
 @dataclass(frozen=True)
@@ -65,54 +66,85 @@ class SyncSummary:
 
     def lines(self) -> list[str]:
         """The summary to log: each problem on its own line, then one line of totals."""
-        out = [f"account {r.account}: FAILED: {r.summary_error()}" for r in self.failed]
-        out += [
-            f"account {r.account}: possible gap: the list was full and reached back to no stored run"
+        return [line for _, line in self.entries()]
+
+    def entries(self) -> list[tuple[int, str]]:
+        """The lines of `lines()` with the level each is logged at: a failure is an ERROR."""
+        return [(logging.ERROR, line) for line in self._failure_lines()] + self._notes()
+
+    def fields(self) -> dict[str, int | float]:
+        """The totals as numbers, for the JSON log line and the metrics file."""
+        return {
+            "accounts": self.accounts, "accounts_failed": len(self.failed), "accounts_unlisted": self.unlisted,
+            "runs_new": sum(r.new for r in self.results),
+            "runs_updated": sum(len(r.updated) for r in self.results),
+            "runs_refreshed": sum(r.refreshed for r in self.results),
+            "runs_lost": sum(len(r.lost) for r in self.results),
+            "requests": self.requests, "retries": self.retries,
+            "details_deferred": self.followups.details_deferred, "details_pending": self.details_pending,
+            "seconds": round(self.seconds, 3), "exit_code": self.exit_code,
+        }  # fmt: skip
+
+    def _failure_lines(self) -> list[str]:
+        """One line per failed account; a cause shared by more than three accounts is one line."""
+        by_error: dict[str, list[str]] = {}
+        for r in self.failed:
+            by_error.setdefault(r.summary_error() or "", []).append(r.account)
+        out = []
+        for error, accounts in by_error.items():
+            if len(accounts) > SHARED_FAILURE:
+                out.append(f"{len(accounts)} accounts FAILED: {error} (e.g. {', '.join(accounts[:3])})")
+            else:
+                out += [f"account {account}: FAILED: {error}" for account in accounts]
+        if self.model_error:
+            out.append(f"models: FAILED: {self.model_error}")
+        if self.archive and self.archive.error:
+            out.append(self.archive.line())
+        return out
+
+    def _notes(self) -> list[tuple[int, str]]:
+        """Everything else worth a line, each at its level, then the totals."""
+        warning, info = logging.WARNING, logging.INFO
+        out = [
+            (
+                warning,
+                f"account {r.account}: possible gap: the list was full and reached back to no stored run",
+            )
             for r in self.results
             if r.possible_gap
         ]
         out += [
-            f"account {r.account}: {len(r.foreign)} listed run(s) belong to another account and were left"
-            f" with it (e.g. {next(iter(r.foreign))} of {next(iter(r.foreign.values()))})"
+            (warning, f"account {r.account}: {len(r.foreign)} listed run(s) belong to another account and were"
+                      f" left with it (e.g. {next(iter(r.foreign))} of {next(iter(r.foreign.values()))})")
             for r in self.results
             if r.foreign
-        ]
+        ]  # fmt: skip
         out += [
-            f"account {r.account}: first sync: history before {r.oldest_listed or 'its oldest listed run'}"
-            " is not available from the API"
+            (info, f"account {r.account}: first sync: history before {r.oldest_listed or 'its oldest listed run'}"
+                   " is not available from the API")
             for r in self.results
             if r.first_sync
-        ]
-        if self.model_error:
-            out.append(f"models: FAILED: {self.model_error}")
-        if self.archive:
-            out.append(self.archive.line())
+        ]  # fmt: skip
+        if self.archive and not self.archive.error:
+            out.append((info, self.archive.line()))
         if self.stopped:
-            out.append(
-                f"sync: stopped early by a signal: {self.unlisted} account(s) not listed, "
-                f"{self.followups.details_deferred + self.followups.refreshes_deferred} run(s) left for the next sync"
-            )
+            left = self.followups.details_deferred + self.followups.refreshes_deferred
+            out.append((warning, f"sync: stopped early by a signal: {self.unlisted} account(s) not listed, "
+                                 f"{left} run(s) left for the next sync"))  # fmt: skip
         if self.budget_seconds and self.lists_seconds > self.budget_seconds:
             need = -(-len(self.results) * 60 // self.budget_seconds)  # requests/min that fit the lists
-            out.append(
+            out.append((warning,
                 f"sync: listing {self.accounts} accounts takes {self.lists_seconds:.0f} s at RECOUP_MAX_RPM="
                 f"{self.max_rpm}, more than RECOUP_SYNC_SECONDS={self.budget_seconds}: details wait; set "
                 f"RECOUP_SYNC_SECONDS to at least {self.lists_seconds * 1.2:.0f} (and the cron interval above it)"
-                f" or RECOUP_MAX_RPM to at least {need}"
-            )
-        total = len(self.results)
-        new = sum(r.new for r in self.results)
-        updated = sum(len(r.updated) for r in self.results)
-        refreshed = sum(r.refreshed for r in self.results)
-        lost = sum(len(r.lost) for r in self.results)
-        unchanged = sum(r.unchanged_page for r in self.results)
-        deferred = self.followups.details_deferred
-        out.append(
-            f"sync: {total - len(self.failed)}/{self.accounts} accounts ok, {len(self.failed)} failed · "
-            f"runs {new} new, {updated} updated, {refreshed} refreshed, {lost} unknown to the API · "
-            f"{self.requests} requests, {self.retries} retries, {unchanged} pages unchanged · "
-            f"details {deferred} deferred, {self.details_pending} pending · {self.seconds:.1f} s"
-        )
+                f" or RECOUP_MAX_RPM to at least {need}"))  # fmt: skip
+        n = self.fields()
+        out.append((info,
+            f"sync: {len(self.results) - len(self.failed)}/{self.accounts} accounts ok, {len(self.failed)} failed · "
+            f"runs {n['runs_new']} new, {n['runs_updated']} updated, {n['runs_refreshed']} refreshed, "
+            f"{n['runs_lost']} unknown to the API · {self.requests} requests, {self.retries} retries, "
+            f"{sum(r.unchanged_page for r in self.results)} pages unchanged · "
+            f"details {n['details_deferred']} deferred, {self.details_pending} pending · {self.seconds:.1f} s"))  # fmt: skip
         return out
 
 

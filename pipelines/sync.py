@@ -7,6 +7,7 @@ has ended, and the summary is computed from those.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -124,11 +125,14 @@ def run_sync(
     retry: RetryPolicy | None = None,
     transport: httpx.BaseTransport | None = None,
     stop: threading.Event | None = None,
+    working: threading.Event | None = None,
 ) -> SyncSummary:
     """Runs one complete sync under the lock and publishes the warehouse.
 
     Args:
-        stop: set it to end the sync early (SIGTERM and SIGINT do when run from the main thread).
+        stop: set it to end the sync early. None: SIGTERM and SIGINT do, when run from the
+            main thread; a caller that passes `stop` owns the signals (see `stopping.py`).
+        working: set once the lock is held, for the caller's signal handling.
 
     Raises:
         ConfigError, AuthError, LockHeld: nothing was published.
@@ -137,7 +141,10 @@ def run_sync(
     budget = Budget(config.sync_seconds, stop or threading.Event())
     storage = open_storage(config.storage)
     fetched = _Fetched()
-    with _client(api, retry, transport) as client, storage.lock(), stop_on_signals(budget.stop):
+    working = working or threading.Event()
+    signals = stop_on_signals(budget.stop, working) if stop is None else contextlib.nullcontext()
+    with signals, _client(api, retry, transport) as client, storage.lock():
+        working.set()
         client.stop = budget.stop
         own = not api.accounts
         accounts = [_own_account(client)] if own else api.accounts

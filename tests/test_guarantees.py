@@ -327,6 +327,65 @@ def test_a_run_listed_by_a_second_account_stays_with_the_first(world: World, syn
     assert query("select account_id from analytics.runs where run_id = ?", run["id"]) == [(a,)]
 
 
+@pytest.mark.slow
+def test_one_run_dated_in_the_future_does_not_make_every_stored_run_new(world: World, sync, query) -> None:
+    """The index of known runs is measured back from the newest run: a wrong clock must not move it."""
+    a = world.account_ids[0]
+    sync()
+    item = orjson.loads(orjson.dumps(to_list_item(world.visible(a, 1)[0], world.profile)))
+    item["id"] = "run_from_the_future"
+    item["createdAt"] = item["updatedAt"] = (
+        (world.now + timedelta(days=16)).isoformat().replace("+00:00", "Z")
+    )
+    world.extra_items[a] = [item]
+    stored = query("select count(*) from raw.runs")[0][0]
+    for round_ in range(2):
+        world.advance(minutes=5)
+        for account in world.account_ids:
+            world.add_run(account, created_at=world.now - timedelta(seconds=1), status="COMPLETED")
+        summary = sync()
+        new = sum(r.new for r in summary.results)
+        assert new == len(world.account_ids) + (round_ == 0), f"round {round_}: {new} runs counted new"
+        assert summary.followups.planned <= len(world.account_ids) + 1, "no stored run is fetched again"
+    assert query("select count(*) from raw.runs")[0][0] == stored + 2 * len(world.account_ids) + 1
+
+
+@pytest.mark.slow
+def test_an_answer_older_than_the_stored_one_never_overwrites_it(world: World, sync, query) -> None:
+    """A lagging copy of the API lists a finished run as still executing, at an earlier updatedAt."""
+    sync()
+    run_id, updated_at = query(
+        "select run_id, updated_at from analytics.runs where status = 'COMPLETED' order by run_id limit 1"
+    )[0]
+    stored = query("select status, cost_cents, updated_at from analytics.runs where run_id = ?", run_id)
+    world.change_run(run_id, status="EXECUTING", costInCents=0.5, updatedAt=updated_at - timedelta(minutes=3))
+    summary = sync()
+    assert summary.exit_code == 0 and sum(len(r.updated) for r in summary.results) == 0
+    assert (
+        query("select status, cost_cents, updated_at from analytics.runs where run_id = ?", run_id) == stored
+    )
+    world.change_run(run_id, costInCents=99.0, updatedAt=updated_at + timedelta(minutes=3))
+    sync()  # a newer answer still replaces it
+    assert query("select cost_cents from analytics.runs where run_id = ?", run_id)[0][0] == 99
+
+
+@pytest.mark.slow
+def test_a_new_run_on_two_accounts_pages_in_one_sync_is_counted_and_fetched_once(
+    world: World, sync, query
+) -> None:
+    a, b = world.account_ids[:2]
+    sync()
+    world.advance(minutes=5)
+    run = world.add_run(a, created_at=world.now - timedelta(seconds=1), status="FAILED")
+    world.extra_items[b] = [orjson.loads(orjson.dumps(to_list_item(run, world.profile)))]
+    summary = sync(RECOUP_ACCOUNTS=f"{a},{b}")
+    logs = {r.account: r for r in summary.results}
+    assert logs[a].new + logs[b].new == 1, "counted new once"
+    assert len(logs[a].foreign) + len(logs[b].foreign) == 1, "the other page reports it as another's"
+    assert [e for e in world.requests(mode="retrieve") if e["query"]["runId"] == run["id"]][1:] == []
+    assert query("select count(*) from analytics.runs where run_id = ?", run["id"]) == [(1,)]
+
+
 def test_an_empty_page_is_fine(world: World, sync, query) -> None:
     empty = world.add_account()
     world.grant(world.demo_key, empty)

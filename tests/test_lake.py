@@ -417,6 +417,12 @@ def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
         lake_env, "select (select count(*) from raw.runs), (select count(*) from analytics.runs)"
     )[0]
     assert raw == modelled + 3, "the new runs are stored; the models are the previous ones"
+    monkeypatch.undo()
+    assert lake_sync().exit_code == 0, "the API shows nothing new"
+    raw, modelled = lake_query(
+        lake_env, "select (select count(*) from raw.runs), (select count(*) from analytics.runs)"
+    )[0]
+    assert modelled == raw, "the runs the failed build left out reach analytics at the next sync"
 
 
 @pytest.mark.slow

@@ -172,6 +172,39 @@ def test_a_broken_model_names_its_file_and_keeps_the_previous_models(warehouse_c
     assert warehouse_con.execute("select count(*) from analytics.daily_cost").fetchall() == before
 
 
+@pytest.mark.slow
+def test_the_runs_a_failed_build_left_out_reach_analytics_at_the_next_sync(
+    world, sync, query, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync whose build fails still stores its runs; the next sync, with nothing new, models them."""
+    from pipelines.config import FileSettings
+    from pipelines.status import read_status
+    from pipelines.storage import file as file_storage
+
+    assert sync().exit_code == 0
+    broken = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, broken)
+    (broken / "marts" / "daily_cost.sql").write_text("select no_such_column from analytics.runs")
+    monkeypatch.setattr(file_storage, "apply_models", lambda con, **kw: apply_models(con, broken, **kw))
+    world.advance(minutes=5)
+    for account in world.account_ids:
+        world.add_run(account, created_at=world.now)
+    failed = sync()
+    assert failed.exit_code == 1 and "daily_cost.sql" in (failed.model_error or "")
+    counts = "select (select count(distinct id) from raw.runs), (select count(*) from analytics.runs)"
+    raw, modelled = query(counts)[0]
+    assert raw == modelled + len(world.account_ids), "stored, not yet modelled"
+    status = read_status(FileSettings(db=db_path))
+    assert status.models_behind is not None
+    assert any(line.startswith("models: BEHIND") for line in status.lines(None))
+
+    monkeypatch.undo()
+    again = sync()  # the API shows nothing new: only the lag is left to mend
+    assert again.exit_code == 0 and sum(r.new for r in again.results) == 0
+    assert query(counts)[0] == (raw, raw)
+    assert read_status(FileSettings(db=db_path)).models_behind is None
+
+
 def test_a_model_that_breaks_a_data_test_fails_the_build_by_the_tests_name(
     warehouse_con, tmp_path: Path
 ) -> None:

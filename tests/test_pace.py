@@ -193,3 +193,58 @@ def test_a_second_signal_aborts_and_leaves_the_last_published_warehouse(db_path:
     assert _digest(db_path) == before, "the previous warehouse stands, byte for byte"
     with duckdb.connect(str(db_path), read_only=True) as con:
         assert con.execute("select count(*) from analytics.runs").fetchone()[0] == stored
+
+
+@pytest.mark.slow
+def test_a_sigterm_while_dlt_normalizes_still_publishes_what_was_fetched(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dlt's own handlers would turn the signal into a failed load; the sync's handlers own it."""
+    from dlt.common.runners import pool_runner
+
+    real_run_pool = pool_runner.run_pool
+    sent = []
+
+    def signalled_run_pool(config, step):  # the signal arrives inside dlt's normalize step
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.3)  # the handler runs before the step's work goes on
+        return real_run_pool(config, step)
+
+    monkeypatch.setattr(pool_runner, "run_pool", signalled_run_pool)
+    world = _observed()
+    with EmulatorServer(world) as server:
+        summary = run_sync(
+            load_settings(sync_env(world, server, db_path, RECOUP_DETAILS="none")), retry=FAST_RETRY
+        )
+    assert sent and summary.stopped and summary.exit_code == 0
+    listed = {run["id"] for account in world.account_ids for run in world.visible(account, 100)}
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert {row[0] for row in con.execute("select run_id from analytics.runs").fetchall()} == listed
+
+
+@pytest.mark.slow
+def test_a_sigterm_while_waiting_for_the_lock_exits_130_and_changes_nothing(db_path: Path) -> None:
+    from tests.test_guarantees import HOLD_LOCK
+
+    world = _observed()
+    db_path.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(db_path.parent / ".recoup.duckdb.lock"), "60"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with EmulatorServer(world) as server:
+            process = _start_sync(sync_env(world, server, db_path, RECOUP_LOCK_WAIT="60"))
+            time.sleep(3)  # started up and waiting for the lock
+            assert process.poll() is None, process.communicate()
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=30)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert process.returncode == 130, err
+    assert "SIGTERM before the work began: aborted; nothing was changed" in err
+    assert not db_path.exists() and world.requests(mode="list") == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from pipelines.recoup.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipelines.config import Config
+    from pipelines.summary import SyncSummary
 
 log = logging.getLogger("recoup")
 result = logging.getLogger(logs.RESULT_LOGGER)
@@ -31,17 +33,31 @@ def host(base_url: str) -> str:
 
 
 def sync(args: argparse.Namespace, config: Config) -> int:
-    """One sync; its summary's lines, and the exit code cron relies on."""
-    from pipelines.sync import run_sync
+    """One sync; its summary's lines, and the exit code cron relies on.
 
-    summary = run_sync(config)
+    The signals are handled from before the sync's modules load until the summary is out.
+    """
+    from pipelines.stopping import stop_on_signals
+
+    stop, working = threading.Event(), threading.Event()
+    with stop_on_signals(stop, working):
+        from pipelines.sync import run_sync
+
+        summary = run_sync(config, stop=stop, working=working)
+        return _report_sync(summary, config)
+
+
+def _report_sync(summary: SyncSummary, config: Config) -> int:
     api = config.require_api()
     if summary.unreachable:
         log.error("sync: cannot reach %s (RECOUP_BASE_URL): no account could be listed: %s",
                   host(api.base_url), summary.failed[0].error)  # fmt: skip
         return exit_codes.CONFIG
-    for line in summary.lines():
-        result.info(line)
+    entries = summary.entries()
+    for level, line in entries[:-1]:
+        result.log(level, line)
+    level, totals = entries[-1]
+    result.log(level, totals, extra={"fields": summary.fields()})  # JSON lines carry the numbers
     result.info("warehouse: %s", summary_where(config))
     if summary.nothing_listed:
         log.error("sync: no account could be listed from %s (RECOUP_BASE_URL)", host(api.base_url))
@@ -62,13 +78,14 @@ def status(args: argparse.Namespace, config: Config) -> int:
     from pipelines.status import read_status
 
     max_age = parse_duration(args.max_age) if args.max_age else None
-    state = read_status(config.storage)
+    state = read_status(config.storage, configured=config.accounts)
     if args.json:
         print(orjson.dumps(state.to_dict(max_age)).decode())
     else:
         print("\n".join(state.lines(max_age, problems_only=args.quiet)))
-    healthy = bool(state.accounts) and not (max_age and state.stale(max_age))
-    return exit_codes.OK if max_age is None or healthy else exit_codes.PARTIAL
+    return (
+        exit_codes.OK if max_age is None or state.verdict(max_age) in ("ok", "failed") else exit_codes.PARTIAL
+    )
 
 
 def models(args: argparse.Namespace, config: Config) -> int:

@@ -190,6 +190,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         sync_seconds=_number("sync_seconds", env, defaults.SYNC_SECONDS, 0),
         report=_report_settings(env),
         archive=archive_settings(env),
+        accounts=tuple(parse_accounts(_lookup("accounts", env))),
     )
 
 

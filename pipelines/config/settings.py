@@ -78,6 +78,7 @@ class Config:
     sync_seconds: int = defaults.SYNC_SECONDS  # the time budget of one sync; 0 = none
     report: ReportSettings = field(default_factory=ReportSettings)
     archive: ArchiveSettings = field(default_factory=lambda: ArchiveSettings(target=None))
+    accounts: tuple[str, ...] = ()  # RECOUP_ACCOUNTS, read without a key too: `status` judges only these
 
     @property
     def db(self) -> Path:

@@ -17,7 +17,13 @@ from pipelines.models.files import (
     ModelError,
     load_models,
 )
-from pipelines.models.runner import DLT_STAGING, FINGERPRINT_TABLE, REBUILD_MEMORY, apply_models
+from pipelines.models.runner import (
+    DLT_STAGING,
+    FINGERPRINT_TABLE,
+    REBUILD_MEMORY,
+    apply_models,
+    models_behind,
+)
 
 __all__ = [
     "CHANGED_RUNS",
@@ -34,4 +40,5 @@ __all__ = [
     "apply_models",
     "describe",
     "load_models",
+    "models_behind",
 ]

@@ -5,13 +5,17 @@ file name and DuckDB's message. A sync updates the tables for the runs it loaded
 rebuilding them: an incremental table (see `files.py`) is rebuilt only for the keys the changed
 runs' source rows hold, before and after the change (a run id, or a day and an account).
 A full rebuild (`recoup models`) gives the same tables.
+
+The build records the newest answer it covered (`built_through`), committed with the models:
+a build that fails leaves it behind, so the next sync's update also covers the runs the failed
+one loaded, and `recoup status` can tell that the models lag the raw tables.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -31,12 +35,41 @@ def _fingerprint(models: list[Model]) -> str:
     return hashlib.sha256("\n".join(f"{m.name}\n{m.kind}\n{m.sql}" for m in models).encode()).hexdigest()
 
 
-def _stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
+def _utc(moment: datetime | None) -> datetime | None:
+    """DuckDB hands back `timestamp` columns naive; the sync writes them in UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _stored(con: duckdb.DuckDBPyConnection) -> tuple[str | None, datetime | None]:
+    """The fingerprint of the models built and the newest answer that build covered."""
     try:
-        row = con.execute(f"select fingerprint from {FINGERPRINT_TABLE}").fetchone()
+        row = con.execute(f"select fingerprint, built_through from {FINGERPRINT_TABLE}").fetchone()
+    except duckdb.BinderException:  # built before the record of what was covered: rebuild once
+        return None, None
+    except duckdb.CatalogException:
+        return None, None
+    return (row[0], _utc(row[1])) if row else (None, None)
+
+
+def newest_answer(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When the newest answer in the raw tables arrived; None before the first load."""
+    try:
+        return _utc(scalar(con.execute(
+            "select greatest((select max(seen_at) from raw.runs), (select max(seen_at) from raw.run_details))"
+        )))  # fmt: skip
     except duckdb.CatalogException:
         return None
-    return row[0] if row else None
+
+
+def models_behind(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The newest answer the built models cover, when the raw tables hold newer ones; else None.
+
+    A failed build leaves the models there until a build succeeds (the next sync's, or
+    `recoup models`). Models never built, or built before this record existed, give None.
+    """
+    _, through = _stored(con)
+    newest = newest_answer(con)
+    return through if through is not None and newest is not None and newest > through else None
 
 
 def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]) -> None:
@@ -86,10 +119,11 @@ def apply_models(
     """Builds every model in one transaction; returns their names in build order.
 
     Args:
-        unless_unchanged: skip the build when the models are the ones already built (the
-            caller knows no data changed since); returns an empty list then.
+        unless_unchanged: skip the build when the models are the ones already built and
+            cover every answer (the caller knows no data changed since); returns [] then.
         changed_since: update the tables only for the runs answered since then (a sync's
-            start), when the models are the ones already built; otherwise rebuild everything.
+            start) or since the newest answer the last build covered, whichever is older,
+            when the models are the ones already built; otherwise rebuild everything.
         retry_out_of_memory: roll back and build again with more memory when DuckDB runs out.
         own_transaction: begin, commit and roll back a transaction of its own; False builds
             inside the caller's (as the lake's one snapshot per sync does), with no retry,
@@ -97,18 +131,22 @@ def apply_models(
     """
     models = load_models(sql_dir)
     fingerprint = _fingerprint(models)
-    same = _stored_fingerprint(con) == fingerprint
-    if unless_unchanged and same:
+    stored, through = _stored(con)
+    same = stored == fingerprint
+    newest = newest_answer(con)
+    behind = through is not None and newest is not None and newest > through
+    if unless_unchanged and same and not behind:
         return []
-    incremental = changed_since is not None and same
+    incremental = changed_since is not None and same and through is not None
     budget = scalar(con.execute("select current_setting('memory_limit')"))
     # DuckDB 1.5 cannot spill every aggregate: a build that runs out of the caller's budget is
     # rolled back and tried once more with REBUILD_MEMORY (a full rebuild over two million runs
     # needs between 256 MB and 512 MB), so small warehouses keep a small footprint.
-    since = changed_since if incremental else None
+    # An earlier build that failed left `through` before this sync: its runs are updated too.
+    since = min(changed_since, through) if incremental and changed_since and through else None
     if not own_transaction:
         try:
-            _build(con, models, fingerprint, sql_dir, since)
+            _build(con, models, (fingerprint, newest), sql_dir, since)
         except duckdb.OutOfMemoryException as exc:
             raise ModelError(f"out of memory at {budget}: {str(exc).splitlines()[0]}") from None
         return [m.name for m in models]
@@ -118,7 +156,7 @@ def apply_models(
             con.execute(f"set memory_limit = '{memory}'")
             con.execute("begin transaction")
             try:
-                _build(con, models, fingerprint, sql_dir, since)
+                _build(con, models, (fingerprint, newest), sql_dir, since)
             except duckdb.OutOfMemoryException:
                 con.execute("rollback")
                 if attempt + 1 == len(budgets):
@@ -139,11 +177,16 @@ def apply_models(
 def _build(
     con: duckdb.DuckDBPyConnection,
     models: list[Model],
-    fingerprint: str,
+    record: tuple[str, datetime | None],
     sql_dir: Path,
     changed_since: datetime | None,
 ) -> None:
-    """The statements of one build, inside the caller's transaction."""
+    """The statements of one build, inside the caller's transaction.
+
+    `record` is what the build stores beside the models: their fingerprint and the newest
+    answer they cover.
+    """
+    fingerprint, newest = record
     for schema in {m.schema for m in models}:
         con.execute(f"create schema if not exists {schema}")
     current = None
@@ -168,7 +211,10 @@ def _build(
         message = str(exc).splitlines()[0]
         raise ModelError(f"{current}: {message}") from None
     check_models(con, sql_dir)
-    con.execute(f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint", [fingerprint])
+    con.execute(
+        f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint, ?::timestamp as built_through",
+        [fingerprint, None if newest is None else newest.replace(tzinfo=None)],
+    )
     # dlt's merge staging (its `<dataset>_staging` layout) only holds the last load's copy, and
     # dlt creates it again at the next load: out of the analysts' catalog once models are built.
     con.execute(f"drop schema if exists {DLT_STAGING} cascade")

@@ -28,6 +28,14 @@ def differs(stored: StoredRun, updated_us: int | None, status: str | None) -> bo
     return updated_us != stored.updated_us or not same_status(stored.status, status)
 
 
+def older(stored: StoredRun, updated_us: int | None) -> bool:
+    """True when an answer was last updated before the stored one: a stale copy, never loaded.
+
+    (A lagging replica can answer a finished run as still executing, at its older cost.)
+    """
+    return updated_us is not None and stored.updated_us is not None and updated_us < stored.updated_us
+
+
 def _wants_details(
     status: str | None, updated_us: int | None, stored: StoredRun | None, options: FetchOptions
 ) -> bool:
@@ -42,6 +50,7 @@ class Verdict(Enum):
     """What a list item is to the warehouse (see `_compare`)."""
 
     SAME = "same"
+    OLDER = "older"
     DETAILS = "details"
     CHANGED = "changed"
     FOREIGN = "foreign"
@@ -50,7 +59,8 @@ class Verdict(Enum):
 def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> Verdict:
     """The cheap test that lets most items of a re-sync skip the transform.
 
-    SAME: as stored. DETAILS: as stored, but its details are still to fetch. CHANGED: new,
+    SAME: as stored. OLDER: updated before the stored answer, which stands. DETAILS: as
+    stored, but its details are still to fetch. CHANGED: new,
     changed, or not a valid run (the transform decides which). FOREIGN: stored under another
     account; a run keeps the account that first listed it.
     """
@@ -60,12 +70,16 @@ def _compare(item: Any, account: str, index: Index, options: FetchOptions) -> Ve
     status = item.get("status")
     if stored is not None and stored.account_id != account:
         return Verdict.FOREIGN
+    if stored is None and index.claim(item["id"], account) != account:  # new, on two accounts' pages
+        return Verdict.FOREIGN
     if stored is None or not isinstance(status, str | None):
         return Verdict.CHANGED
     try:
         updated_us = micros(to_utc(item.get("updatedAt") or item.get("createdAt"), "updatedAt"))
     except BadRunError:
         return Verdict.CHANGED
+    if older(stored, updated_us):
+        return Verdict.OLDER
     if differs(stored, updated_us, status):
         return Verdict.CHANGED
     if _wants_details(status, updated_us, stored, options) and not carries_details(item):
@@ -104,10 +118,12 @@ def compare_page(
             changed.append(item)
             continue
         if judged == Verdict.FOREIGN:
-            foreign[item["id"]] = index.runs[item["id"]][0]
+            foreign[item["id"]] = index.owner(item["id"]) or ""
             continue
         seen.add(item["id"])
-        if not is_terminal(item.get("status")):
+        kept = index.stored(item["id"]) if judged == Verdict.OLDER else None
+        status = kept.status if kept else item.get("status")  # an older answer says nothing new
+        if not is_terminal(status):
             in_flight.append(item["id"])
         if judged == Verdict.DETAILS:
             wanted.append((item["id"], item.get("status")))

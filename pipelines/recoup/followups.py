@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipelines import defaults
-from pipelines.recoup.changes import differs
+from pipelines.recoup.changes import differs, older
 from pipelines.recoup.client import RecoupClient
 from pipelines.recoup.errors import ApiError, AuthError, BadRunError, ErrorKind, RunNotFound
 from pipelines.recoup.index import Index, Job
@@ -93,6 +93,8 @@ def _retrieve(
     updated = False
     if job.refresh:
         stored = index.stored(job.run_id)
+        if stored is not None and older(stored, micros(row["updated_at"])):
+            return FollowupOutcome(job), None  # a stale copy: the stored answer stands
         updated = stored is None or differs(stored, micros(row["updated_at"]), row.get("status"))
     return FollowupOutcome(job, updated=updated), row
 

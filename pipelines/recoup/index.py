@@ -31,6 +31,7 @@ class Index:
     page_book: PageBook = field(default_factory=PageBook)  # the page marks this sync starts from
     _runs: dict[str, tuple] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _claims: dict[str, str] = field(default_factory=dict)  # new runs: the account that listed each first
 
     @property
     def runs(self) -> dict[str, tuple]:
@@ -51,6 +52,20 @@ class Index:
         """What the warehouse holds of `run_id`, or None for a run it does not hold."""
         known = self.runs.get(run_id)
         return None if known is None else StoredRun._make(known)
+
+    def owner(self, run_id: str) -> str | None:
+        """The account a run belongs to: the stored one, or the first to list it in this sync."""
+        known = self.runs.get(run_id)
+        return known[0] if known is not None else self._claims.get(run_id)
+
+    def claim(self, run_id: str, account: str) -> str:
+        """Claims a run the warehouse does not hold for `account`; returns the account it belongs to.
+
+        That is `account`, unless another account's page listed it first in this sync (the
+        listings run in threads).
+        """
+        with self._lock:
+            return self._claims.setdefault(run_id, account)
 
     def holds(self, run_id: str, account: str) -> bool:
         """True when the warehouse holds `run_id` under `account`."""

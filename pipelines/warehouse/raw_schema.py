@@ -48,7 +48,7 @@ SIDE_TABLES: dict[str, dict[str, str]] = {
         "synced_at": "timestamptz", "account_id": "varchar", "runs_seen": "integer", "runs_new": "integer",
         "runs_updated": "integer", "runs_refreshed": "integer", "runs_lost": "integer",
         "possible_gap": "boolean", "error": "varchar", "details_pending": "integer", "first_sync": "boolean",
-        "runs_foreign": "integer",
+        "runs_foreign": "integer", "finished_at": "timestamptz",
     },
     "lost_runs": {"run_id": "varchar", "lost_at": "timestamptz"},  # the runs the API forgot, never asked again
 }  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
@@ -32,9 +32,13 @@ def append_sync_log(
 ) -> None:
     """Appends one sync_log row per account.
 
+    Their `finished_at` is now: the sync has fetched and loaded everything, and what is left is
+    the publish (the models and the rename, or the lake's commit).
+
     Args:
         pending: each account's details backlog after this sync.
     """
+    finished_at = datetime.now(UTC)
     log = pa.table({
         "synced_at": pa.array([synced_at] * len(logs), pa.timestamp("us", tz="UTC")),
         "account_id": [r.account for r in logs],
@@ -48,6 +52,7 @@ def append_sync_log(
         "runs_foreign": pa.array([len(r.foreign) for r in logs], pa.int32()),
         "details_pending": pa.array([pending.get(r.account, 0) for r in logs], pa.int32()),
         "first_sync": pa.array([r.first_sync for r in logs], pa.bool_()),
+        "finished_at": pa.array([finished_at] * len(logs), pa.timestamp("us", tz="UTC")),
     })  # fmt: skip
     con.register("sync_log_rows", log)
     con.execute(f"insert into {RAW_DATASET}.sync_log by name select * from sync_log_rows")

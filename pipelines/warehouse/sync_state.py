@@ -17,6 +17,9 @@ from pipelines.warehouse.raw_schema import table_kinds
 # The list shows runs of about the last 7 days; the index holds twice that, measured back from
 # the newest stored run (not the wall clock), plus every run still in flight or awaiting details.
 INDEX_HORIZON_DAYS = 14
+# A run created later than this after its answer arrived carries a wrong clock: it does not
+# count as the newest run, or one such run would push every real one out of the index.
+FUTURE_SKEW = timedelta(days=1)
 
 
 def _stored_runs_sql(where: str = "true") -> str:
@@ -73,7 +76,9 @@ def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions, database: 
         return index
     terminal = _detail_statuses("all")
     in_flight = f"not coalesce(list_contains({terminal!r}, status), false)"  # a finished run stays finished
-    newest = scalar(con.execute(f"select max(created_at) from {RAW_DATASET}.runs"))
+    newest = scalar(con.execute(
+        f"select max(created_at) from {RAW_DATASET}.runs where created_at <= seen_at + ?", [FUTURE_SKEW]
+    ))  # fmt: skip
     recent = in_flight
     if newest is not None:
         horizon = newest - timedelta(days=INDEX_HORIZON_DAYS)
