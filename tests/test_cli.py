@@ -196,8 +196,9 @@ def test_a_second_sync_exits_75_while_the_lock_is_held(
 
 
 @pytest.mark.slow
-def test_an_interrupt_while_waiting_for_the_lock_exits_130_without_a_traceback(
-    world: World, emulator: EmulatorServer, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_waiting_for_the_lock_exits_130_without_a_traceback(
+    world: World, emulator: EmulatorServer, tmp_path: Path, signum: int
 ) -> None:
     db = tmp_path / "recoup.duckdb"
     with filelock.FileLock(tmp_path / ".recoup.duckdb.lock"):
@@ -205,12 +206,13 @@ def test_an_interrupt_while_waiting_for_the_lock_exits_130_without_a_traceback(
         for line in process.stderr:
             if "Attempting to acquire lock" in line:  # filelock's debug line: it is waiting
                 break
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 130, out + err
     assert "Traceback" not in err
-    assert "sync: interrupted" in err.splitlines()[-1]
-    assert not db.exists(), "nothing was published"
+    name = signal.Signals(signum).name
+    assert err.splitlines()[-1] == f"sync: {name} before the work began: aborted; nothing was changed"
+    assert not db.exists() and world.requests(mode="list") == [], "nothing was listed or published"
 
 
 @pytest.mark.slow

@@ -222,29 +222,3 @@ def test_a_sigterm_while_dlt_normalizes_still_publishes_what_was_fetched(
     listed = {run["id"] for account in world.account_ids for run in world.visible(account, 100)}
     with duckdb.connect(str(db_path), read_only=True) as con:
         assert {row[0] for row in con.execute("select run_id from analytics.runs").fetchall()} == listed
-
-
-@pytest.mark.slow
-def test_a_sigterm_while_waiting_for_the_lock_exits_130_and_changes_nothing(db_path: Path) -> None:
-    from tests.test_guarantees import HOLD_LOCK
-
-    world = _observed()
-    db_path.parent.mkdir(parents=True)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(db_path.parent / ".recoup.duckdb.lock"), "60"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with EmulatorServer(world) as server:
-            process = _start_sync(sync_env(world, server, db_path, RECOUP_LOCK_WAIT="60"))
-            time.sleep(3)  # started up and waiting for the lock
-            assert process.poll() is None, process.communicate()
-            process.send_signal(signal.SIGTERM)
-            _, err = process.communicate(timeout=30)
-    finally:
-        holder.kill()
-        holder.wait()
-    assert process.returncode == 130, err
-    assert "SIGTERM before the work began: aborted; nothing was changed" in err
-    assert not db_path.exists() and world.requests(mode="list") == []

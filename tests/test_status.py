@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from pipelines.emulator import World
-from pipelines.status import parse_duration
+from pipelines.status import iso, parse_duration
 from tests.conftest import run_recoup
 
 
@@ -24,7 +24,8 @@ def _age_last_syncs(db: Path, account: str, hours: int) -> None:
     """Moves an account's sync history `hours` into the past, as if it had stopped syncing."""
     with duckdb.connect(str(db)) as con:
         con.execute(
-            f"update raw.sync_log set synced_at = synced_at - interval {hours} hour where account_id = ?",
+            f"update raw.sync_log set synced_at = synced_at - interval {hours} hour, "
+            f"finished_at = finished_at - interval {hours} hour where account_id = ?",
             [account],
         )
 
@@ -91,13 +92,15 @@ def test_json_holds_every_account_and_its_details_backlog(
 @pytest.mark.slow
 def test_a_warehouse_from_before_the_details_backlog_still_reports(sync: Callable, db_path: Path) -> None:
     sync()
-    with duckdb.connect(str(db_path)) as con:  # sync_log as it was before details_pending
-        con.execute(
-            "create or replace view analytics.sync_log as select * exclude (details_pending) from raw.sync_log"
-        )
+    with duckdb.connect(str(db_path)) as con:  # sync_log as it was before details_pending and finished_at
+        con.execute("alter table raw.sync_log drop column details_pending")
+        con.execute("alter table raw.sync_log drop column finished_at")
+        started = con.execute("select max(synced_at) from raw.sync_log").fetchone()[0]
     code, out, err = _status(db_path, "--json")
     assert code == 0, err
-    assert {a["details_pending"] for a in orjson.loads(out)["accounts"]} == {None}
+    accounts = orjson.loads(out)["accounts"]
+    assert {a["details_pending"] for a in accounts} == {None}
+    assert {a["last_good_sync_at"] for a in accounts} == {iso(started)}, "fresh as of its start then"
 
 
 @pytest.mark.slow
