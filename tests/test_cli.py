@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import orjson
 import pytest
 
 from pipelines.emulator import EmulatorServer, World
-from tests.conftest import closed_port, run_cli, run_recoup, start_recoup, sync_env, venv_script
+from tests.conftest import closed_port, run_cli, run_recoup, start_recoup, sync_env, venv_script, wait_until
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z ")
 COMMANDS = ("sync", "status", "models", "report", "demo", "emulator")
@@ -257,3 +258,33 @@ def test_the_duckdb_cli_from_the_package_index_reads_the_warehouse_read_only(
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) == query("select count(*) from analytics.runs")[0][0] > 0
     assert db_path.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_recoup_shell_reads_the_warehouse_read_only_and_a_sync_runs_while_it_is_open(
+    world: World, emulator: EmulatorServer, db_path: Path, query: Callable
+) -> None:
+    env = sync_env(world, emulator, db_path)
+    assert run_recoup(env, "sync").returncode == 0
+    count = run_recoup(env, "shell", "-c", "select count(*) as n from analytics.runs")
+    assert count.returncode == 0, count.stderr
+    assert str(query("select count(*) from analytics.runs")[0][0]) in count.stdout
+    write = run_recoup(env, "shell", "-c", "create table analytics.mine (a int)")
+    assert write.returncode != 0 and "read-only" in (write.stdout + write.stderr).lower()
+    session = subprocess.Popen([str(venv_script("recoup")), "shell"], env={**os.environ, **env}, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:  # an analyst's session, left open on the warehouse
+        assert session.stdin is not None and session.stdout is not None
+        session.stdin.write("select 4242 as opened;\n")
+        session.stdin.flush()
+        wait_until(lambda: "4242" in session.stdout.readline(), "the session answered")
+        world.advance(minutes=5)
+        world.add_run(world.account_ids[0], created_at=world.now)
+        done = run_recoup(env, "sync")
+        assert done.returncode == 0, done.stderr
+    finally:
+        session.kill()
+        session.wait()
+    assert not db_path.with_name(db_path.name + ".wal").exists()
+    missing = run_recoup({"RECOUP_DB": str(db_path.parent / "none.duckdb")}, "shell", "-c", "select 1")
+    assert missing.returncode == 2 and "no warehouse at" in missing.stderr

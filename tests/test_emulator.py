@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
-from pipelines.emulator import EmulatorServer, World
+from pipelines.emulator import EmulatorServer, World, live
 from pipelines.emulator.statuses import CURRENT_STATUSES, LEGACY_STATUSES
 from pipelines.emulator.world import FAULT_KINDS, WINDOW
 
@@ -347,3 +347,27 @@ def test_request_log_never_holds_the_key(http: httpx.Client, world: World) -> No
     assert log[0]["query"] == {"limit": "5"}
     assert [e["status"] for e in log] == [200, 200, 401]
     assert world.demo_key not in repr(log) and "recoup_sk_guess" not in repr(log)
+
+
+def test_a_live_world_moves_and_the_admin_endpoints_revoke_and_take_the_api_down() -> None:
+    world = World(accounts=2, runs_per_account=5, seed=3)
+    account = world.account_ids[0]
+    before = {r["id"] for r in world.visible(account, 100)}
+    world.rng.seed(11)
+    for _ in range(6):
+        live.step(world)
+    assert {r["id"] for r in world.visible(account, 100)} - before, "new runs appeared"
+    with EmulatorServer(world) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        headers = {"x-api-key": world.demo_key}
+        assert http.post("/admin/revoke", params={"account": account}).status_code == 200
+        assert http.get("/api/tasks/runs", params={"account_id": account}, headers=headers).status_code == 403
+        assert http.post("/admin/grant", params={"account": account}).status_code == 200
+        assert http.get("/api/tasks/runs", params={"account_id": account}, headers=headers).status_code == 200
+        assert http.post("/admin/down", params={"seconds": "30"}).status_code == 200
+        assert http.get("/api/tasks/runs", headers=headers).status_code == 503
+        assert http.post("/admin/up").status_code == 200
+        assert http.get("/api/tasks/runs", headers=headers).status_code == 200
+        assert http.post("/admin/runs", params={"account": account, "count": "3"}).status_code == 200
+        listed = http.get("/api/tasks/runs", params={"account_id": account}, headers=headers).json()["runs"]
+        assert len(listed) == len(world.visible(account, 100))
+        assert http.post("/admin/revoke", params={"account": "nobody"}).status_code == 404

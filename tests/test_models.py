@@ -14,6 +14,7 @@ import pytest
 from pipelines.models import SQL_DIR, ModelError, apply_models, load_models
 from pipelines.recoup.settings import GROUP_OF_STATUS
 from pipelines.warehouse import RAW_TABLES, create_sync_tables
+from tests.conftest import run_recoup
 
 ACCOUNT_A = "aaaaaaaa-0000-4000-8000-000000000001"
 ACCOUNT_B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -512,3 +513,37 @@ def test_latest_observation_wins_and_details_fields_survive(raw_con) -> None:
     ).fetchall()
     assert row == [("FAILED", "prod", "boom", 4)]
     assert raw_con.execute("select count(*) from analytics.run_attempts").fetchall() == [(0,)]
+
+
+@pytest.mark.slow
+def test_recoup_alert_names_the_spike_and_the_account_over_budget_on_a_complete_day(
+    raw_con, tmp_path: Path
+) -> None:
+    """Hand-made days: A spends $1 a day for a week then $5 (a 5x spike); B a steady $2.50."""
+    for day in range(8):
+        cost = 100.0 if day < 7 else 500.0
+        _insert_run(raw_con, f"a{day}", ACCOUNT_A, "render", "COMPLETED", T0 + timedelta(days=day), cost=cost)
+        _insert_run(
+            raw_con, f"b{day}", ACCOUNT_B, "render", "COMPLETED", T0 + timedelta(days=day), cost=250.0
+        )
+    apply_models(raw_con)
+    raw_con.close()
+    env = {"RECOUP_DB": str(tmp_path / "given.duckdb")}
+    spike = run_recoup(env, "alert", "--day", "2026-11-17")
+    assert spike.returncode == 1, spike.stderr
+    assert spike.stdout.splitlines() == [
+        f"alert: account {ACCOUNT_A}: $5.00 on 2026-11-17 · 5.0x its 7-day median $1.00",
+        "alert: 1 account(s) over 3x the 7-day median on 2026-11-17",
+    ]
+    budget = run_recoup(env, "alert", "--day", "2026-11-17", "--multiple", "6", "--daily-budget", "2")
+    assert budget.returncode == 1
+    assert budget.stdout.splitlines()[:2] == [
+        f"alert: account {ACCOUNT_A}: $5.00 on 2026-11-17 · over the daily budget $2.00",
+        f"alert: account {ACCOUNT_B}: $2.50 on 2026-11-17 · over the daily budget $2.00",
+    ]
+    calm = run_recoup(env, "alert", "--day", "2026-11-16")
+    assert calm.returncode == 0 and calm.stdout.strip().endswith(
+        "0 account(s) over 3x the 7-day median on 2026-11-16"
+    )
+    bad = run_recoup(env, "alert", "--daily-budget", "lots")
+    assert bad.returncode == 2 and "--daily-budget must be a positive amount" in bad.stderr

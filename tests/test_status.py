@@ -15,8 +15,9 @@ from pipelines.status import iso, parse_duration
 from tests.conftest import run_recoup
 
 
-def _status(db: Path, *args: str) -> tuple[int, str, str]:
-    done = run_recoup({"RECOUP_DB": str(db)}, "status", *args, timeout=60)
+def _status(db: Path, *args: str, accounts: list[str] | None = None) -> tuple[int, str, str]:
+    env = {"RECOUP_DB": str(db)} | ({"RECOUP_ACCOUNTS": ",".join(accounts)} if accounts is not None else {})
+    done = run_recoup(env, "status", *args, timeout=60)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -121,3 +122,44 @@ def test_no_warehouse_or_a_bad_duration_is_one_line_exit_2(
 )
 def test_durations_read_as_operators_write_them(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.slow
+def test_an_account_no_longer_configured_is_retired_and_the_alert_clears(
+    sync: Callable, db_path: Path, world: World
+) -> None:
+    sync()
+    gone, *kept = world.account_ids
+    _age_last_syncs(db_path, gone, hours=2)  # it left: no sync has listed it since
+    assert _status(db_path, "--max-age", "1h")[0] == 1, "judged while RECOUP_ACCOUNTS is unset"
+    code, out, err = _status(db_path, "--max-age", "1h", accounts=kept)
+    assert code == 0, out + err
+    assert f"retired: 1 account(s) in the sync log but not in RECOUP_ACCOUNTS, not judged: {gone}" in out
+    assert "STALE" not in out and f"status: {len(kept)} accounts, 0 failed" in out
+    status = orjson.loads(_status(db_path, "--json", "--max-age", "1h", accounts=kept)[1])
+    assert status["retired"] == [gone] and status["verdict"] == "ok" and status["stale"] == []
+
+
+@pytest.mark.slow
+def test_a_configured_account_that_never_synced_is_named_and_stale(
+    sync: Callable, db_path: Path, world: World
+) -> None:
+    sync()
+    new = "0f0f0f0f-0000-4000-8000-00000000abcd"
+    code, out, _ = _status(db_path, "--max-age", "15m", accounts=[*world.account_ids, new])
+    assert code == 1
+    assert f"account {new}: never synced (it is in RECOUP_ACCOUNTS) · STALE (older than 15m)" in out
+    status = orjson.loads(
+        _status(db_path, "--json", "--max-age", "15m", accounts=[*world.account_ids, new])[1]
+    )
+    assert status["never_synced"] == [new] and status["stale"] == [new] and status["verdict"] == "stale"
+
+
+@pytest.mark.slow
+def test_freshness_is_when_the_sync_finished_not_when_it_started(sync: Callable, db_path: Path) -> None:
+    """A long first sync is fresh as of its end: a sync that took 20 minutes is not STALE at 15m."""
+    sync()
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("update raw.sync_log set synced_at = synced_at - interval 20 minute")
+    code, out, _ = _status(db_path, "--max-age", "15m")
+    assert code == 0 and "STALE" not in out

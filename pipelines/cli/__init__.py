@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from pipelines import defaults, exit_codes, logs
 from pipelines.cli import commands
-from pipelines.recoup.errors import AuthError, ConfigError, ErrorKind, LockHeld, RecoupError
-from pipelines.recoup.safety import mask_catalog
+from pipelines.cli.codes import exit_code_of, one_line
+from pipelines.recoup.errors import ErrorKind, RecoupError
 
 if TYPE_CHECKING:
     from pipelines.config import Config
@@ -33,30 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("recoup")
 
 Command = Callable[[argparse.Namespace, "Config"], int]
-
-
-def exit_code_of(exc: BaseException) -> int:
-    """The exit code for an exception that ended a command."""
-    from pipelines.archive.restore import TargetExists
-
-    if isinstance(exc, LockHeld):
-        return exit_codes.LOCKED
-    if isinstance(exc, ConfigError | AuthError | TargetExists | ValueError):
-        return exit_codes.CONFIG
-    if isinstance(exc, KeyboardInterrupt):
-        return exit_codes.ABORTED
-    return exit_codes.PARTIAL
-
-
-def one_line(exc: BaseException, secrets: list[str]) -> str:
-    """The first line of an error, with catalog passwords and every configured secret masked."""
-    if isinstance(exc, OSError) and exc.strerror:  # e.g. a full disk: what and where
-        text = f"{exc.strerror} ({exc.filename or 'while writing the working copy'})"
-    else:
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return mask_catalog(text)
 
 
 def _explain(command: str, exc: BaseException, config: Config | None) -> str:
@@ -151,6 +127,28 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--max-age", metavar="DURATION",
                        help="exit 1 when an account's last good sync is older (90s, 15m, 2h, 1d)")  # fmt: skip
     check.add_argument("--json", action="store_true", help="one JSON object instead of lines")
+    sql = add(
+        "shell",
+        commands.shell,
+        "the warehouse (or the lake) read-only in the DuckDB CLI: it locks no one out",
+    )
+    sql.add_argument(
+        "-c", "--command", dest="sql", metavar="SQL", help="run SQL and exit instead of a session"
+    )
+    spend = add(
+        "alert",
+        commands.alert,
+        "exit 1 when an account's cost on a complete UTC day (yesterday) is a spike or over a budget",
+    )
+    spend.add_argument("--day", metavar="YYYY-MM-DD", help="the UTC day to judge (default: yesterday)")
+    spend.add_argument(
+        "--multiple",
+        type=float,
+        default=3.0,
+        metavar="N",
+        help="a spike is more than N times the account's 7-day median (default 3)",
+    )
+    spend.add_argument("--daily-budget", metavar="USD", help="also alert when an account's day costs more")
     back = add(
         "restore",
         commands.restore,

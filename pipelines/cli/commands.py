@@ -37,14 +37,24 @@ def sync(args: argparse.Namespace, config: Config) -> int:
 
     The signals are handled from before the sync's modules load until the summary is out.
     """
+    from pipelines.cli.codes import exit_code_of, one_line
+    from pipelines.cli.monitor import Monitor
     from pipelines.stopping import stop_on_signals
 
+    monitor = Monitor(config.monitor, None if config.lake else config.db)
     stop, working = threading.Event(), threading.Event()
     with stop_on_signals(stop, working):
-        from pipelines.sync import run_sync
+        monitor.start()
+        try:
+            from pipelines.sync import run_sync
 
-        summary = run_sync(config, stop=stop, working=working)
-        return _report_sync(summary, config)
+            summary = run_sync(config, stop=stop, working=working)
+        except Exception as exc:
+            monitor.end(exit_code_of(exc), None, [f"sync: {one_line(exc, config.secrets())}"])
+            raise
+        code = _report_sync(summary, config)
+        monitor.end(code, summary, summary.lines())
+        return code
 
 
 def _report_sync(summary: SyncSummary, config: Config) -> int:
@@ -86,6 +96,26 @@ def status(args: argparse.Namespace, config: Config) -> int:
     return (
         exit_codes.OK if max_age is None or state.verdict(max_age) in ("ok", "failed") else exit_codes.PARTIAL
     )
+
+
+def shell(args: argparse.Namespace, config: Config) -> int:
+    """The DuckDB CLI on the published warehouse or the lake, read-only; its own exit code."""
+    from pipelines.cli.shell import run_shell
+
+    return run_shell(config, ["-c", args.sql] if args.sql else [])
+
+
+def alert(args: argparse.Namespace, config: Config) -> int:
+    """Cost spikes and a daily budget on one complete UTC day; 1 when an account is over."""
+    from pipelines.alerts import cost_alerts, parse_day, parse_money
+
+    day, budget = parse_day(args.day), parse_money(args.daily_budget)
+    over = cost_alerts(config.storage, day, args.multiple, budget)
+    for item in over:
+        print(item.line(day, budget))
+    rule = f"{args.multiple:g}x the 7-day median" + (f" or ${budget:,.2f}" if budget is not None else "")
+    print(f"alert: {len(over)} account(s) over {rule} on {day.isoformat()}")
+    return exit_codes.PARTIAL if over else exit_codes.OK
 
 
 def models(args: argparse.Namespace, config: Config) -> int:

@@ -8,6 +8,7 @@ from pipelines.config.settings import (
     Config,
     FileSettings,
     LakeSettings,
+    MonitorSettings,
     ReportSettings,
     StorageSettings,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "Config",
     "FileSettings",
     "LakeSettings",
+    "MonitorSettings",
     "ReportSettings",
     "S3Config",
     "StorageSettings",

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dlt
 
@@ -23,6 +24,7 @@ from pipelines.config.settings import (
     Config,
     FileSettings,
     LakeSettings,
+    MonitorSettings,
     ReportSettings,
     StorageSettings,
 )
@@ -191,7 +193,23 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         report=_report_settings(env),
         archive=archive_settings(env),
         accounts=tuple(parse_accounts(_lookup("accounts", env))),
+        monitor=_monitor_settings(env),
     )
+
+
+def _monitor_settings(env: Mapping[str, str]) -> MonitorSettings:
+    ping = str(_lookup("ping_url", env, secret=True) or "").strip()
+    if ping:
+        parts = urlsplit(ping)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"RECOUP_PING_URL must be an http(s) URL, got one with scheme {parts.scheme[:10]!r}"
+            )
+    metrics = str(_lookup("metrics_file", env) or "").strip()
+    path = Path(metrics).expanduser() if metrics else None
+    if path is not None and not path.parent.is_dir():
+        raise ConfigError(f"RECOUP_METRICS_FILE: the folder {path.parent} does not exist")
+    return MonitorSettings(ping_url=ping.rstrip("/") or None, metrics_file=path)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Config:

@@ -69,6 +69,14 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    """Where a sync reports itself besides its output: a ping URL and a metrics file (both opt-in)."""
+
+    ping_url: str | None = None  # RECOUP_PING_URL: /start, then the URL itself or /<exit code>
+    metrics_file: Path | None = None  # RECOUP_METRICS_FILE: node_exporter's textfile format
+
+
+@dataclass(frozen=True)
 class Config:
     """Every setting of every command, read and checked once by `load`."""
 
@@ -79,6 +87,7 @@ class Config:
     report: ReportSettings = field(default_factory=ReportSettings)
     archive: ArchiveSettings = field(default_factory=lambda: ArchiveSettings(target=None))
     accounts: tuple[str, ...] = ()  # RECOUP_ACCOUNTS, read without a key too: `status` judges only these
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
     @property
     def db(self) -> Path:
@@ -95,6 +104,7 @@ class Config:
         values = [self.api.api_key, self.api.proxy or ""] if self.api else []
         if self.lake:
             values += [self.lake.password or "", *self.lake.s3.secrets()]
+        values.append(self.monitor.ping_url or "")  # a ping URL's path is its token
         return [v for v in (*values, *self.archive.s3.secrets()) if v]
 
     def require_api(self) -> ApiSettings:

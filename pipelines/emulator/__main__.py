@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         default=2.0,
         help="seconds before the observed profile answers an unknown run id",
     )
+    parser.add_argument("--live", action="store_true",
+                        help="the world moves with the clock; admin endpoints under /admin (docs/emulator.md)")  # fmt: skip
     args = parser.parse_args(argv)
     world = World(
         accounts=args.accounts,
@@ -46,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     for account in world.account_ids[:5]:
         print(f"  {account}")
     print(f"try: curl -H 'x-api-key: {world.demo_key}' '{server.url}/api/tasks/runs?limit=5'", flush=True)
+    if args.live:
+        from pipelines.emulator import live
+
+        live.start(world)
+        print(f"live: the world moves every {live.STEP_SECONDS:g} s; e.g. curl -X POST "
+              f"'{server.url}/admin/down?seconds=60'", flush=True)  # fmt: skip
     try:
         while True:
             time.sleep(3600)

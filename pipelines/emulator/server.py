@@ -118,6 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if world.latency:
                 time.sleep(world.latency)
+            if time.monotonic() < world.down_until:
+                raise _Reply(503, {"status": "error", "error": "Service Unavailable"})
             if url.path == "/api/accounts/id":
                 key = self._key(entry["auth"])
                 status, body = 200, {"status": "success", "accountId": world.keys[key].account}
@@ -138,6 +140,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, body)
         elif body is not None:
             self._json(status, body)
+
+    def do_POST(self) -> None:
+        """The admin endpoints of `pipelines/emulator/live.py`."""
+        from pipelines.emulator.live import admin
+
+        url = urlsplit(self.path)
+        self._json(*admin(self.server.world, url.path, parse_qs(url.query)))
 
     def _runs(self, world: World, query: dict[str, list[str]], entry: dict[str, Any]) -> tuple[int, Any]:
         key = self._key(entry["auth"])

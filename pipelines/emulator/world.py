@@ -74,6 +74,7 @@ class World:
         self.profile = profile
         self.not_found_delay = not_found_delay
         self.latency = 0.0
+        self.down_until = 0.0  # time.monotonic() until which every request answers 503
         self.now = now or datetime.now(UTC).replace(microsecond=0)
         self.rng = random.Random(seed)
         self.lock = threading.RLock()
