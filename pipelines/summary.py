@@ -87,15 +87,22 @@ class SyncSummary:
 
     def _failure_lines(self) -> list[str]:
         """One line per failed account; a cause shared by more than three accounts is one line."""
-        by_error: dict[str, list[str]] = {}
-        for r in self.failed:
-            by_error.setdefault(r.summary_error() or "", []).append(r.account)
+        by_cause: dict[str, list[AccountLog]] = {}
+        for r in self.failed:  # the cause: the error without the account's own id
+            cause = (
+                (r.summary_error() or "")
+                .replace(f"account {r.account}: ", "")
+                .replace(r.account, "<account>")
+            )
+            by_cause.setdefault(cause, []).append(r)
         out = []
-        for error, accounts in by_error.items():
-            if len(accounts) > SHARED_FAILURE:
-                out.append(f"{len(accounts)} accounts FAILED: {error} (e.g. {', '.join(accounts[:3])})")
+        for cause, logs in by_cause.items():
+            if len(logs) > SHARED_FAILURE:
+                out.append(
+                    f"{len(logs)} accounts FAILED: {cause} (e.g. {', '.join(r.account for r in logs[:3])})"
+                )
             else:
-                out += [f"account {account}: FAILED: {error}" for account in accounts]
+                out += [f"account {r.account}: FAILED: {r.summary_error()}" for r in logs]
         if self.model_error:
             out.append(f"models: FAILED: {self.model_error}")
         if self.archive and self.archive.error:

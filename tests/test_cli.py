@@ -72,6 +72,35 @@ def test_log_format_json_gives_one_object_per_line(
 
 
 @pytest.mark.slow
+def test_a_failed_account_is_an_error_in_text_and_json_and_the_totals_carry_their_numbers(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    denied = world.account_ids[1]
+    world.revoke(world.demo_key, denied)
+    env = sync_env(world, emulator, tmp_path / "recoup.duckdb")
+    text = run_recoup(env, "sync")
+    assert text.returncode == 1
+    assert re.search(rf"^\S+ ERROR account {denied}: FAILED: .*access denied", text.stdout, re.M), text.stdout
+    done = run_recoup(env, "--log-format", "json", "sync")
+    entries = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert [e["level"] for e in entries if e["msg"].startswith(f"account {denied}: FAILED")] == ["error"]
+    totals = next(e for e in entries if e["msg"].startswith("sync: 2/3 accounts ok"))
+    assert totals["level"] == "info" and totals["accounts_failed"] == 1 and totals["exit_code"] == 1
+    assert totals["runs_new"] == 0 and totals["requests"] >= 3 and isinstance(totals["seconds"], float)
+
+
+@pytest.mark.slow
+def test_every_account_failing_the_same_way_is_one_line(tmp_path: Path) -> None:
+    world = World(accounts=6, runs_per_account=3, seed=2)
+    with EmulatorServer(world) as server:
+        for account in world.account_ids[1:]:  # the key keeps its own account only
+            world.revoke(world.demo_key, account)
+        done = run_recoup(sync_env(world, server, tmp_path / "recoup.duckdb"), "sync")
+    failed = [line for line in done.stdout.splitlines() if "FAILED" in line]
+    assert len(failed) == 1 and " ERROR 5 accounts FAILED: " in failed[0], done.stdout
+
+
+@pytest.mark.slow
 def test_the_module_command_of_older_cron_lines_is_the_same_sync(
     world: World, emulator: EmulatorServer, tmp_path: Path
 ) -> None:

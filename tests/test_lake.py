@@ -409,6 +409,7 @@ def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
         con.execute(f"use {lake.ALIAS}")
         models.apply_models(con, sql_dir=broken, own_transaction=False)
 
+    working = lake_publish.build_models
     monkeypatch.setattr(lake_publish, "build_models", build_broken)  # where the publish looks it up
     _upstream_moves_on(world, 0)
     summary = lake_sync()
@@ -417,7 +418,7 @@ def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
         lake_env, "select (select count(*) from raw.runs), (select count(*) from analytics.runs)"
     )[0]
     assert raw == modelled + 3, "the new runs are stored; the models are the previous ones"
-    monkeypatch.undo()
+    monkeypatch.setattr(lake_publish, "build_models", working)
     assert lake_sync().exit_code == 0, "the API shows nothing new"
     raw, modelled = lake_query(
         lake_env, "select (select count(*) from raw.runs), (select count(*) from analytics.runs)"
@@ -623,3 +624,18 @@ def test_migrating_a_file_warehouse_into_a_lake_loses_nothing(
     assert again.returncode == 2 and "already holds runs" in again.stderr
     summary = lake_sync(machine="b")
     assert summary.exit_code == 0 and sum(r.new for r in summary.results) == 3, "the lake goes on from there"
+
+
+@pytest.mark.slow
+def test_recoup_shell_reads_the_lake_read_only_with_the_installed_duckdb_cli(
+    world: World, emulator: EmulatorServer, tmp_path: Path, lake_env: dict[str, str], lake_sync
+) -> None:
+    """The CLI installed with the project loads the lake's extensions offline (the same DuckDB version)."""
+    assert lake_sync().exit_code == 0
+    env = {**lake_env, "RECOUP_DB": str(tmp_path / "a" / "recoup.duckdb")}
+    done = run_cli(env, "pipelines.cli", "shell", "-c", "select count(*) as n from analytics.runs")
+    assert done.returncode == 0, done.stderr
+    assert str(lake_query(lake_env, "select count(*) from analytics.runs")[0][0]) in done.stdout
+    write = run_cli(env, "pipelines.cli", "shell", "-c", "create table raw.mine (a int)")
+    assert write.returncode != 0 and "read-only" in (write.stdout + write.stderr).lower()
+    assert PG_PASSWORD not in done.stdout + done.stderr + write.stdout + write.stderr

@@ -43,7 +43,7 @@ def test_the_metrics_file_after_a_good_a_failed_and_a_locked_sync(
     assert good[("recoup_sync_runs", (("kind", "new"),))] > 0
     assert good[("recoup_warehouse_bytes", ())] == db.stat().st_size
 
-    world.revoke(world.demo_key, world.account_ids[0])
+    world.revoke(world.demo_key, world.account_ids[1])
     assert run_recoup(env, "sync").returncode == 1
     failed = _metrics(prom)
     assert failed[("recoup_sync_exit_code", ())] == 1
@@ -105,10 +105,10 @@ def test_a_sync_pings_its_start_and_its_end_with_the_exit_code_and_summary(
     assert "accounts ok" in received[1][1]
 
     received.clear()
-    world.revoke(world.demo_key, world.account_ids[0])
+    world.revoke(world.demo_key, world.account_ids[1])
     assert run_recoup(env, "sync").returncode == 1
     assert [path for path, _ in received] == ["/ping/5f1c-token/start", "/ping/5f1c-token/1"]
-    assert f"account {world.account_ids[0]}: FAILED" in received[1][1]
+    assert f"account {world.account_ids[1]}: FAILED" in received[1][1]
 
 
 @pytest.mark.slow

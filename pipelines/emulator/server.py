@@ -146,6 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         from pipelines.emulator.live import admin
 
         url = urlsplit(self.path)
+        self.trickle = 0.0
         self._json(*admin(self.server.world, url.path, parse_qs(url.query)))
 
     def _runs(self, world: World, query: dict[str, list[str]], entry: dict[str, Any]) -> tuple[int, Any]:
