@@ -160,6 +160,43 @@ def test_a_stale_wal_stops_the_sync_with_exit_2_and_says_what_to_do(
         assert con.execute("select count(*) from analytics.runs").fetchone()[0] == len(_visible_ids(world))
 
 
+LIVE_WRITER = textwrap.dedent("""
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])  # read-write, the default of every tool
+    if sys.argv[2] == "write":
+        con.execute("create table main.scratch as select 1 as x")
+    print("open", flush=True)
+    time.sleep(120)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writes", [False, True])
+def test_a_live_read_write_session_is_named_and_told_apart_from_a_dead_one(
+    world: World, emulator: EmulatorServer, db_path: Path, writes: bool
+) -> None:
+    env = sync_env(world, emulator, db_path)
+    assert run_cli(env).returncode == 0
+    session = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(db_path), "write" if writes else "read"],
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert session.stdout is not None and session.stdout.readline().strip() == "open"
+        done = run_cli(env)
+        assert done.returncode == 2
+        last = _message(done.stderr.strip().splitlines()[-1])
+        assert f"is open read-write in a {'running ' if writes else ''}DuckDB session (python" in last, last
+        assert f"PID {session.pid})" in last and "recoup shell" in last
+        assert "remove recoup.duckdb.wal" not in last, "a live session's log is never to be deleted"
+    finally:
+        session.kill()
+        session.wait()
+    if writes:  # killed: its log stays, and now no one holds the file
+        last = _message(run_cli(env).stderr.strip().splitlines()[-1])
+        assert "left by a DuckDB session that did not close" in last and "remove recoup.duckdb.wal" in last
+    else:
+        assert run_cli(env).returncode == 0
+
+
 @pytest.mark.slow
 def test_a_wal_that_appears_during_a_sync_stops_the_publish(world: World, sync, db_path: Path) -> None:
     sync()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import shutil
 import stat
 from collections.abc import Iterator
@@ -56,6 +57,24 @@ def published_file(paths: Paths) -> Path:
     return Path(os.path.realpath(paths.db))
 
 
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
+
+
+def held_by(exc: BaseException) -> str | None:
+    """`<program> PID <n>` when DuckDB refused a file because another process holds it read-write."""
+    found = _LOCK_HOLDER.search(str(exc))
+    return f"{Path(found.group(1)).name} PID {found.group(2)}" if found else None
+
+
+def live_writer(path: Path) -> str | None:
+    """The process that has `path` open read-write now (DuckDB's own file lock tells), or None."""
+    try:
+        duckdb.connect(str(path), read_only=True).close()
+    except duckdb.Error as exc:
+        return held_by(exc)
+    return None
+
+
 def check_publishable(paths: Paths) -> None:
     """Refuses to replace RECOUP_DB when a reader could not open the result.
 
@@ -68,6 +87,13 @@ def check_publishable(paths: Paths) -> None:
     target = published_file(paths)
     for log_file in dict.fromkeys((wal(paths.db), wal(target))):
         if log_file.exists():
+            holder = live_writer(target)
+            if holder:
+                raise ConfigError(
+                    f"{paths.db} is open read-write in a running DuckDB session ({holder}), which holds "
+                    f"{log_file.name}: close that session (do not remove the .wal), and open the warehouse "
+                    "read-only from now on (`recoup shell`, or -readonly)"
+                )
             raise ConfigError(
                 f"{log_file} is left by a DuckDB session that did not close; open {paths.db} once "
                 f"read-write with DuckDB to replay it, or remove {log_file.name} if it is known to be stale"
@@ -89,6 +115,12 @@ def check_warehouse(paths: Paths, source: Path) -> None:
                 "select schema_name, table_name from duckdb_tables() where database_name = current_database()"
             ).fetchall())  # fmt: skip
     except duckdb.Error as exc:
+        holder = held_by(exc)
+        if holder:
+            raise ConfigError(
+                f"{paths.db} is open read-write in a DuckDB session ({holder}): close it, and open the "
+                "warehouse read-only from now on (`recoup shell`, or -readonly); a sync cannot read it meanwhile"
+            ) from None
         raise RecoupError(f"the warehouse cannot be used: {str(exc).splitlines()[0][:300]}") from None
     if tables and (RAW_DATASET, "sync_log") not in tables:
         raise ConfigError(
