@@ -14,6 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipelines.emulator import EmulatorServer, World
 from tests.conftest import closed_port, run_recoup, sync_env
 
+LAST_RUN = ("recoup_sync_last_run_timestamp_seconds", ())
+LAST_SUCCESS = ("recoup_sync_last_success_timestamp_seconds", ())
+
 
 def _metrics(path: Path) -> dict[tuple[str, tuple], float]:
     """Every sample of a metrics file, as node_exporter's textfile collector would read it."""
@@ -35,10 +38,7 @@ def test_the_metrics_file_after_a_good_a_failed_and_a_locked_sync(
     assert run_recoup(env, "sync").returncode == 0
     good = _metrics(prom)
     assert good[("recoup_sync_exit_code", ())] == 0
-    assert (
-        good[("recoup_sync_last_success_timestamp_seconds", ())]
-        == good[("recoup_sync_last_run_timestamp_seconds", ())]
-    )
+    assert good[LAST_SUCCESS] == good[LAST_RUN]
     assert good[("recoup_sync_accounts", (("state", "ok"),))] == len(world.account_ids)
     assert good[("recoup_sync_runs", (("kind", "new"),))] > 0
     assert good[("recoup_warehouse_bytes", ())] == db.stat().st_size
@@ -48,23 +48,14 @@ def test_the_metrics_file_after_a_good_a_failed_and_a_locked_sync(
     failed = _metrics(prom)
     assert failed[("recoup_sync_exit_code", ())] == 1
     assert failed[("recoup_sync_accounts", (("state", "failed"),))] == 1
-    assert (
-        failed[("recoup_sync_last_success_timestamp_seconds", ())]
-        == good[("recoup_sync_last_run_timestamp_seconds", ())]
-    )
-    assert (
-        failed[("recoup_sync_last_run_timestamp_seconds", ())]
-        > good[("recoup_sync_last_run_timestamp_seconds", ())]
-    )
+    assert failed[LAST_SUCCESS] == good[LAST_RUN]
+    assert failed[LAST_RUN] > good[LAST_RUN]
 
     with filelock.FileLock(tmp_path / ".recoup.duckdb.lock"):
         assert run_recoup(env, "sync").returncode == 75
     locked = _metrics(prom)
     assert locked[("recoup_sync_exit_code", ())] == 75
-    assert (
-        locked[("recoup_sync_last_success_timestamp_seconds", ())]
-        == good[("recoup_sync_last_run_timestamp_seconds", ())]
-    )
+    assert locked[LAST_SUCCESS] == good[LAST_RUN]
     assert not any(name == "recoup_sync_accounts" for name, _ in locked), "no sync ran: no account counts"
     assert [p.name for p in prom.parent.iterdir()] == ["recoup.prom"], "written by rename: no temporary left"
 

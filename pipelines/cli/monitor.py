@@ -72,9 +72,8 @@ class Monitor:
         now = time.time()
         registry = CollectorRegistry()
 
-        def gauge(name: str, text: str, value: float, labels: dict[str, str] | None = None) -> None:
-            metric = Gauge(name, text, list(labels or {}), registry=registry)
-            (metric.labels(**labels) if labels else metric).set(value)
+        def gauge(name: str, text: str, value: float) -> None:
+            Gauge(name, text, registry=registry).set(value)
 
         gauge("recoup_sync_last_run_timestamp_seconds", "When the last sync ended (Unix time).", now)
         gauge(LAST_SUCCESS, "When the last sync that exited 0 ended (Unix time; 0: never).",

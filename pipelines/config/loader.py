@@ -97,7 +97,7 @@ def demo_folder(env: Mapping[str, str]) -> Path:
     return Path(env.get("RECOUP_DEMO_DIR") or defaults.DEMO_DIR).expanduser().absolute()
 
 
-def _api_settings(env: Mapping[str, str]) -> ApiSettings | None:
+def _api_settings(env: Mapping[str, str], accounts: tuple[str, ...]) -> ApiSettings | None:
     api_key = str(_lookup("api_key", env, secret=True) or "").strip()
     if not api_key:
         return None
@@ -105,7 +105,7 @@ def _api_settings(env: Mapping[str, str]) -> ApiSettings | None:
     return ApiSettings(
         api_key=api_key,
         base_url=check_base_url(str(_lookup("base_url", env) or defaults.BASE_URL).strip()),
-        accounts=parse_accounts(_lookup("accounts", env)),
+        accounts=list(accounts),
         max_concurrency=_number("max_concurrency", env, defaults.MAX_CONCURRENCY, 1),
         max_rpm=_number("max_rpm", env, defaults.MAX_RPM, 0),
         retry_attempts=_number("retry_attempts", env, defaults.RETRY_ATTEMPTS, 1),
@@ -185,14 +185,15 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         ConfigError: a setting is unusable; the message names it, in one line.
     """
     env = os.environ if env is None else env
+    accounts = tuple(parse_accounts(_lookup("accounts", env)))
     return Config(
-        api=_api_settings(env),
+        api=_api_settings(env, accounts),
         storage=_storage_settings(env),
         fetch=_fetch_options(env),
         sync_seconds=_number("sync_seconds", env, defaults.SYNC_SECONDS, 0),
         report=_report_settings(env),
         archive=archive_settings(env),
-        accounts=tuple(parse_accounts(_lookup("accounts", env))),
+        accounts=accounts,
         monitor=_monitor_settings(env),
     )
 

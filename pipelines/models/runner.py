@@ -44,9 +44,7 @@ def _stored(con: duckdb.DuckDBPyConnection) -> tuple[str | None, datetime | None
     """The fingerprint of the models built and the newest answer that build covered."""
     try:
         row = con.execute(f"select fingerprint, built_through from {FINGERPRINT_TABLE}").fetchone()
-    except duckdb.BinderException:  # built before the record of what was covered: rebuild once
-        return None, None
-    except duckdb.CatalogException:
+    except (duckdb.CatalogException, duckdb.BinderException):  # never built, or before this record
         return None, None
     return (row[0], _utc(row[1])) if row else (None, None)
 
@@ -68,8 +66,12 @@ def models_behind(con: duckdb.DuckDBPyConnection) -> datetime | None:
     `recoup models`). Models never built, or built before this record existed, give None.
     """
     _, through = _stored(con)
-    newest = newest_answer(con)
-    return through if through is not None and newest is not None and newest > through else None
+    return through if _lags(through, newest_answer(con)) else None
+
+
+def _lags(through: datetime | None, newest: datetime | None) -> bool:
+    """True when the raw tables hold an answer newer than the last build covered."""
+    return through is not None and newest is not None and newest > through
 
 
 def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]) -> None:
@@ -134,16 +136,14 @@ def apply_models(
     stored, through = _stored(con)
     same = stored == fingerprint
     newest = newest_answer(con)
-    behind = through is not None and newest is not None and newest > through
-    if unless_unchanged and same and not behind:
+    if unless_unchanged and same and not _lags(through, newest):
         return []
-    incremental = changed_since is not None and same and through is not None
     budget = scalar(con.execute("select current_setting('memory_limit')"))
     # DuckDB 1.5 cannot spill every aggregate: a build that runs out of the caller's budget is
     # rolled back and tried once more with REBUILD_MEMORY (a full rebuild over two million runs
     # needs between 256 MB and 512 MB), so small warehouses keep a small footprint.
     # An earlier build that failed left `through` before this sync: its runs are updated too.
-    since = min(changed_since, through) if incremental and changed_since and through else None
+    since = min(changed_since, through) if same and changed_since and through else None
     if not own_transaction:
         try:
             _build(con, models, (fingerprint, newest), sql_dir, since)

@@ -75,6 +75,17 @@ def live_writer(path: Path) -> str | None:
     return None
 
 
+def _open_elsewhere(paths: Paths, holder: str, log_file: Path | None = None) -> ConfigError:
+    """What to do about a DuckDB session that holds the warehouse read-write."""
+    session = f"a running DuckDB session ({holder}), which holds {log_file.name}" if log_file else (
+        f"a DuckDB session ({holder})")  # fmt: skip
+    keep = " (do not remove the .wal)" if log_file else ""
+    return ConfigError(
+        f"{paths.db} is open read-write in {session}: close that session{keep}, and open the warehouse "
+        "read-only from now on (`recoup shell`, or -readonly)"
+    )
+
+
 def check_publishable(paths: Paths) -> None:
     """Refuses to replace RECOUP_DB when a reader could not open the result.
 
@@ -89,11 +100,7 @@ def check_publishable(paths: Paths) -> None:
         if log_file.exists():
             holder = live_writer(target)
             if holder:
-                raise ConfigError(
-                    f"{paths.db} is open read-write in a running DuckDB session ({holder}), which holds "
-                    f"{log_file.name}: close that session (do not remove the .wal), and open the warehouse "
-                    "read-only from now on (`recoup shell`, or -readonly)"
-                )
+                raise _open_elsewhere(paths, holder, log_file)
             raise ConfigError(
                 f"{log_file} is left by a DuckDB session that did not close; open {paths.db} once "
                 f"read-write with DuckDB to replay it, or remove {log_file.name} if it is known to be stale"
@@ -117,10 +124,7 @@ def check_warehouse(paths: Paths, source: Path) -> None:
     except duckdb.Error as exc:
         holder = held_by(exc)
         if holder:
-            raise ConfigError(
-                f"{paths.db} is open read-write in a DuckDB session ({holder}): close it, and open the "
-                "warehouse read-only from now on (`recoup shell`, or -readonly); a sync cannot read it meanwhile"
-            ) from None
+            raise _open_elsewhere(paths, holder) from None
         raise RecoupError(f"the warehouse cannot be used: {str(exc).splitlines()[0][:300]}") from None
     if tables and (RAW_DATASET, "sync_log") not in tables:
         raise ConfigError(
