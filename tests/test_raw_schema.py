@@ -147,3 +147,29 @@ def test_a_field_added_to_the_description_alone_reaches_arrow_duckdb_and_dlt(tmp
     }
     assert seen["dlt"] == {"queued_at": "timestamp", "machine": "text", "error_code": "text"}
     assert seen["stored"] == [["2026-11-20 11:00:05+00:00", "large-1x", "E42", None]]
+
+
+def test_tags_and_attempts_stored_without_their_answer_time_get_it_at_the_next_sync(
+    sync, db_path: Path
+) -> None:
+    """Child rows carry their answer's `seen_at` (the archive finds a sync's rows by it); older ones are dated."""
+    sync()
+    children = [f"{root}__{child}" for root in ROOTS.values() for child in ("tags", "attempts")]
+    with duckdb.connect(str(db_path)) as con:
+        tables = "select table_name from duckdb_tables() where schema_name = 'raw'"
+        present = {row[0] for row in con.execute(tables).fetchall()}
+        children = [name for name in children if name in present]
+        assert "runs__tags" in children and "runs__attempts" in children
+        for child in children:  # as a warehouse written before the column existed
+            con.execute(f"alter table raw.{child} drop column seen_at")
+    sync()
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        for child in children:
+            root = child.split("__")[0]
+            total, undated, wrong = con.execute(f"""
+                select count(*), count(*) filter (where c.seen_at is null),
+                       count(*) filter (where c.seen_at is distinct from r.seen_at)
+                from raw.{child} c left join raw.{root} r using (observation_id)
+            """).fetchone()  # fmt: skip
+            assert undated == 0 and wrong == 0, (child, total, undated, wrong)
+            assert total > 0 or root != "runs", child

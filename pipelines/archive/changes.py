@@ -6,7 +6,9 @@ A sync changes the raw tables in a few ways only, and each table's rows are chos
   point before): their rows are archived whole, and a restore replaces those runs by id;
 - a child table (`__tags`, `__attempts`) loses and gets rows only for those runs (dlt's merge
   replaces them, the sync prunes the orphans): every row of those runs is archived, and a
-  restore deletes the runs' rows and inserts these, so a dropped tag stays dropped;
+  restore deletes the runs' rows and inserts these, so a dropped tag stays dropped. Those rows
+  are the ones stamped with their answer's `seen_at` after the point before (every row of a
+  run belongs to its current answer), which DuckDB finds without reading the older rows;
 - `sync_log`, `lost_runs`, `_dlt_loads` and `_dlt_version` only get rows appended, stamped
   after the point before; a restore inserts those it does not hold yet;
 - `_dlt_pipeline_state` keeps its newest few states (`keep_recent_states`): archived whole,
@@ -95,7 +97,7 @@ def change_parts(ddl: dict[str, str], since: datetime) -> list[TablePart]:
         known.add(root)
         for child in (f"{root}__{c}" for c in CHILDREN):
             if child in ddl:
-                sql = f"select * from {RAW_DATASET}.{child} where run_id in ({changed})"
+                sql = f"select * from {RAW_DATASET}.{child} where seen_at > ?"
                 parts.append(
                     TablePart(child, "children", sql, (since,), of=root, key=("run_id",), ddl=ddl[child])
                 )

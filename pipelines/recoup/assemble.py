@@ -62,7 +62,9 @@ def assemble(pages: list[CheckedPage]) -> Answers:
     )
     oids = pc.binary_join_element_wise("l:", ids, suffixes, "")
     accounts = [page.account_id for page in pages for _ in range(len(page))]
-    seen = [micros(page.seen_at) for page in pages for _ in range(len(page))]
+    seen = pa.array([micros(page.seen_at) for page in pages for _ in range(len(page))], pa.int64()).view(
+        TIMESTAMP
+    )
     texts = {
         column: [v for page in pages for v in page.texts[column]]
         for column in (pages[0].texts if pages else {})
@@ -70,7 +72,7 @@ def assemble(pages: list[CheckedPage]) -> Answers:
     columns: dict[str, Any] = {
         "id": ids, "observation_id": oids, "account_id": pa.array(accounts, TEXT),
         **{column: field[source] for source, column in TEXT_FIELDS.items()},
-        **times, "seen_at": pa.array(seen, pa.int64()).view(TIMESTAMP),
+        **times, "seen_at": seen,
         **{column: field[source] for fields in (NUMBER_FIELDS, INTEGER_FIELDS, BOOL_FIELDS)
            for source, column in fields.items()},
         "has_attempts": pc.is_valid(attempts), "attempts_listed": pc.list_value_length(attempts).cast(pa.int64()),
@@ -85,13 +87,13 @@ def assemble(pages: list[CheckedPage]) -> Answers:
 
     tag_run, tag_index = _positions(tags)
     tag_columns = {"run_id": ids.take(tag_run), "observation_id": oids.take(tag_run), "tag_index": tag_index,
-                   "value": tags.flatten()}  # fmt: skip
+                   "value": tags.flatten(), "seen_at": seen.take(tag_run)}  # fmt: skip
     attempt_run, attempt_index = _positions(attempts)
     attempt_columns = {
         "run_id": ids.take(attempt_run), "observation_id": oids.take(attempt_run),
         **{column: attempt[source] for source, column in ATTEMPT_TEXT_FIELDS.items()},
         "attempt_number": pc.add(attempt_index, 1), **attempt_times,
-        **_object_columns(attempt, ATTEMPT_OBJECT_FIELDS),
+        **_object_columns(attempt, ATTEMPT_OBJECT_FIELDS), "seen_at": seen.take(attempt_run),
     }  # fmt: skip
     return Answers(
         "list",

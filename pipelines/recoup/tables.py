@@ -115,11 +115,15 @@ RUN_COLUMNS: dict[str, Column] = {
     "output": Column("json", "output", private=True),
     "extra": Column("json"),  # fields the API added that no column names, kept whole
 }
+# A child row carries its answer's `seen_at` too: the rows a sync wrote lie together in the
+# table, so a reader of one sync's rows (the archive) skips the rest without a join.
+ANSWERED = Column("timestamp")
 TAG_COLUMNS: dict[str, Column] = {
     "run_id": KEY,
     "observation_id": KEY,
     "tag_index": Column("bigint"),
     "value": Column("text"),
+    "seen_at": ANSWERED,
 }
 # Sources here are fields of one attempt object.
 ATTEMPT_COLUMNS: dict[str, Column] = {
@@ -134,6 +138,7 @@ ATTEMPT_COLUMNS: dict[str, Column] = {
     "completed_at": Column("timestamp", "completedAt"),
     "error_message": Column("text", "error.message"),
     "error_name": Column("text", "error.name"),
+    "seen_at": ANSWERED,
 }
 # Each kind of answer has its root table and two child tables.
 ROOTS = {"list": "runs", "retrieve": "run_details"}
@@ -235,23 +240,37 @@ def rows_to_answers(rows: list[dict[str, Any]], observed_by: str) -> Answers:
     """Run rows (from `to_run_row`) as Arrow tables: the runs and their tags and attempts."""
     root = ROOTS[observed_by]
     oids = [observation_id(row, observed_by) for row in rows]
-    tag_run, tag_oid, tag_index, tag_value = [], [], [], []
-    attempts, attempt_run, attempt_oid = [], [], []
+    tag_run, tag_oid, tag_index, tag_value, tag_seen = [], [], [], [], []
+    attempts, attempt_run, attempt_oid, attempt_seen = [], [], [], []
     for row, oid in zip(rows, oids, strict=True):
         for i, tag in enumerate(row["tags"]):
             tag_run.append(row["id"])
             tag_oid.append(oid)
             tag_index.append(i)
             tag_value.append(tag)
+            tag_seen.append(row["seen_at"])
         for attempt in row["attempts"]:
             attempts.append(attempt)
             attempt_run.append(row["id"])
             attempt_oid.append(oid)
+            attempt_seen.append(row["seen_at"])
     return Answers(
         observed_by,
         _columns(rows, root, observation_id=oids),
         _columns(
-            [], f"{root}__tags", run_id=tag_run, observation_id=tag_oid, tag_index=tag_index, value=tag_value
+            [],
+            f"{root}__tags",
+            run_id=tag_run,
+            observation_id=tag_oid,
+            tag_index=tag_index,
+            value=tag_value,
+            seen_at=tag_seen,
         ),
-        _columns(attempts, f"{root}__attempts", run_id=attempt_run, observation_id=attempt_oid),
+        _columns(
+            attempts,
+            f"{root}__attempts",
+            run_id=attempt_run,
+            observation_id=attempt_oid,
+            seen_at=attempt_seen,
+        ),
     )

@@ -66,8 +66,33 @@ def create_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create table if not exists {RAW_DATASET}.{name} ({side_table_columns(name)})")
         for column, kind in columns.items():
             con.execute(f"alter table {RAW_DATASET}.{name} add column if not exists {column} {kind}")
+    date_child_rows(con)
     # The page marks moved into dlt's state (pipelines/recoup/pages.py): the old cache goes.
     con.execute(f"drop table if exists {RAW_DATASET}.list_pages")
+
+
+def date_child_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Gives the tags and attempts an earlier version stored without one their answer's `seen_at`.
+
+    Once per warehouse (or after a restore from an archive made before the column): a child
+    row's answer is the root row with its `observation_id`, and rows whose answer was replaced
+    since are pruned at every sync, so each one finds its answer.
+    """
+    tables = table_kinds(con)
+    for root in ROOTS.values():
+        for child in (f"{root}__{c}" for c in ("tags", "attempts")):
+            if tables.get(child) != "BASE TABLE" or tables.get(root) != "BASE TABLE":
+                continue
+            con.execute(f"alter table {RAW_DATASET}.{child} add column if not exists seen_at timestamptz")
+            undated = con.execute(
+                f"select count(*) from {RAW_DATASET}.{child} where seen_at is null"
+            ).fetchone()
+            if undated and undated[0]:
+                con.execute(f"""
+                    update {RAW_DATASET}.{child} c set seen_at = r.seen_at
+                    from {RAW_DATASET}.{root} r
+                    where c.seen_at is null and r.observation_id = c.observation_id
+                """)  # fmt: skip
 
 
 def prune_answers(con: duckdb.DuckDBPyConnection, since: datetime) -> None:
