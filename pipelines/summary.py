@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pipelines import exit_codes
 from pipelines.archive.outcome import ArchiveOutcome
@@ -36,6 +37,7 @@ class SyncSummary:
     budget_seconds: int = 0
     max_rpm: int = 0
     archive: ArchiveOutcome | None = None  # the archive step after the publish, with RECOUP_ARCHIVE
+    synced_at: datetime | None = None  # when the sync started: its key in sync_log
 
     @property
     def failed(self) -> list[AccountLog]:

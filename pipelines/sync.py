@@ -42,8 +42,11 @@ from pipelines.summary import Progress, SyncSummary
 from pipelines.warehouse import (
     append_sync_log,
     drop_stand_ins,
+    forget_outcomes,
     keep_recent_states,
+    pending_outcomes,
     prune_answers,
+    record_outcomes,
     remember_lost,
 )
 
@@ -188,8 +191,11 @@ def run_sync(
                     prune_answers(con, synced_at)
                 remember_lost(con, synced_at, logs)
                 append_sync_log(con, synced_at, logs, storage.backlog(con, options))
+                ended = pending_outcomes(storage.paths.outcomes)  # how the syncs before this one ended
+                record_outcomes(con, ended, synced_at)
                 release_freed_memory()
                 published = storage.publish(con, synced_at, options, loaded, size.large_bytes)
+                forget_outcomes(storage.paths.outcomes, ended)
             finally:
                 storage.close()
         archived = storage.archive(config.archive)  # still under the lock: nothing changes what it reads
@@ -209,4 +215,5 @@ def run_sync(
         budget_seconds=config.sync_seconds,
         max_rpm=api.max_rpm,
         archive=archived,
+        synced_at=synced_at,
     )

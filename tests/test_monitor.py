@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import duckdb
 import filelock
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -119,3 +120,44 @@ def test_a_bad_monitoring_setting_is_one_clear_line_and_exit_2(tmp_path: Path) -
     assert bad_ping.returncode == 2 and "RECOUP_PING_URL must be an http(s) URL" in bad_ping.stderr
     bad_file = run_recoup({**env, "RECOUP_METRICS_FILE": str(tmp_path / "no" / "such" / "r.prom")}, "sync")
     assert bad_file.returncode == 2 and "RECOUP_METRICS_FILE: the folder" in bad_file.stderr
+
+
+@pytest.mark.slow
+def test_every_sync_has_one_row_in_analytics_syncs_with_its_exit_code_and_archive_state(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """A good sync, a locked-out one, one whose archive failed, then one more: four rows, in order."""
+    db, archive = tmp_path / "recoup.duckdb", tmp_path / "archive"
+    env = sync_env(world, emulator, db, RECOUP_ARCHIVE=str(archive))
+    assert run_recoup(env, "sync").returncode == 0
+    with filelock.FileLock(tmp_path / ".recoup.duckdb.lock"):
+        assert run_recoup(env, "sync").returncode == 75
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # the archive's folder cannot be made under a file
+    assert run_recoup({**env, "RECOUP_ARCHIVE": str(blocked / "archive")}, "sync").returncode == 1
+    for _ in range(3):
+        world.add_run(world.account_ids[0])
+    assert run_recoup(env, "sync").returncode == 0
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("""
+            select published, exit_code, outcome_recorded, archive, archive_error is not null, error is not null,
+                   requests > 0, synced_at <= published_at and published_at <= coalesce(ended_at, published_at),
+                   duration_seconds > 0, accounts, runs_new
+            from analytics.syncs order by synced_at
+        """).fetchall()  # fmt: skip
+        logged = con.execute("select count(distinct synced_at) from analytics.sync_log").fetchone()[0]
+    accounts = len(world.account_ids)
+    assert rows[0][:6] == (True, 0, True, "archived", False, False) and rows[0][6:10] == (
+        True,
+        True,
+        True,
+        accounts,
+    )
+    assert rows[1][:6] == (False, 75, True, None, False, True), "locked out: a row with its one-line reason"
+    assert rows[2][:6] == (True, 1, True, "failed", True, False)
+    assert rows[3][:3] == (True, None, False), "the newest sync: how it ends is recorded by the next"
+    assert rows[3][10] == 3
+    assert len(rows) == 4 and logged == 3
+    journal = [line for line in (tmp_path / ".recoup.duckdb-outcomes.jsonl").read_text().splitlines() if line]
+    assert len(journal) == 1, "the recorded outcomes are forgotten; the newest waits for the next sync"

@@ -9,7 +9,7 @@ A sync changes the raw tables in a few ways only, and each table's rows are chos
   restore deletes the runs' rows and inserts these, so a dropped tag stays dropped. Those rows
   are the ones stamped with their answer's `seen_at` after the point before (every row of a
   run belongs to its current answer), which DuckDB finds without reading the older rows;
-- `sync_log`, `lost_runs`, `_dlt_loads` and `_dlt_version` only get rows appended, stamped
+- `sync_log`, `lost_runs`, `sync_outcomes`, `_dlt_loads` and `_dlt_version` only get rows appended, stamped
   after the point before; a restore inserts those it does not hold yet;
 - `_dlt_pipeline_state` keeps its newest few states (`keep_recent_states`): archived whole,
   replaced whole. So is any raw table this module does not know.
@@ -29,6 +29,7 @@ from pipelines.recoup.tables import ROOTS
 APPENDED = {
     "sync_log": ("synced_at", ["synced_at", "account_id"]),
     "lost_runs": ("lost_at", ["run_id"]),
+    "sync_outcomes": ("recorded_at", ["synced_at"]),
     "_dlt_loads": ("inserted_at", ["load_id"]),
     "_dlt_version": ("inserted_at", ["version_hash", "inserted_at"]),
 }

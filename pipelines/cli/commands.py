@@ -41,7 +41,7 @@ def sync(args: argparse.Namespace, config: Config) -> int:
     from pipelines.cli.monitor import Monitor
     from pipelines.stopping import stop_on_signals
 
-    monitor = Monitor(config.monitor, None if config.lake else config.db)
+    monitor = Monitor(config.monitor, None if config.lake else config.db, config.storage.db)
     stop, working = threading.Event(), threading.Event()
     with stop_on_signals(stop, working):
         monitor.start()

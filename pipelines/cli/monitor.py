@@ -9,6 +9,9 @@ that cannot be written, is one WARNING line.
 - RECOUP_METRICS_FILE is written in Prometheus' text format for node_exporter's textfile
   collector, atomically (a reader never sees half a file), at the end of every sync that got as
   far as loading its configuration: failures and a held lock (exit 75) included.
+
+Every sync also notes how it ended in the outcome journal beside the warehouse, which the next
+sync records in `raw.sync_outcomes` (`analytics.syncs`; see `pipelines/warehouse/outcomes.py`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,9 +41,12 @@ LAST_SUCCESS = "recoup_sync_last_success_timestamp_seconds"
 class Monitor:
     """The pings and the metrics file of one sync."""
 
-    def __init__(self, settings: MonitorSettings, warehouse: Path | None = None) -> None:
+    def __init__(
+        self, settings: MonitorSettings, warehouse: Path | None = None, db: Path | None = None
+    ) -> None:
         self.settings = settings
         self.warehouse = warehouse  # the file whose size the metrics report; None for a lake
+        self.db = db  # the storage's file (a lake's working file): its folder keeps the outcome journal
         self.started = time.time()
 
     def start(self) -> None:
@@ -47,13 +54,36 @@ class Monitor:
         self._ping("/start", "")
 
     def end(self, code: int, summary: SyncSummary | None, lines: Sequence[str]) -> None:
-        """Pings the end with `lines` as the body, and writes the metrics file."""
+        """Pings the end with `lines` as the body, writes the metrics file and notes the outcome."""
+        if self.db is not None:
+            from pipelines.warehouse import Paths, note_outcome  # loaded once the sync's modules are
+
+            note_outcome(Paths(self.db).outcomes, self.outcome(code, summary, lines))
         self._ping("" if code == 0 else f"/{code}", "\n".join(lines)[:10_000])
         if self.settings.metrics_file is not None:
             try:
                 self._write_metrics(self.settings.metrics_file, code, summary)
             except OSError as exc:
                 log.warning("metrics: cannot write %s: %s", self.settings.metrics_file, exc.strerror)
+
+    def outcome(self, code: int, summary: SyncSummary | None, lines: Sequence[str]) -> dict[str, Any]:
+        """The sync's row of `raw.sync_outcomes` (all but `recorded_at`); `lines` name a failure."""
+        started = datetime.fromtimestamp(self.started, UTC)
+        row: dict[str, Any] = {"synced_at": started, "ended_at": datetime.now(UTC), "exit_code": code,
+                               "published": summary is not None}  # fmt: skip
+        if summary is None:  # it ended before publishing: its one line says why
+            return {**row, "error": lines[0] if lines else None}
+        fields = summary.fields()
+        archive = summary.archive
+        return {
+            **row, **{name: fields[name] for name in ("accounts", "accounts_failed", "runs_new", "runs_updated",
+                                                      "runs_refreshed", "runs_lost", "requests", "retries",
+                                                      "details_pending")},
+            "synced_at": summary.synced_at or started, "budget_seconds": summary.budget_seconds,
+            "lists_seconds": round(summary.lists_seconds, 3),
+            "archive": "off" if archive is None else "failed" if archive.error else "archived",
+            "archive_error": archive.error if archive else None,
+        }  # fmt: skip
 
     def _ping(self, suffix: str, body: str) -> None:
         url = self.settings.ping_url

@@ -97,6 +97,8 @@ def merge_changes(
     add_new_columns(con, work, "sync_log")  # a lake made before a column was added
     con.execute(f"""insert into {lake}.lost_runs by name select * from {raw}.lost_runs
                     where run_id not in (select run_id from {lake}.lost_runs)""")  # fmt: skip
+    con.execute(f"""insert into {lake}.sync_outcomes by name select * from {raw}.sync_outcomes
+                    where synced_at not in (select synced_at from {lake}.sync_outcomes)""")  # fmt: skip
     # The backlog is the lake's, not the working file's (which holds only this sync's runs).
     con.execute(f"use {ALIAS}")
     pending = warehouse.details_pending(con, options.details)

@@ -3,11 +3,12 @@
 `paths` where a sync writes · `lock` one sync at a time · `working_copy` the private copy and
 its atomic publish · `dlt_folder` dlt's pipelines folder beside the file · `connection` memory
 limits · `raw_schema` the raw tables · `sync_state` what a sync starts from · `sync_log` what
-it records.
+it records · `outcomes` how each sync ended, recorded by the next.
 """
 
 from pipelines.warehouse.connection import LOAD_LIMITS, MODEL_LIMITS, connect, memory_for, use_limits
 from pipelines.warehouse.lock import sync_lock
+from pipelines.warehouse.outcomes import forget_outcomes, note_outcome, pending_outcomes, record_outcomes
 from pipelines.warehouse.paths import Paths, prepare_folder
 from pipelines.warehouse.raw_schema import (
     RAW_TABLES,
@@ -41,14 +42,18 @@ __all__ = [
     "details_pending",
     "discard_work",
     "drop_stand_ins",
+    "forget_outcomes",
     "keep_recent_states",
     "memory_for",
     "missing_raw_tables",
+    "note_outcome",
+    "pending_outcomes",
     "prepare_folder",
     "prune_answers",
     "publish",
     "read_index",
     "read_source_state",
+    "record_outcomes",
     "remember_lost",
     "side_table_columns",
     "space_margin",

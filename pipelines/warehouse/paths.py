@@ -26,6 +26,11 @@ class Paths:
         return self.folder / f".{self.db.name}.lock"
 
     @property
+    def outcomes(self) -> Path:
+        """The journal of how syncs ended, until the next sync records them (`raw.sync_outcomes`)."""
+        return self.folder / f".{self.db.name}-outcomes.jsonl"
+
+    @property
     def work(self) -> Path:
         """The working folder of a sync: the copy it loads into, published when it succeeds."""
         # The whole file name: `recoup.duckdb` and `recoup.db` in one folder never share it.

@@ -51,6 +51,13 @@ SIDE_TABLES: dict[str, dict[str, str]] = {
         "runs_foreign": "integer", "finished_at": "timestamptz",
     },
     "lost_runs": {"run_id": "varchar", "lost_at": "timestamptz"},  # the runs the API forgot, never asked again
+    "sync_outcomes": {  # how each sync ended, recorded by the next one (pipelines/warehouse/outcomes.py)
+        "synced_at": "timestamptz", "ended_at": "timestamptz", "exit_code": "integer", "published": "boolean",
+        "accounts": "integer", "accounts_failed": "integer", "runs_new": "integer", "runs_updated": "integer",
+        "runs_refreshed": "integer", "runs_lost": "integer", "requests": "integer", "retries": "integer",
+        "budget_seconds": "integer", "lists_seconds": "double", "details_pending": "integer",
+        "archive": "varchar", "archive_error": "varchar", "error": "varchar", "recorded_at": "timestamptz",
+    },
 }  # fmt: skip
 
 

@@ -13,4 +13,6 @@
 --   error: every problem of the account, each rejected run named; null when it synced cleanly
 --   details_pending: finished runs of the account still waiting for their details fetch after
 --     this sync (null before it was kept)
+--   finished_at: when the sync had loaded everything and went on to publish (UTC; null before it
+--     was kept)
 select * from staging.sync_log

@@ -16,7 +16,8 @@ renamed as (
         possible_gap,
         coalesce(first_sync, false) as first_sync,
         error,
-        details_pending
+        details_pending,
+        finished_at
     from source
 )
 
