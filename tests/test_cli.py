@@ -15,9 +15,17 @@ import orjson
 import pytest
 
 from pipelines.emulator import EmulatorServer, World
-from tests.conftest import closed_port, run_cli, run_recoup, start_recoup, sync_env, venv_script, wait_until
+from tests.conftest import (
+    ISO_UTC,
+    closed_port,
+    run_cli,
+    run_recoup,
+    start_recoup,
+    sync_env,
+    venv_script,
+    wait_until,
+)
 
-ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z ")
 COMMANDS = ("sync", "status", "models", "report", "demo", "emulator")
 
 
@@ -58,6 +66,22 @@ def test_every_log_line_and_summary_line_starts_with_an_iso_utc_time(
     lines = done.stderr.splitlines() + done.stdout.splitlines()
     assert len(lines) > 5
     assert [line for line in lines if not ISO_UTC.match(line)] == []
+
+
+@pytest.mark.slow
+def test_every_line_of_every_command_after_a_sync_starts_with_an_iso_utc_time(
+    world: World, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    env = sync_env(world, emulator, tmp_path / "recoup.duckdb", RECOUP_ARCHIVE=str(tmp_path / "archive"),
+                   RECOUP_REPORTS_DIR=str(tmp_path / "reports"))  # fmt: skip
+    assert run_recoup(env, "sync").returncode == 0
+    commands = [("status",), ("status", "--max-age", "1s"), ("models",), ("report",), ("alert",),
+                ("archive", "status"), ("restore", "--to", str(tmp_path / "restored" / "recoup.duckdb"))]  # fmt: skip
+    for args in commands:
+        done = run_recoup(env, *args)
+        lines = done.stderr.splitlines() + done.stdout.splitlines()
+        assert done.returncode in (0, 1) and lines, (args, done.stderr)
+        assert [line for line in lines if not ISO_UTC.match(line)] == [], args
 
 
 @pytest.mark.slow

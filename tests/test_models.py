@@ -14,7 +14,7 @@ import pytest
 from pipelines.models import SQL_DIR, ModelError, apply_models, load_models
 from pipelines.recoup.settings import GROUP_OF_STATUS
 from pipelines.warehouse import RAW_TABLES, create_sync_tables
-from tests.conftest import run_recoup
+from tests.conftest import ISO_UTC, run_recoup
 
 ACCOUNT_A = "aaaaaaaa-0000-4000-8000-000000000001"
 ACCOUNT_B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -531,13 +531,13 @@ def test_recoup_alert_names_the_spike_and_the_account_over_budget_on_a_complete_
     env = {"RECOUP_DB": str(tmp_path / "given.duckdb")}
     spike = run_recoup(env, "alert", "--day", "2026-11-17")
     assert spike.returncode == 1, spike.stderr
-    assert spike.stdout.splitlines() == [
+    assert [ISO_UTC.sub("", line) for line in spike.stdout.splitlines()] == [
         f"alert: account {ACCOUNT_A}: $5.00 on 2026-11-17 · 5.0x its 7-day median $1.00",
         "alert: 1 account(s) over 3x the 7-day median on 2026-11-17",
     ]
     budget = run_recoup(env, "alert", "--day", "2026-11-17", "--multiple", "6", "--daily-budget", "2")
     assert budget.returncode == 1
-    assert budget.stdout.splitlines()[:2] == [
+    assert [ISO_UTC.sub("", line) for line in budget.stdout.splitlines()[:2]] == [
         f"alert: account {ACCOUNT_A}: $5.00 on 2026-11-17 · over the daily budget $2.00",
         f"alert: account {ACCOUNT_B}: $2.50 on 2026-11-17 · over the daily budget $2.00",
     ]

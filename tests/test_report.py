@@ -208,9 +208,11 @@ def test_report_on_an_unsynced_database_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_report_cli_prints_the_paths(sync, db_path: Path, tmp_path: Path) -> None:
+def test_report_cli_prints_the_paths_on_dated_lines(sync, db_path: Path, tmp_path: Path) -> None:
     sync()
     done = run_cli({"RECOUP_DB": str(db_path), "RECOUP_REPORTS_DIR": str(tmp_path / "out"),
                     "RECOUP_REPORT_END": "2026-11-20"}, "pipelines.cli", "report")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0] == str(tmp_path / "out" / "2026-11-20" / "report.html")
+    first = done.stdout.splitlines()[0]
+    assert re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z report: wrote ", first), first
+    assert first.endswith(" report: wrote " + str(tmp_path / "out" / "2026-11-20" / "report.html"))

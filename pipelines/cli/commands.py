@@ -89,10 +89,11 @@ def status(args: argparse.Namespace, config: Config) -> int:
 
     max_age = parse_duration(args.max_age) if args.max_age else None
     state = read_status(config.storage, configured=config.accounts)
-    if args.json:
+    if args.json:  # one document for a monitoring system
         print(orjson.dumps(state.to_dict(max_age)).decode())
     else:
-        print("\n".join(state.lines(max_age, problems_only=args.quiet)))
+        for line in state.lines(max_age, problems_only=args.quiet):
+            result.info("%s", line)
     return (
         exit_codes.OK if max_age is None or state.verdict(max_age) in ("ok", "failed") else exit_codes.PARTIAL
     )
@@ -112,9 +113,9 @@ def alert(args: argparse.Namespace, config: Config) -> int:
     day, budget = parse_day(args.day), parse_money(args.daily_budget)
     over = cost_alerts(config.storage, day, args.multiple, budget)
     for item in over:
-        print(item.line(day, budget))
+        result.info("%s", item.line(day, budget))
     rule = f"{args.multiple:g}x the 7-day median" + (f" or ${budget:,.2f}" if budget is not None else "")
-    print(f"alert: {len(over)} account(s) over {rule} on {day.isoformat()}")
+    result.info("alert: %d account(s) over %s on %s", len(over), rule, day.isoformat())
     return exit_codes.PARTIAL if over else exit_codes.OK
 
 
@@ -128,11 +129,11 @@ def models(args: argparse.Namespace, config: Config) -> int:
 
 
 def report(args: argparse.Namespace, config: Config) -> int:
-    """The cost report into RECOUP_REPORTS_DIR; prints the paths it wrote."""
+    """The cost report into RECOUP_REPORTS_DIR; one dated line per file it wrote."""
     from pipelines.report import write_report
 
     for path in write_report(config.storage, config.report):
-        print(path)
+        result.info("report: wrote %s", path)
     return exit_codes.OK
 
 
@@ -194,5 +195,6 @@ def archive(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(orjson.dumps(state.to_dict(limit)).decode())
     else:
-        print("\n".join(state.lines(limit)))
+        for line in state.lines(limit):
+            result.info("%s", line)
     return exit_codes.PARTIAL if limit is not None and state.stale(limit) else exit_codes.OK
