@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -104,3 +105,51 @@ def test_a_lake_sync_leaves_no_working_file_behind(
     assert sorted(p.name for p in db.parent.iterdir()) == [".recoup.duckdb.lock"], (
         "its answers are in the lake only"
     )
+
+
+NOBODY = 65534
+SETPRIV = shutil.which("setpriv")
+
+
+def _as_nobody(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    """Runs `command` as an unprivileged user (root ignores file modes), with only `env` configured."""
+    assert SETPRIV
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("RECOUP_", "SOURCES__"))} | env
+    return subprocess.run([SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command],
+                          cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.geteuid() != 0 or SETPRIV is None, reason="needs root to run as another user (setpriv)"
+)
+def test_the_first_publish_is_read_only_by_mode_so_a_default_session_is_refused_not_locking(
+    world: World, emulator: EmulatorServer, request: pytest.FixtureRequest
+) -> None:
+    """As a user other than root: DuckDB's CLI and `duckdb.connect(path)` are refused in one line."""
+    folder = Path(tempfile.mkdtemp(prefix="recoup-nobody-"))  # pytest's own folders are root's alone
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    folder.chmod(0o755)
+    os.chown(folder, NOBODY, NOBODY)
+    db = folder / "recoup.duckdb"
+    env = sync_env(world, emulator, db, HOME=str(folder))
+    recoup = str(Path(sys.executable).with_name("recoup"))
+    first = _as_nobody(env, recoup, "sync")
+    assert first.returncode == 0, first.stderr
+    assert db.stat().st_mode & 0o777 == 0o444 and db.stat().st_uid == NOBODY
+
+    cli = _as_nobody(env, str(Path(sys.executable).with_name("duckdb")), str(db), "-c", "select 1")
+    assert cli.returncode == 1 and (cli.stdout + cli.stderr).strip().splitlines() == [
+        f'IO Error: Cannot open file "{db}": Permission denied'
+    ]
+    default = _as_nobody(env, sys.executable, "-c", f"import duckdb; duckdb.connect({str(db)!r})")
+    assert default.returncode == 1 and "Permission denied" in default.stderr
+    reader = _as_nobody(env, sys.executable, "-c", "import duckdb; print(duckdb.connect("
+                        f"{str(db)!r}, read_only=True).sql('select count(*) from analytics.runs').fetchone()[0])")  # fmt: skip
+    assert reader.returncode == 0 and int(reader.stdout) > 0, reader.stderr
+
+    assert _as_nobody(env, recoup, "sync").returncode == 0
+    assert db.stat().st_mode & 0o777 == 0o444, "later publishes keep the mode"
+    assert _as_nobody(env, "chmod", "0640", str(db)).returncode == 0
+    assert _as_nobody(env, recoup, "sync").returncode == 0
+    assert db.stat().st_mode & 0o777 == 0o640, "an operator's chmod is kept"

@@ -154,6 +154,7 @@ def restore(
                 con.execute("checkpoint")
             wal = target.with_name(target.name + ".wal")
             wal.unlink(missing_ok=True)  # a dead session's log of the replaced file would break the new one
+            warehouse.settle_access(target, staged)
             staged.replace(target)
             # dlt's local state described the old file: the next sync restores it from this one.
             shutil.rmtree(paths.pipelines_dir, ignore_errors=True)

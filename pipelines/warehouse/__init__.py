@@ -25,6 +25,7 @@ from pipelines.warehouse.working_copy import (
     SPACE_MARGIN,
     discard_work,
     publish,
+    settle_access,
     space_margin,
     start_work_copy,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "read_source_state",
     "record_outcomes",
     "remember_lost",
+    "settle_access",
     "side_table_columns",
     "space_margin",
     "start_work_copy",

@@ -29,6 +29,7 @@ from pipelines.warehouse.paths import Paths
 log = logging.getLogger("recoup")
 
 
+READ_BITS = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _FICLONE = 0x40049409  # Linux ioctl: share the source's blocks, copy-on-write
 
 
@@ -102,8 +103,8 @@ def check_publishable(paths: Paths) -> None:
             if holder:
                 raise _open_elsewhere(paths, holder, log_file)
             raise ConfigError(
-                f"{log_file} is left by a DuckDB session that did not close; open {paths.db} once "
-                f"read-write with DuckDB to replay it, or remove {log_file.name} if it is known to be stale"
+                f"{log_file} is left by a DuckDB session that did not close: open the warehouse once read-write "
+                f"with DuckDB (after `chmod u+w`) to replay it, or remove {log_file.name} if it is known to be stale"
             )
     if target.exists() and not target.is_file():
         raise ConfigError(f"RECOUP_DB {paths.db} is not a file")
@@ -185,12 +186,19 @@ def discard_work(paths: Paths) -> Iterator[None]:
         shutil.rmtree(paths.work, ignore_errors=True)
 
 
-def _keep_access(published: Path, staged: Path) -> None:
-    """Gives the new file the mode and group of the one it replaces (the umask would not)."""
+def settle_access(published: Path, staged: Path) -> None:
+    """Gives the new file the mode and group of the one it replaces (the umask would not).
+
+    The first publish makes the file read-only by mode (the umask's read bits, no write bit):
+    DuckDB's CLI, a SQL IDE or `duckdb.connect(path)`, which open read-write by default, are
+    refused with `Permission denied` instead of locking every reader and the sync out; sessions
+    opened read-only read it as before. An operator's later `chmod` is kept by every publish.
+    """
     try:
         old = published.stat()
     except FileNotFoundError:
-        return  # the first publish: the umask decides
+        os.chmod(staged, stat.S_IMODE(staged.stat().st_mode) & READ_BITS)
+        return
     mode = stat.S_IMODE(old.st_mode)
     try:
         os.chown(staged, -1, old.st_gid)
@@ -217,9 +225,9 @@ def publish(paths: Paths) -> None:
         # A link into another file system: stage beside the target so that the rename is atomic.
         staged = target.with_name(f".{target.name}.publishing")
         shutil.copyfile(paths.work_db, staged)
-    _keep_access(target, staged)
     with open(staged, "rb+") as handle:
         os.fsync(handle.fileno())
+    settle_access(target, staged)
     os.replace(staged, target)
     directory = os.open(target.parent, os.O_RDONLY)
     try:
