@@ -569,4 +569,6 @@ def test_a_full_disk_is_refused_before_copying_naming_the_folder_and_the_space_n
         f"sync: not enough free space in {folder}/.recoup.duckdb-work: the working copy needs"
         f" {(size + margin) / MB:,.0f} MB (the warehouse and {margin / MB:,.0f} MB for the load), 2 MB are free"
     ), done.stderr
-    assert left == "left: .recoup.duckdb-outcomes.jsonl .recoup.duckdb.lock recoup.duckdb", "the working folder is gone"
+    assert left == "left: .recoup.duckdb-outcomes.jsonl .recoup.duckdb.lock recoup.duckdb", (
+        "the working folder is gone"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -102,9 +103,12 @@ def test_a_lake_sync_leaves_no_working_file_behind(
     db = tmp_path / "machine" / "recoup.duckdb"
     done = run_recoup({**sync_env(world, emulator, db, RECOUP_STORE_PAYLOADS="1"), **lake_env}, "sync")
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in db.parent.iterdir()) == [".recoup.duckdb.lock"], (
+    journal = db.parent / ".recoup.duckdb-outcomes.jsonl"  # how it ended, for the next sync to record
+    assert sorted(p.name for p in db.parent.iterdir()) == [journal.name, ".recoup.duckdb.lock"], (
         "its answers are in the lake only"
     )
+    (outcome,) = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert set(outcome) <= set(warehouse.SIDE_TABLES["sync_outcomes"]) and outcome["exit_code"] == 0
 
 
 NOBODY = 65534
