@@ -199,3 +199,16 @@ def lake_env(postgres: PostgresCluster, tmp_path: Path, monkeypatch: pytest.Monk
         "RECOUP_LAKE_DATA": str(tmp_path / "lake-data") + "/",
         "PGPASSWORD": PG_PASSWORD,
     }
+
+
+@pytest.fixture
+def raw_con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An empty warehouse whose raw tables are real tables, ready for hand-written rows."""
+    from pipelines.warehouse import RAW_TABLES, create_sync_tables
+
+    with duckdb.connect(str(tmp_path / "given.duckdb")) as con:
+        con.execute("create schema raw")
+        for name, columns in RAW_TABLES.items():
+            con.execute(f"create table raw.{name} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
+        create_sync_tables(con)
+        yield con

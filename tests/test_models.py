@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 
 from pipelines.models import SQL_DIR, ModelError, apply_models, load_models
 from pipelines.recoup.settings import GROUP_OF_STATUS
-from pipelines.warehouse import RAW_TABLES, create_sync_tables
 from tests.conftest import ISO_UTC, run_recoup
 
 ACCOUNT_A = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -252,17 +250,6 @@ def _insert_run(con, run_id: str, account: str, task: str, status: str, created:
 
 
 @pytest.fixture
-def raw_con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An empty warehouse whose raw tables are real tables, ready for hand-written rows."""
-    with duckdb.connect(str(tmp_path / "given.duckdb")) as con:
-        con.execute("create schema raw")
-        for name, columns in RAW_TABLES.items():
-            con.execute(f"create table raw.{name} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
-        create_sync_tables(con)
-        yield con
-
-
-@pytest.fixture
 def warehouse_con(raw_con) -> duckdb.DuckDBPyConnection:
     _insert_run(raw_con, "run_1", ACCOUNT_A, "render", "COMPLETED", T0, cost=1.005, base=0.0025)
     apply_models(raw_con)
@@ -439,8 +426,9 @@ def test_speed_by_task_percentiles_and_queue_wait(raw_con) -> None:
     apply_models(raw_con)
     _period(raw_con, date(2026, 11, 10), date(2026, 11, 10))
     row = raw_con.execute("select * from analytics.speed_by_task").fetchall()
-    # quantile_cont over 5 values: p50 = middle, p95 = 4th + 0.8 * (5th - 4th)
-    assert row == [("render", 6, 30.0, 48.0, 3.0, 4.8)]
+    # total: (10 + 20 + 30 + 40 + 50) s = 150 s in hours; quantile_cont over 5 values: p50 = middle,
+    # p95 = 4th + 0.8 * (5th - 4th)
+    assert row == [("render", 6, 150 / 3600, 30.0, 48.0, 3.0, 4.8)]
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ END = date(2026, 11, 20)  # the emulator clock of the shared fixture
 
 
 IN_PERIOD = "(created_at at time zone 'UTC')::date between date '2026-10-22' and date '2026-11-20'"
-COUNTED = "not is_test and status_group not in ('queued', 'running', 'waiting')"  # the report's default
+COUNTED = "true"  # the report's default: every run, test and in-flight runs among them
 
 
 def _truth(db_path: Path, where: str) -> tuple[Decimal, int]:
@@ -71,22 +71,29 @@ def test_report_states_its_freshness_scope_and_fits_a_phone(sync, db_path: Path,
     page = (tmp_path / "r" / "2026-11-20" / "report.html").read_text()
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert (
-        "Period: <b>2026-10-22 – 2026-11-20</b> (30 UTC days), compared with 2026-09-22 – 2026-10-21" in page
+        "Period: <b>2026-10-22 – 2026-11-20</b> (30 complete UTC days), compared with 2026-09-22 – 2026-10-21"
+        in page
     )
     assert f"Last sync: <b>{synced_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC</b>" in page
     assert "3 account(s), each synced without error or gap" in page
-    assert f"<b>Excluded:</b> {tests:,} test runs ({usd(test_cost)}); {in_flight:,} runs still queued" in page
+    # The headline is all spend; test and in-flight runs are parts of it, said once.
+    truth, _ = _truth(db_path, "true")
+    assert re.search(r'data-kpi="Total cost">([^<]+)<', page).group(1) == usd(truth)
+    assert f"; of which {tests:,} test runs ({usd(test_cost)}) and {in_flight:,} runs still queued" in page
+    assert "Left out by the settings" not in page
     assert "vs previous period" in page or "no comparison" in page
     assert "<th class=num>Runs</th>" in page and "<th>task_identifier</th>" not in page
 
     write_report(
         FileSettings(db_path),
-        ReportSettings(tmp_path / "all", days=30, end=END, include_tests=True, include_in_flight=True),
+        ReportSettings(tmp_path / "some", days=30, end=END, include_tests=False, include_in_flight=False),
     )
-    page = (tmp_path / "all" / "2026-11-20" / "report.html").read_text()
-    truth, _ = _truth(db_path, "true")
-    assert re.search(r'data-kpi="Total cost">([^<]+)<', page).group(1) == usd(truth)
-    assert "<b>Excluded:</b>" not in page and f"{tests:,} test runs" in page
+    page = (tmp_path / "some" / "2026-11-20" / "report.html").read_text()
+    assert (
+        f"<b>Left out by the settings:</b> {tests:,} test runs ({usd(test_cost)}); {in_flight:,} runs" in page
+    )
+    kept, _ = _truth(db_path, "not is_test and status_group not in ('queued', 'running', 'waiting')")
+    assert re.search(r'data-kpi="Total cost">([^<]+)<', page).group(1) == usd(kept)
 
 
 @pytest.mark.slow

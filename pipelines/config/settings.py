@@ -64,8 +64,8 @@ class ReportSettings:
     out_dir: Path = Path(defaults.REPORTS_DIR)
     days: int = defaults.REPORT_DAYS
     end: date | None = None  # None: today (UTC)
-    include_tests: bool = False
-    include_in_flight: bool = False
+    include_tests: bool = True  # the headline is all spend: test runs are billed compute
+    include_in_flight: bool = True  # their cost so far
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,12 @@ from pipelines.storage.reader import describe
 
 
 def report_period(days: int, end: date | None = None) -> tuple[date, date]:
-    """The first and last UTC day of a period of `days` days ending `end` (default today), inclusive."""
-    end = end or datetime.now(UTC).date()
+    """The first and last UTC day of a period of `days` days ending `end`, inclusive.
+
+    By default the period ends yesterday: the last complete UTC day, so that two periods are
+    like for like and the last bar is a whole day (today is shown apart, as "so far").
+    """
+    end = end or datetime.now(UTC).date() - timedelta(days=1)
     return end - timedelta(days=days - 1), end
 
 

@@ -53,9 +53,21 @@ class Report:
     excluded: dict[str, Any] = field(
         default_factory=dict
     )  # test and in-flight runs of the period, their cost
+    breakdown: dict[str, Any] = field(default_factory=dict)  # analytics.cost_breakdown
+    month: dict[str, Any] = field(default_factory=dict)  # analytics.month_to_date
+    completeness: dict[str, Any] = field(
+        default_factory=dict
+    )  # failed runs with a known error, details pending
+    today: dict[str, Any] = field(default_factory=dict)  # the UTC day the report runs on, so far
+    coverage: dict[str, date] = field(default_factory=dict)  # account: the first day it has a run
     last_sync: datetime | None = None
     sync_accounts: int = 0  # accounts in the latest sync
     sync_problems: list[tuple[str, str]] = field(default_factory=list)  # (account, what went wrong)
+
+    @property
+    def data_since(self) -> date | None:
+        """The first UTC day the warehouse has a run of any account."""
+        return min(self.coverage.values()) if self.coverage else None
 
     @property
     def previous_start(self) -> date:
@@ -72,7 +84,7 @@ COST = {"run_count": "int", "succeeded_run_count": "int", "total_cost_usd": "usd
         "cost_per_successful_run_usd": "usd"}  # fmt: skip
 RELIABILITY = {"run_count": "int", "finished_run_count": "int", "failed_run_count": "int",
                "failure_rate": "percent", "retried_run_count": "int"}  # fmt: skip
-SPEED = {"run_count": "int", "duration_p50_s": "seconds", "duration_p95_s": "seconds",
+SPEED = {"run_count": "int", "total_duration_h": "hours", "duration_p50_s": "seconds", "duration_p95_s": "seconds",
          "queue_wait_p50_s": "seconds", "queue_wait_p95_s": "seconds"}  # fmt: skip
 
 
@@ -88,6 +100,11 @@ QUERIES = {
     "top_errors": ("Top errors", {"run_count": "int"}),
     "cost_anomalies": ("Cost anomalies",
                        {"day": "day", "total_cost_usd": "usd", "trailing_median_usd": "usd", "ratio": "ratio"}),
+    "cost_movers": ("Top movers against the previous period",
+                    {"previous_cost_usd": "usd", "cost_usd": "usd", "change_usd": "signed_usd"}),
+    "top_runs": ("Most expensive runs", {"cost_rank": "int", "created_at": "time", "total_cost_usd": "usd",
+                                         "duration_s": "seconds"}),
+    "cost_by_tag": ("Cost by tag", {"run_count": "int", "total_cost_usd": "usd"}),
     "daily_cost": ("Daily cost by account", {"day": "day", "total_cost_usd": "usd", "run_count": "int"}),
     "daily_runs_by_status": ("Runs per day by status", {"day": "day", "run_count": "int"}),
     "daily_task_health": ("Failures and p95 duration per task per day",
@@ -125,6 +142,10 @@ def _read(con: duckdb.DuckDBPyConnection, report: Report) -> None:
     report.previous = _one(con, report_sql("totals"))
     _period(con, report.start, report.end)
     report.totals = _one(con, report_sql("totals"))
+    for name in ("cost_breakdown", "month_to_date", "completeness", "today"):
+        setattr(report, {"cost_breakdown": "breakdown", "month_to_date": "month"}.get(name, name),
+                _one(con, report_sql(name)))  # fmt: skip
+    report.coverage = dict(con.execute(report_sql("coverage")).fetchall())
     for name, (title, formats) in QUERIES.items():
         sql = report_sql(name)
         result = con.execute(sql, [report.start, report.end] if "$1" in sql else [])

@@ -1,4 +1,4 @@
--- How each sync ended, as the next sync recorded it: one row per sync (the newest record kept).
+-- One row per sync whose end the next sync recorded: how it ended (the newest record kept).
 with source as (
     select * from raw.sync_outcomes
 ),
