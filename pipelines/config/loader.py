@@ -6,6 +6,8 @@ hands the typed settings down.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -158,6 +160,35 @@ def _storage_settings(env: Mapping[str, str]) -> StorageSettings:
     )
 
 
+def read_account_names(path_text: str | None) -> dict[str, str]:
+    """RECOUP_ACCOUNT_NAMES: a CSV file the operator keeps, `account_id,name` per line (a header is allowed).
+
+    Raises:
+        ConfigError: the file cannot be read, or a line is not an id and a name.
+    """
+    if not (path_text or "").strip():
+        return {}
+    path = Path(str(path_text).strip()).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"RECOUP_ACCOUNT_NAMES: cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    names: dict[str, str] = {}
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if (
+            not row
+            or not "".join(row).strip()
+            or (number == 1 and [c.strip() for c in row[:2]] == ["account_id", "name"])
+        ):
+            continue
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise ConfigError(f"RECOUP_ACCOUNT_NAMES: {path} line {number} must be `account_id,name`")
+        names[row[0].strip()] = row[1].strip()[:80]
+    return names
+
+
 def _report_settings(env: Mapping[str, str]) -> ReportSettings:
     """The report's settings, from the environment only (they have no dlt name)."""
     end_text = (env.get("RECOUP_REPORT_END") or "").strip()
@@ -169,10 +200,11 @@ def _report_settings(env: Mapping[str, str]) -> ReportSettings:
         out_dir=Path(env.get("RECOUP_REPORTS_DIR") or defaults.REPORTS_DIR).expanduser(),
         days=parse_integer("RECOUP_REPORT_DAYS", env.get("RECOUP_REPORT_DAYS"), defaults.REPORT_DAYS, 1),
         end=end,
-        include_tests=parse_flag("RECOUP_REPORT_INCLUDE_TESTS", env.get("RECOUP_REPORT_INCLUDE_TESTS")),
+        include_tests=parse_flag("RECOUP_REPORT_INCLUDE_TESTS", env.get("RECOUP_REPORT_INCLUDE_TESTS"), True),
         include_in_flight=parse_flag(
-            "RECOUP_REPORT_INCLUDE_IN_FLIGHT", env.get("RECOUP_REPORT_INCLUDE_IN_FLIGHT")
+            "RECOUP_REPORT_INCLUDE_IN_FLIGHT", env.get("RECOUP_REPORT_INCLUDE_IN_FLIGHT"), True
         ),
+        account_names=read_account_names(env.get("RECOUP_ACCOUNT_NAMES")),
     )
 
 

@@ -66,6 +66,7 @@ class ReportSettings:
     end: date | None = None  # None: today (UTC)
     include_tests: bool = True  # the headline is all spend: test runs are billed compute
     include_in_flight: bool = True  # their cost so far
+    account_names: dict[str, str] = field(default_factory=dict)  # RECOUP_ACCOUNT_NAMES: id to a readable name
 
 
 @dataclass(frozen=True)

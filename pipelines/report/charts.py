@@ -167,7 +167,8 @@ def report_charts(report: Report, days: list[date]) -> str:
     reliability = t["reliability_by_task"].records()
     return "".join([
         stacked_bars("Daily cost by account (USD)", days,
-                     _sum_by_day(daily_cost, "account_id", "total_cost_usd", top_accounts), "usd"),
+                     {report.account_names.get(a, a): v for a, v in
+                      _sum_by_day(daily_cost, "account_id", "total_cost_usd", top_accounts).items()}, "usd"),
         stacked_bars("Runs per day by status", days, _sum_by_day(by_status, "status_group", "run_count", statuses),
                      "int", STATUS_COLOURS),
         lines(f"Failed runs per day, the {len(failing)} tasks with most failures", days, failed_series, "int")

@@ -32,7 +32,8 @@ def write_report(storage: StorageSettings, settings: ReportSettings) -> list[Pat
         ReportError: no models, or no run in the period.
     """
     start, end = report_period(settings.days, settings.end)
-    report = read_report(storage, start, end, settings.include_tests, settings.include_in_flight)
+    report = read_report(storage, start, end, settings.include_tests, settings.include_in_flight,
+                         settings.account_names)  # fmt: skip
     if not report.totals["runs"] and not any(report.excluded.values()):
         raise ReportError(f"{describe(storage)} holds no runs created between {start} and {end}")
     folder = settings.out_dir / f"{end}"

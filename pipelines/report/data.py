@@ -32,6 +32,7 @@ class Table:
     columns: list[str]
     rows: list[tuple]
     formats: dict[str, str]
+    names: dict[str, str] = field(default_factory=dict)  # account id to the name the page shows
 
     def records(self) -> list[dict[str, Any]]:
         """The rows keyed by column name, so that no reader depends on the order of the columns."""
@@ -47,6 +48,7 @@ class Report:
     generated: datetime
     include_tests: bool
     include_in_flight: bool
+    account_names: dict[str, str] = field(default_factory=dict)  # RECOUP_ACCOUNT_NAMES
     tables: dict[str, Table] = field(default_factory=dict)
     totals: dict[str, Any] = field(default_factory=dict)  # this period: runs, cost, failed, finished, p95_s
     previous: dict[str, Any] = field(default_factory=dict)  # the same over the period just before
@@ -150,7 +152,7 @@ def _read(con: duckdb.DuckDBPyConnection, report: Report) -> None:
         sql = report_sql(name)
         result = con.execute(sql, [report.start, report.end] if "$1" in sql else [])
         columns = [d[0] for d in result.description]
-        report.tables[name] = Table(name, title, columns, result.fetchall(), formats)
+        report.tables[name] = Table(name, title, columns, result.fetchall(), formats, report.account_names)
     latest = _records(con.execute(report_sql("latest_sync")))
     report.sync_accounts = len(latest)
     report.last_sync = latest[0]["synced_at"] if latest else None
@@ -163,15 +165,17 @@ def _read(con: duckdb.DuckDBPyConnection, report: Report) -> None:
             )
 
 
-def read_report(storage: StorageSettings, start: date, end: date, include_tests: bool = False,
-                include_in_flight: bool = False) -> Report:  # fmt: skip
+def read_report(storage: StorageSettings, start: date, end: date, include_tests: bool = True,
+                include_in_flight: bool = True, account_names: dict[str, str] | None = None) -> Report:  # fmt: skip
     """Reads every number of the report over the period [start, end] (UTC days, inclusive).
 
     Raises:
         ReportError: no warehouse, or one without the analytics models.
     """
     con = open_reader(storage)
-    report = Report(start, end, datetime.now(UTC), include_tests, include_in_flight)
+    report = Report(
+        start, end, datetime.now(UTC), include_tests, include_in_flight, dict(account_names or {})
+    )
     with con:
         try:
             _read(con, report)

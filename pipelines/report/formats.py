@@ -68,9 +68,16 @@ FORMATTERS: dict[str, Callable[[Any], str]] = {
 }  # fmt: skip
 
 
+NAMED = ("account_id", "name")  # columns that hold account ids (a mover's `name` may be one)
+
+
 def cell(table: Table, column: str, value: Any) -> str:
-    """One value of a table, written as its column's format says."""
-    return NONE if value is None else FORMATTERS[table.formats.get(column, "text")](value)
+    """One value of a table, written as its column's format says; an account by its name when it has one."""
+    if value is None:
+        return NONE
+    if column in NAMED and table.names:
+        value = table.names.get(value, value)
+    return FORMATTERS[table.formats.get(column, "text")](value)
 
 
 def is_numeric(table: Table, column: str) -> bool:

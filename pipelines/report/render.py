@@ -23,30 +23,32 @@ NOTES = {"cost_by_tag": "; a run with several tags counts under each, so rows do
          "top_errors": "; only failed runs whose error message is known"}  # fmt: skip
 
 
-def _page_order(table: Table) -> list[int]:
-    """The columns' order on the page: the money columns right after the first, so that a phone shows them."""
+def _page_order(table: Table) -> tuple[list[int], int]:
+    """The columns' order on the page, and how many lead as keys (the names before any number).
+
+    The money columns come right after the keys, so that a phone shows them beside the name.
+    """
+    keys = 0
+    while keys < len(table.columns) and not is_numeric(table, table.columns[keys]):
+        keys += 1
     money = [i for i, c in enumerate(table.columns) if table.formats.get(c) in ("usd", "signed_usd")]
-    rest = [i for i in range(len(table.columns)) if i not in money]
-    return rest[:1] + money + rest[1:] if money and rest else list(range(len(table.columns)))
+    rest = [i for i in range(keys, len(table.columns)) if i not in money]
+    return list(range(keys)) + money + rest, keys
 
 
 def html_table(table: Table, note: str = "") -> str:
     """A table with readable headers, numbers right-aligned, and the rows left out said."""
     wrap = {"error_message"}  # long prose; ids and numbers stay on one line
-    order = _page_order(table)
+    order, keys = _page_order(table)
     columns = [table.columns[i] for i in order]
     numeric = {c for c in columns if is_numeric(table, c)}
+    kinds = {
+        c: "num" if c in numeric else "wrap" if c in wrap else "key" if c in columns[:keys] else ""
+        for c in columns
+    }
 
     def kind(c: str) -> str:
-        return (
-            " class=num"
-            if c in numeric
-            else " class=wrap"
-            if c in wrap
-            else " class=key"
-            if c == columns[0]
-            else ""
-        )
+        return f" class={kinds[c]}" if kinds[c] else ""
 
     head = "".join(f"<th{' class=num' if c in numeric else ''}>{esc(label(c))}</th>" for c in columns)
     body = "".join(
@@ -68,8 +70,9 @@ def render_html(report: Report) -> str:
     days = (report.end - report.start).days + 1
     t = report.tables
     tables = html_table(t["cost_anomalies"], "; days whose cost exceeds 3× the median of the 7 days before")
-    tables += "".join(html_table(t[name], NOTES.get(name, "")) for name in PAGE_TABLES)
     partial = comparison(report)
+    notes = {**NOTES, "cost_movers": f"; {partial}" if partial else ""}
+    tables += "".join(html_table(t[name], notes.get(name, "")) for name in PAGE_TABLES)
     return Template(TEMPLATE.read_text()).substitute(
         start=report.start, end=report.end, days=days, previous_start=report.previous_start,
         previous_end=report.previous_end, generated=f"{report.generated:%Y-%m-%d %H:%M}",
