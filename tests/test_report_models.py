@@ -140,3 +140,21 @@ def test_speed_by_task_totals_the_execution_time_in_hours(raw_con) -> None:
     assert raw_con.execute("select run_count, total_duration_h from analytics.speed_by_task").fetchall() == [
         (3, 2.0)
     ]
+
+
+def test_the_catalog_lists_every_analytics_column_with_its_type_description_and_lineage(raw_con) -> None:
+    _insert_run(raw_con, "r1", ACCOUNT_A, "render", "COMPLETED", T0, cost=100)
+    apply_models(raw_con)
+    described = raw_con.execute("""
+        select table_name, column_name, data_type, comment from duckdb_columns()
+        where schema_name = 'analytics' and table_name <> 'catalog' order by 1, column_index
+    """).fetchall()  # fmt: skip
+    catalog = raw_con.execute("""
+        select split_part(relation, '.', 2), column_name, data_type, description from analytics.catalog
+        order by 1, column_index
+    """).fetchall()  # fmt: skip
+    assert catalog == described and len(catalog) > 150, "every column, as the file's own comments say"
+    lineage = dict(raw_con.execute("select distinct relation, built_from from analytics.catalog").fetchall())
+    assert lineage["analytics.cost_by_task"] == "analytics.runs_in_period"
+    assert lineage["analytics.runs_in_period"] == "analytics.runs, staging.report_period"
+    assert raw_con.execute("select count(*) from analytics.catalog where description = ''").fetchone() == (0,)

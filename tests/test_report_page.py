@@ -65,6 +65,13 @@ def page(raw_con: duckdb.DuckDBPyConnection, tmp_path: Path) -> tuple[str, str, 
     return (folder / "report.html").read_text(), (folder / "summary.md").read_text(), folder / "report.html"
 
 
+def test_the_catalog_page_beside_the_report_describes_every_analytics_column(page) -> None:
+    catalog = page[2].with_name("catalog.html").read_text()
+    assert '<section id="analytics.top_runs">' in catalog and "Built from: analytics.runs_in_period" in catalog
+    assert "<code>cost_rank</code></td><td>INTEGER</td><td class=wrap>1 for the most expensive run" in catalog
+    assert '<a href="catalog.html">the catalog</a>' in page[0]
+
+
 def _kpi(page: str, name: str) -> tuple[str, str]:
     found = re.search(
         rf'{re.escape(name)}<b data-kpi="{re.escape(name)}">([^<]+)</b><small>([^<]*)</small>', page

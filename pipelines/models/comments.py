@@ -9,6 +9,7 @@ still has none, or a listed column the model does not have, fails the build.
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 
 from pipelines.models.files import Model, ModelError
 
@@ -30,11 +31,13 @@ def describe(con: duckdb.DuckDBPyConnection, models: list[Model], only: set[str]
     if only is not None and not only:
         return
     columns: dict[str, list[str]] = {}
-    for relation, column in con.execute("""
-        select schema_name || '.' || table_name, column_name from duckdb_columns()
+    types: dict[tuple[str, str], str] = {}
+    for relation, column, kind in con.execute("""
+        select schema_name || '.' || table_name, column_name, data_type from duckdb_columns()
         where database_name = current_database() order by schema_name, table_name, column_index
     """).fetchall():  # fmt: skip
         columns.setdefault(relation, []).append(column)
+        types[relation, column] = kind
     resolved: dict[str, dict[str, str]] = {}
     statements = []
     # DuckLake comments on tables, views and table columns, not on view columns.
@@ -65,5 +68,53 @@ def describe(con: duckdb.DuckDBPyConnection, models: list[Model], only: set[str]
                 statements += [
                     f'comment on column {model.name}."{c}" is {_quote(t)}' for c, t in docs.items()
                 ]
+    if only is None:  # a full build: the structure may have changed
+        statements += _catalog(con, [m for m in models if m.schema == "analytics"], resolved, types)
     if statements:  # one call: a few hundred statements cost little inside DuckDB, a lot one by one
         con.execute(";\n".join(statements))
+
+
+CATALOG = "analytics.catalog"
+CATALOG_COLUMNS = {
+    "relation": "the analytics table or view, e.g. analytics.runs",
+    "relation_kind": "view or table",
+    "relation_description": "what one row of the relation is, from its model file",
+    "column_index": "the column's place in the relation, from 1",
+    "column_name": "the column",
+    "data_type": "its DuckDB type",
+    "description": "what the column holds, from the model file (or the model it reads)",
+    "built_from": "the relations the model reads, comma-separated: its lineage one step back",
+}
+
+
+def _catalog(
+    con: duckdb.DuckDBPyConnection,
+    models: list[Model],
+    docs: dict[str, dict[str, str]],
+    types: dict[tuple[str, str], str],
+) -> list[str]:
+    """`analytics.catalog`: every analytics column with its type, description and lineage.
+
+    A table, so any tool lists the descriptions, a lake too (DuckLake keeps no comment on a
+    view's columns). Returns the statements that comment it.
+    """
+    rows = [
+        {"relation": m.name, "relation_kind": m.kind, "relation_description": m.description, "column_index": i,
+         "column_name": column, "data_type": types[m.name, column], "description": text,
+         "built_from": ", ".join(sorted(m.reads - {m.name}))}
+        for m in models
+        for i, (column, text) in enumerate(docs.get(m.name, {}).items(), start=1)
+    ]  # fmt: skip
+    schema = pa.schema([(c, pa.int32() if c == "column_index" else pa.string()) for c in CATALOG_COLUMNS])
+    con.register("catalog_rows", pa.Table.from_pylist(rows, schema))
+    try:  # one statement: a lake writes it as one insert
+        con.execute(f"create or replace table {CATALOG} as select * from catalog_rows")
+    finally:
+        con.unregister("catalog_rows")
+    return [
+        f"comment on table {CATALOG} is "
+        + _quote(
+            "One row per column of every analytics table and view: its type, description and the relations it is built from."
+        ),
+        *(f'comment on column {CATALOG}."{c}" is {_quote(t)}' for c, t in CATALOG_COLUMNS.items()),
+    ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipelines.config import ReportSettings, StorageSettings
 from pipelines.report.data import ReportError, read_report
-from pipelines.report.render import render_html, render_markdown, write_csv
+from pipelines.report.render import render_catalog, render_html, render_markdown, write_csv
 from pipelines.storage.reader import describe
 
 
@@ -22,10 +22,10 @@ def report_period(days: int, end: date | None = None) -> tuple[date, date]:
 
 
 def write_report(storage: StorageSettings, settings: ReportSettings) -> list[Path]:
-    """Writes `<out_dir>/<end date>/` with report.html, summary.md and one CSV per table.
+    """Writes `<out_dir>/<end date>/` with report.html, summary.md, catalog.html and one CSV per table.
 
     Returns:
-        The paths written: the page, the summary, then the CSVs.
+        The paths written: the page, the summary, the catalog, then the CSVs.
 
     Raises:
         NoWarehouse: there is no warehouse yet.
@@ -45,4 +45,5 @@ def write_report(storage: StorageSettings, settings: ReportSettings) -> list[Pat
         written.append(path)
     (folder / "summary.md").write_text(render_markdown(report))
     (folder / "report.html").write_text(render_html(report))
-    return [folder / "report.html", folder / "summary.md", *written]
+    (folder / "catalog.html").write_text(render_catalog(report.catalog, f"{report.generated:%Y-%m-%d %H:%M}"))
+    return [folder / "report.html", folder / "summary.md", folder / "catalog.html", *written]

@@ -62,6 +62,7 @@ class Report:
     )  # failed runs with a known error, details pending
     today: dict[str, Any] = field(default_factory=dict)  # the UTC day the report runs on, so far
     coverage: dict[str, date] = field(default_factory=dict)  # account: the first day it has a run
+    catalog: list[dict[str, Any]] = field(default_factory=list)  # analytics.catalog, for catalog.html
     last_sync: datetime | None = None
     sync_accounts: int = 0  # accounts in the latest sync
     sync_problems: list[tuple[str, str]] = field(default_factory=list)  # (account, what went wrong)
@@ -148,6 +149,7 @@ def _read(con: duckdb.DuckDBPyConnection, report: Report) -> None:
         setattr(report, {"cost_breakdown": "breakdown", "month_to_date": "month"}.get(name, name),
                 _one(con, report_sql(name)))  # fmt: skip
     report.coverage = dict(con.execute(report_sql("coverage")).fetchall())
+    report.catalog = _records(con.execute(report_sql("catalog")))
     for name, (title, formats) in QUERIES.items():
         sql = report_sql(name)
         result = con.execute(sql, [report.start, report.end] if "$1" in sql else [])

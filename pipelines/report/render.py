@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from pipelines.report.charts import report_charts
 from pipelines.report.data import Report, Table
@@ -80,6 +81,31 @@ def render_html(report: Report) -> str:
         completeness=completeness(report), freshness=freshness(report), scope=scope(report), kpis=kpis(report),
         charts=report_charts(report, chart_days(report)), tables=tables,
     )  # fmt: skip
+
+
+def render_catalog(rows: list[dict[str, Any]], generated: str) -> str:
+    """catalog.html: each analytics relation, what a row is, what it is built from, and its columns."""
+    relations: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        relations.setdefault(row["relation"], []).append(row)
+    sections = []
+    for name, columns in relations.items():
+        first = columns[0]
+        body = "".join(f"<tr><td class=key><code>{esc(c['column_name'])}</code></td><td>{esc(c['data_type'])}</td>"
+                       f"<td class=wrap>{esc(c['description'])}</td></tr>" for c in columns)  # fmt: skip
+        sections.append(
+            f'<section id="{esc(name)}"><h2><code>{esc(name)}</code> <small>({esc(first["relation_kind"])})</small></h2>'
+            f'<p>{esc(first["relation_description"])}</p><p class="note">Built from: {esc(first["built_from"] or "–")}</p>'
+            f'<div class="scroll"><table><thead><tr><th>Column</th><th>Type</th><th>Description</th></tr></thead>'
+            f"<tbody>{body}</tbody></table></div></section>"
+        )
+    index = " · ".join(f'<a href="#{esc(n)}">{esc(n.removeprefix("analytics."))}</a>' for n in relations)
+    style = TEMPLATE.read_text().split("<style>", 1)[1].split("</style>", 1)[0]
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+            f'content="width=device-width, initial-scale=1"><title>Recoup analytics catalog</title><style>{style}</style>'
+            f"</head><body><h1>The analytics catalog</h1><p class=period>Every table and view analysts query, from "
+            f"<code>analytics.catalog</code> · generated {esc(generated)} UTC</p><p>{index}</p>{''.join(sections)}"
+            "</body></html>")  # fmt: skip
 
 
 def _markdown_table(table: Table) -> list[str]:
