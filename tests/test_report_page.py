@@ -67,7 +67,9 @@ def page(raw_con: duckdb.DuckDBPyConnection, tmp_path: Path) -> tuple[str, str, 
 
 def test_the_catalog_page_beside_the_report_describes_every_analytics_column(page) -> None:
     catalog = page[2].with_name("catalog.html").read_text()
-    assert '<section id="analytics.top_runs">' in catalog and "Built from: analytics.runs_in_period" in catalog
+    assert (
+        '<section id="analytics.top_runs">' in catalog and "Built from: analytics.runs_in_period" in catalog
+    )
     assert "<code>cost_rank</code></td><td>INTEGER</td><td class=wrap>1 for the most expensive run" in catalog
     assert '<a href="catalog.html">the catalog</a>' in page[0]
 
@@ -169,4 +171,35 @@ def test_the_money_column_of_every_table_is_on_screen(page, width: int) -> None:
     assert width - 20 <= measured["width"] <= width and len(ends) >= 4, measured  # less a scrollbar
     assert max(ends) <= measured["width"], (
         f"a money column ends past the {measured['width']} px screen: {ends}"
+    )
+
+
+def test_a_mover_and_a_spike_are_on_the_page_as_worked_out_by_hand(raw_con, tmp_path: Path) -> None:
+    # Previous period 2026-09-22 to 2026-10-21, this one 2026-10-22 to 2026-11-20.
+    for day in range(1, 15):  # render: $1.00 a day on 1-14 November, then $9.00 on the 15th
+        _insert_run(raw_con, f"r{day}", ACCOUNT_A, "render", "COMPLETED", _day(day), cost=100)
+    _insert_run(raw_con, "spike", ACCOUNT_A, "render", "COMPLETED", _day(15), cost=900)
+    _insert_run(
+        raw_con, "before", ACCOUNT_A, "mail", "COMPLETED", datetime(2026, 10, 1, 12, tzinfo=UTC), cost=700
+    )
+    apply_models(raw_con)
+    raw_con.close()
+    write_report(FileSettings(tmp_path / "given.duckdb"), ReportSettings(tmp_path / "r", days=30, end=END))
+    html = (tmp_path / "r" / str(END) / "report.html").read_text()
+    # render: $0 before, $14 + $9 = $23 now; mail: $7 before, $0 now.
+    assert (
+        "<td class=key>task</td><td class=key>render</td><td class=num>+$23.00</td><td class=num>$23.00</td>"
+        in html
+    )
+    assert (
+        "<td class=key>task</td><td class=key>mail</td><td class=num>−$7.00</td><td class=num>$0.00</td>"
+        in html
+    )
+    # 15 November: $9.00 against a median of $1.00 over the 7 days before: 9.0x.
+    assert re.search(r"<td[^>]*>2026-11-15</td>.*?<td class=num>\$9\.00</td><td class=num>\$1\.00</td>"
+                     r"<td class=num>9\.0×</td>", html), "the spike is in Cost anomalies"  # fmt: skip
+    # All spend: $23.00 against $7.00 before: +229%; the data covers the period before from 1 October.
+    assert _kpi(html, "Total cost") == (
+        "$23.00",
+        "+229% vs previous period (previous period covered since 2026-10-01 only)",
     )
