@@ -548,6 +548,22 @@ EVERY_ANSWER = """
 """
 
 
+MERGED = {"raw": ("runs", "runs__tags", "runs__attempts"), "intermediate": ("run_versions",),
+          "analytics": ("daily_cost",)}  # the tables a sync deletes from  # fmt: skip
+
+
+def _delete_files(lake_env: dict[str, str]) -> dict[str, int]:
+    """The tables whose current data files carry delete files, with how many."""
+    counts = {}
+    for schema, tables in MERGED.items():
+        for table in tables:
+            sql = f"select count(delete_file) from ducklake_list_files('recoup', '{table}', schema => '{schema}')"
+            (n,) = lake_query(lake_env, sql)[0]
+            if n:
+                counts[f"{schema}.{table}"] = n
+    return counts
+
+
 @pytest.mark.slow
 def test_maintenance_changes_no_query_result_while_readers_read(
     world: World, lake_env: dict[str, str], lake_sync, tmp_path: Path
@@ -575,6 +591,7 @@ def test_maintenance_changes_no_query_result_while_readers_read(
     assert [a for a in answers if a != expected] == [], "readers ran through it unharmed"
     assert lake_query(lake_env, EVERY_ANSWER) == before
     assert len(lake_query(lake_env, "select * from ducklake_snapshots('recoup')")) == 1, "older ones expired"
+    assert _delete_files(lake_env) == {}, "every file with deletes rewritten, then merged"
     set_aside = len(list(data.rglob("*.parquet")))
     assert set_aside >= files, "nothing deleted while it may still be read"
     done = run_cli({**lake_env, "RECOUP_LAKE_GRACE_MINUTES": "0"}, "pipelines.cli", "maintain")
@@ -652,3 +669,17 @@ def test_recoup_shell_reads_the_lake_read_only_with_the_installed_duckdb_cli(
     write = run_cli(env, "pipelines.cli", "shell", "-c", "create table raw.mine (a int)")
     assert write.returncode != 0 and "read-only" in (write.stdout + write.stderr).lower()
     assert PG_PASSWORD not in done.stdout + done.stderr + write.stdout + write.stderr
+
+
+@pytest.mark.slow
+def test_the_lake_setup_indexes_the_catalogs_column_statistics(lake_env: dict[str, str], lake_sync) -> None:
+    assert lake_sync().exit_code == 0
+    conninfo = lake_env["RECOUP_LAKE"].removeprefix("postgres:")
+    with psycopg.connect(conninfo, password=PG_PASSWORD) as pg:
+        rows = pg.execute(
+            "select indexdef from pg_indexes where indexname = %s", [lake.lock.CATALOG_INDEX]
+        ).fetchall()
+    assert len(rows) == 1 and rows[0][0].endswith(
+        "ducklake_file_column_stats USING btree (table_id, column_id)"
+    )
+    assert lake_sync().exit_code == 0, "and a second sync finds it in place"

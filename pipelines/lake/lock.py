@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,13 +10,17 @@ from typing import Any
 
 import duckdb
 import psycopg
+from psycopg import sql
 
 from pipelines.config import LakeSettings
 from pipelines.lake.connection import describe, first_line, use_password
 from pipelines.query import scalar
 from pipelines.recoup.errors import LockHeld, RecoupError
 
+log = logging.getLogger("recoup")
+
 LOCK_KEY = 0x7265636F75700001  # pg advisory lock id of recoup-runs syncs ("recoup" + 1)
+CATALOG_INDEX = "recoup_file_column_stats_by_column"
 
 
 class LakeLock:
@@ -23,6 +28,27 @@ class LakeLock:
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self._connection = connection
+
+    def index_catalog(self) -> None:
+        """Indexes the PostgreSQL catalog's column statistics by table and column, once.
+
+        DuckLake reads a table's column statistics by `(table_id, column_id)` when it plans a
+        query, and its PostgreSQL catalog has no index for that (duckdb/ducklake#1398): each
+        lookup scans every file's statistics, which grows with the lake. The writer creates the
+        index (a reader's role could not); the lake works without it, only slower to plan.
+        """
+        try:
+            schemas = self._connection.execute(
+                "select table_schema from information_schema.tables where table_name = 'ducklake_file_column_stats'"
+            ).fetchall()
+            for (schema,) in schemas:
+                self._connection.execute(
+                    sql.SQL(
+                        "create index if not exists {} on {}.ducklake_file_column_stats (table_id, column_id)"
+                    ).format(sql.Identifier(CATALOG_INDEX), sql.Identifier(schema))
+                )
+        except psycopg.Error as exc:
+            log.warning("lake: the catalog's column statistics are not indexed: %s", first_line(exc)[:200])
 
     def check(self) -> None:
         """Raises RecoupError when the session that holds the lock is gone: nothing may be committed."""

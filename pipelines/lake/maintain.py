@@ -1,8 +1,13 @@
 """`recoup maintain` (`make maintain`): DuckLake housekeeping for RECOUP_LAKE.
 
-It merges small files, expires old snapshots and deletes the files nothing refers to any more.
+It rewrites the files that carry deletes, merges small files, expires old snapshots and deletes
+the files nothing refers to any more.
 
-Each sync commits a few small Parquet files; merging keeps reads fast. A snapshot is kept
+Each sync commits a few small Parquet files; merging keeps reads fast. A sync's merge deletes
+the rows of the runs it updates, and DuckLake records that in a delete file beside the data
+file, which every reader then applies; `merge_adjacent_files` leaves a file with deletes as it
+is, so the files with any delete are first rewritten without the deleted rows (a sync updates
+recent runs, whose files are recent and small), and then merged. A snapshot is kept
 RECOUP_LAKE_KEEP_DAYS (default 7) before it expires, so a reader (or `AT (VERSION => ...)`
 time travel) within that window never loses a file under it. A file is deleted only once it
 has been unused for RECOUP_LAKE_GRACE_MINUTES (default 60): a query that was reading an
@@ -32,6 +37,7 @@ LOCK_WAIT = 300.0  # seconds; at least this long, or RECOUP_LOCK_WAIT when longe
 # Merging reads many small files and writes a few large ones (to S3 through part buffers, see
 # pipelines/archive/s3.py); beyond the budget it spills into a temporary folder of its own.
 MAINTAIN_LIMITS: dict[str, str | int] = {**warehouse.MODEL_LIMITS, "memory_limit": "256MB"}
+REWRITE_THRESHOLD = 0.0  # the share of deleted rows from which a file is rewritten: any
 
 
 def maintain(settings: LakeSettings) -> list[tuple[str, float]]:
@@ -40,6 +46,8 @@ def maintain(settings: LakeSettings) -> list[tuple[str, float]]:
     settings = settings.waiting(LOCK_WAIT)
     steps = [
         ("flush inlined data", f"call ducklake_flush_inlined_data('{ALIAS}')"),
+        ("rewrite files with deletes",
+         f"call ducklake_rewrite_data_files('{ALIAS}', delete_threshold => {REWRITE_THRESHOLD})"),
         ("merge adjacent files", f"call ducklake_merge_adjacent_files('{ALIAS}')"),
         ("expire snapshots", f"call ducklake_expire_snapshots('{ALIAS}', "
                              f"older_than => now() - interval '{keep_days} days')"),

@@ -55,6 +55,8 @@ class LakeStorage:
     def read_known(self, con: duckdb.DuckDBPyConnection, options: FetchOptions) -> Index:
         """Read from the lake's current snapshot, on a connection of its own (closed by `close`)."""
         index, self._reader = lake.read_index(self.settings, options)
+        if self._lock is not None:  # the lake's tables exist now: its catalog gets its index
+            self._lock.index_catalog()
         return index
 
     def tables_to_create(self, con: duckdb.DuckDBPyConnection) -> list[str]:
