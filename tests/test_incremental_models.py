@@ -59,12 +59,15 @@ def _store(con: duckdb.DuckDBPyConnection, step: int, item: dict, seen_at: datet
         f"insert into raw.{root} ({columns}) values ({', '.join('?' * len(row))})", list(row.values())
     )
     for index, tag in enumerate(item["tags"]):
-        con.execute(f"insert into raw.{root}__tags values (?, ?, ?, ?)", [run_id, oid, index, tag])
+        con.execute(
+            f"insert into raw.{root}__tags (run_id, observation_id, tag_index, value, seen_at) values (?, ?, ?, ?, ?)",
+            [run_id, oid, index, tag, seen_at],
+        )
     for number in range(item["attempts"] or 0):
         con.execute(
-            f"insert into raw.{root}__attempts (run_id, observation_id, attempt_id, attempt_number, status)"
-            " values (?, ?, ?, ?, 'COMPLETED')",
-            [run_id, oid, f"att_{item['run']}_{number}", number + 1],
+            f"insert into raw.{root}__attempts (run_id, observation_id, attempt_id, attempt_number, status, seen_at)"
+            " values (?, ?, ?, ?, 'COMPLETED', ?)",
+            [run_id, oid, f"att_{item['run']}_{number}", number + 1, seen_at],
         )
 
 

@@ -269,6 +269,7 @@ UNLOCKED = textwrap.dedent("""
     class NoLock(pipelines.lake.LakeLock):
         def __init__(self): pass
         def check(self): pass
+        def index_catalog(self): pass
     pipelines.lake.lake_lock = lambda settings: contextlib.nullcontext(NoLock())
     from pipelines.cli import main
     sys.exit(main(["sync"]))
