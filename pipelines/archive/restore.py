@@ -150,6 +150,7 @@ def restore(
                 con.execute(f"create schema if not exists {RAW_DATASET}")
                 for point in chain:
                     replay(con, store, point)
+                warehouse.date_child_rows(con, undated_too=True)  # points archived before the column
                 apply_models(con)
                 con.execute("checkpoint")
             wal = target.with_name(target.name + ".wal")

@@ -78,28 +78,31 @@ def create_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"drop table if exists {RAW_DATASET}.list_pages")
 
 
-def date_child_rows(con: duckdb.DuckDBPyConnection) -> None:
-    """Gives the tags and attempts an earlier version stored without one their answer's `seen_at`.
+def date_child_rows(con: duckdb.DuckDBPyConnection, undated_too: bool = False) -> None:
+    """Gives the tags and attempts stored without one their answer's `seen_at`.
 
-    Once per warehouse (or after a restore from an archive made before the column): a child
-    row's answer is the root row with its `observation_id`, and rows whose answer was replaced
-    since are pruned at every sync, so each one finds its answer.
+    A child row's answer is the root row with its `observation_id` (rows whose answer was
+    replaced are pruned at every sync, so each one finds its answer). A sync adds and fills the
+    column only where a warehouse made before it lacks it, so it costs nothing afterwards;
+    `undated_too` also fills the rows an older archive's tables brought into a restore.
     """
+    have = {table for (table,) in con.execute(
+        "select table_name from duckdb_columns() where database_name = current_database()"
+        " and schema_name = ? and column_name = 'seen_at'", [RAW_DATASET],
+    ).fetchall()}  # fmt: skip
     tables = table_kinds(con)
     for root in ROOTS.values():
         for child in (f"{root}__{c}" for c in ("tags", "attempts")):
             if tables.get(child) != "BASE TABLE" or tables.get(root) != "BASE TABLE":
                 continue
+            if child in have and not undated_too:
+                continue
             con.execute(f"alter table {RAW_DATASET}.{child} add column if not exists seen_at timestamptz")
-            undated = con.execute(
-                f"select count(*) from {RAW_DATASET}.{child} where seen_at is null"
-            ).fetchone()
-            if undated and undated[0]:
-                con.execute(f"""
-                    update {RAW_DATASET}.{child} c set seen_at = r.seen_at
-                    from {RAW_DATASET}.{root} r
-                    where c.seen_at is null and r.observation_id = c.observation_id
-                """)  # fmt: skip
+            con.execute(f"""
+                update {RAW_DATASET}.{child} c set seen_at = r.seen_at
+                from {RAW_DATASET}.{root} r
+                where c.seen_at is null and r.observation_id = c.observation_id
+            """)  # fmt: skip
 
 
 def prune_answers(con: duckdb.DuckDBPyConnection, since: datetime) -> None:
