@@ -156,5 +156,6 @@ def test_the_catalog_lists_every_analytics_column_with_its_type_description_and_
     assert catalog == described and len(catalog) > 150, "every column, as the file's own comments say"
     lineage = dict(raw_con.execute("select distinct relation, built_from from analytics.catalog").fetchall())
     assert lineage["analytics.cost_by_task"] == "analytics.runs_in_period"
-    assert lineage["analytics.runs_in_period"] == "analytics.runs, staging.report_period"
+    assert lineage["analytics.runs_in_scope"] == "analytics.runs, staging.report_period"
+    assert lineage["analytics.runs_in_period"] == "analytics.runs_in_scope, staging.report_period"
     assert raw_con.execute("select count(*) from analytics.catalog where description = ''").fetchone() == (0,)

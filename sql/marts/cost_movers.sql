@@ -20,11 +20,9 @@ runs as (
         runs.task_identifier,
         runs.account_id,
         runs.total_cost_usd,
-        (runs.created_at at time zone 'UTC')::date >= period.period_start as in_period
-    from analytics.runs as runs, period
-    where (runs.created_at at time zone 'UTC')::date between period.previous_start and period.period_end
-        and (period.include_test_runs or not coalesce(runs.is_test, false))
-        and (period.include_in_flight_runs or not runs.is_in_flight)
+        runs.day >= period.period_start as in_period
+    from analytics.runs_in_scope as runs, period
+    where runs.day between period.previous_start and period.period_end
 ),
 
 by_name as (

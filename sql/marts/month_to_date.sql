@@ -19,13 +19,10 @@ with period as (
 
 runs as (
     select
-        (runs.created_at at time zone 'UTC')::date as day,
+        runs.day,
         runs.total_cost_usd
-    from analytics.runs as runs, period
-    where (runs.created_at at time zone 'UTC')::date
-            between (period.month_start - interval 1 month)::date and period.period_end
-        and (period.include_test_runs or not coalesce(runs.is_test, false))
-        and (period.include_in_flight_runs or not runs.is_in_flight)
+    from analytics.runs_in_scope as runs, period
+    where runs.day between (period.month_start - interval 1 month)::date and period.period_end
 ),
 
 final as (

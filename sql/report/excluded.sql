@@ -1,6 +1,5 @@
--- What the report leaves out unless told otherwise: test runs and runs still in flight (cost so far).
-select count(*) filter (where is_test)::integer as test_runs,
-       coalesce(sum(total_cost_usd) filter (where is_test), 0) as test_cost,
-       count(*) filter (where is_in_flight)::integer as in_flight_runs,
-       coalesce(sum(total_cost_usd) filter (where is_in_flight), 0) as in_flight_cost
-from analytics.runs_in_period
+-- The test runs and runs still in flight (cost so far) of the period, read before the report
+-- sets its scope (every run counts until told otherwise): what each setting counts or leaves out.
+select test_run_count as test_runs, test_cost_usd as test_cost,
+       in_flight_run_count as in_flight_runs, in_flight_cost_usd as in_flight_cost
+from analytics.cost_breakdown
