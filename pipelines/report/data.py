@@ -145,9 +145,10 @@ def _read(con: duckdb.DuckDBPyConnection, report: Report) -> None:
     report.previous = _one(con, report_sql("totals"))
     _period(con, report.start, report.end)
     report.totals = _one(con, report_sql("totals"))
-    for name in ("cost_breakdown", "month_to_date", "completeness", "today"):
-        setattr(report, {"cost_breakdown": "breakdown", "month_to_date": "month"}.get(name, name),
-                _one(con, report_sql(name)))  # fmt: skip
+    report.breakdown = _one(con, report_sql("cost_breakdown"))
+    report.month = _one(con, report_sql("month_to_date"))
+    report.completeness = _one(con, report_sql("completeness"))
+    report.today = _one(con, report_sql("today"))
     report.coverage = dict(con.execute(report_sql("coverage")).fetchall())
     report.catalog = _records(con.execute(report_sql("catalog")))
     for name, (title, formats) in QUERIES.items():

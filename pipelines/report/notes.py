@@ -90,10 +90,10 @@ def scope(report: Report) -> str:
     flight = (
         f"{ex['in_flight_runs']:,} runs still queued, running or waiting ({usd(ex['in_flight_cost'])} so far)"
     )
-    counted = [part for part, on in ((tests, report.include_tests), (flight, report.include_in_flight)) if on]
-    left = [
-        part for part, on in ((tests, report.include_tests), (flight, report.include_in_flight)) if not on
-    ]
+    counted: list[str] = []
+    left: list[str] = []
+    for part, on in ((tests, report.include_tests), (flight, report.include_in_flight)):
+        (counted if on else left).append(part)
     text = "<b>Counted:</b> every run created in the period, every account and environment"
     text += f"; of which {' and '.join(counted)}." if counted else "."
     if split:
