@@ -17,6 +17,7 @@ SYNC_SECONDS = 240  # the time budget of one sync, for a cron every 5 minutes; 0
 DETAILS = "all"  # which finished runs get a details fetch: all, failed, none
 STORE_PAYLOADS = False
 LOCK_WAIT = 0  # seconds a sync waits for a running one
+MEMORY_MB = 0  # the most DuckDB may use in any step; 0 = a quarter of the machine's memory
 REQUEST_TIMEOUT = 60.0  # seconds for a whole request
 MAX_RESPONSE_BYTES = 64 * 2**20  # a full page of 100 runs is about 150 KB
 # DuckDB's load within its budget fails on one value of about 7 MB (see transform.Limits).

@@ -48,7 +48,9 @@ def open_pipeline(con: duckdb.DuckDBPyConnection, paths: warehouse.Paths) -> dlt
     return pipeline
 
 
-def load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths, size: LoadSize) -> None:
+def load(
+    source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths, size: LoadSize, memory_mb: int
+) -> None:
     """Extracts, normalizes and loads into the working file; unwraps our own errors.
 
     Raises:
@@ -59,9 +61,13 @@ def load(source: Any, con: duckdb.DuckDBPyConnection, paths: warehouse.Paths, si
         pipeline.extract(source, loader_file_format="parquet")
         release_freed_memory()
         if size.large_bytes:  # DuckDB's merge holds large values in memory: give it room for them
-            budget = warehouse.memory_for(size.large_bytes)
-            log.info("%.0f MB of large JSON values: DuckDB gets %s", size.large_bytes / 2**20, budget)
-            warehouse.use_limits(con, {"memory_limit": budget})
+            limits = warehouse.step_limits("load", memory_mb, size.large_bytes)
+            log.info(
+                "%.0f MB of large JSON values: DuckDB gets %s",
+                size.large_bytes / 2**20,
+                limits["memory_limit"],
+            )
+            warehouse.use_limits(con, limits)
         log.info("normalizing")
         pipeline.normalize()
         log.info("loading into the working copy")

@@ -182,6 +182,7 @@ def run_sync(
                         con,
                         storage.paths,
                         size,
+                        config.storage.memory_mb,
                     )
                     keep_recent_states(con)
                     logs = fetched.logs()  # the load read the rest of the stream (folded once)

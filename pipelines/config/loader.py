@@ -36,6 +36,7 @@ from pipelines.recoup.options import DETAIL_MODES, FetchOptions
 from pipelines.recoup.safety import check_base_url, check_proxy
 from pipelines.recoup.transform import DEFAULT_LIMITS, Limits
 
+MEMORY_FLOOR_MB = 64  # below this even a small load runs out
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 
@@ -135,10 +136,11 @@ def _storage_settings(env: Mapping[str, str]) -> StorageSettings:
     """The file at RECOUP_DB, or the lake RECOUP_LAKE names (checked; see pipelines/lake/)."""
     db = database_path(env)
     lock_wait = float(_number("lock_wait", env, defaults.LOCK_WAIT, 0))
+    memory_mb = _number("memory_mb", env, defaults.MEMORY_MB, MEMORY_FLOOR_MB)
     lake = str(_lookup("lake", env) or "").strip() or None
     data = str(_lookup("lake_data", env) or "").strip() or None
     if not lake:
-        return FileSettings(db, lock_wait)
+        return FileSettings(db, lock_wait, memory_mb)
     if not data:
         raise ConfigError("RECOUP_LAKE_DATA (a folder or s3://bucket/prefix) must be set with RECOUP_LAKE")
     if not lake.startswith("postgres:"):
@@ -154,6 +156,7 @@ def _storage_settings(env: Mapping[str, str]) -> StorageSettings:
         data_path=data,
         password=str(password) if password else None,
         lock_wait=lock_wait,
+        memory_mb=memory_mb,
         keep_days=_number("lake_keep_days", env, defaults.LAKE_KEEP_DAYS, 0),
         grace_minutes=_number("lake_grace_minutes", env, defaults.LAKE_GRACE_MINUTES, 0),
         s3=s3_config(env),

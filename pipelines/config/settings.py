@@ -34,6 +34,7 @@ class FileSettings:
 
     db: Path
     lock_wait: float = float(defaults.LOCK_WAIT)
+    memory_mb: int = defaults.MEMORY_MB  # RECOUP_MEMORY_MB: DuckDB's cap in any step; 0 = a quarter of RAM
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class LakeSettings:
     data_path: str  # a folder (absolute, ending in /) or s3://bucket/prefix
     password: str | None = field(default=None, repr=False)  # sources.recoup.lake_password; never shown
     lock_wait: float = float(defaults.LOCK_WAIT)
+    memory_mb: int = defaults.MEMORY_MB  # RECOUP_MEMORY_MB, as for the file
     keep_days: int = defaults.LAKE_KEEP_DAYS  # maintenance expires snapshots older than this
     grace_minutes: int = defaults.LAKE_GRACE_MINUTES  # and deletes files unused this long
     s3: S3Config = field(default_factory=S3Config)  # for an s3:// data path

@@ -37,7 +37,7 @@ def migrate(settings: LakeSettings, source: Path) -> dict[str, int]:
     if not source.is_file():
         raise NoWarehouse(f"no warehouse at {source}")
     with lake_lock(settings) as lock, duckdb.connect() as con:
-        warehouse.use_limits(con, warehouse.MODEL_LIMITS)
+        warehouse.use_limits(con, warehouse.step_limits("models", settings.memory_mb))
         con.execute(f"attach {sql_text(str(source))} as source (read_only)")
         attach(con, settings)
         ensure_tables(con)
@@ -59,7 +59,7 @@ def migrate(settings: LakeSettings, source: Path) -> dict[str, int]:
                                 f"select * from source.{RAW_DATASET}.{table}")  # fmt: skip
                 count = f"select count(*) from {ALIAS}.{RAW_DATASET}.{table}"
                 counts[table] = scalar(con.execute(count))
-            build_models(con)
+            build_models(con, settings.memory_mb)
         return counts
 
 

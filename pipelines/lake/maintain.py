@@ -35,8 +35,8 @@ from pipelines.lake.lock import lake_lock
 
 LOCK_WAIT = 300.0  # seconds; at least this long, or RECOUP_LOCK_WAIT when longer
 # Merging reads many small files and writes a few large ones (to S3 through part buffers, see
-# pipelines/archive/s3.py); beyond the budget it spills into a temporary folder of its own.
-MAINTAIN_LIMITS: dict[str, str | int] = {**warehouse.MODEL_LIMITS, "memory_limit": "256MB"}
+# pipelines/archive/s3.py); beyond its budget (warehouse.step_limits) it spills into a
+# temporary folder of its own.
 REWRITE_THRESHOLD = 0.0  # the share of deleted rows from which a file is rewritten: any
 
 
@@ -56,7 +56,9 @@ def maintain(settings: LakeSettings) -> list[tuple[str, float]]:
     timings = []
     with lake_lock(settings), tempfile.TemporaryDirectory(prefix="recoup-maintain-") as spill, \
             duckdb.connect() as con:  # fmt: skip
-        warehouse.use_limits(con, {**MAINTAIN_LIMITS, "temp_directory": spill})
+        warehouse.use_limits(
+            con, {**warehouse.step_limits("maintain", settings.memory_mb), "temp_directory": spill}
+        )
         attach(con, settings)
         for name, sql in steps:
             started = time.monotonic()

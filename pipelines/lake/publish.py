@@ -18,7 +18,7 @@ from pipelines.config import LakeSettings
 from pipelines.lake.connection import ALIAS, attach
 from pipelines.lake.lock import LakeLock
 from pipelines.lake.merge import ensure_tables, merge_changes
-from pipelines.models import REBUILD_MEMORY, ModelError, apply_models
+from pipelines.models import ModelError, apply_models
 from pipelines.query import scalar
 from pipelines.recoup.index import Index
 from pipelines.recoup.options import FetchOptions
@@ -47,7 +47,10 @@ def read_index(lake: LakeSettings, options: FetchOptions) -> tuple[Index, duckdb
 
 
 def build_models(
-    con: duckdb.DuckDBPyConnection, changed: bool = True, changed_since: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    memory_mb: int,
+    changed: bool = True,
+    changed_since: datetime | None = None,
 ) -> None:
     """Builds the models of `sql/` in the lake, inside the caller's transaction.
 
@@ -56,7 +59,9 @@ def build_models(
     ones already built.
     """
     con.execute(f"use {ALIAS}")
-    con.execute(f"set memory_limit = '{REBUILD_MEMORY}'")  # no second try inside the lake's transaction
+    warehouse.use_limits(
+        con, warehouse.step_limits("lake models", memory_mb)
+    )  # within the lake's transaction
     apply_models(con, unless_unchanged=not changed, changed_since=changed_since, own_transaction=False)
 
 
@@ -79,7 +84,7 @@ def publish_to_lake(
     """
     work = scalar(work_con.execute("select current_database()"))
     attach(work_con, lake)
-    warehouse.use_limits(work_con, warehouse.MODEL_LIMITS)
+    warehouse.use_limits(work_con, warehouse.step_limits("models", lake.memory_mb))
     try:
         ensure_tables(work_con)
         error = None
@@ -88,7 +93,7 @@ def publish_to_lake(
             try:
                 changed, pending = merge_changes(work_con, work, options)
                 if with_models:  # only the keys this sync's runs touch, as in the file
-                    build_models(work_con, changed, changed_since=synced_at)
+                    build_models(work_con, lake.memory_mb, changed, changed_since=synced_at)
                 lock.check()
                 work_con.execute("commit")
                 return error, pending

@@ -20,7 +20,6 @@ from pipelines.models.files import (
 from pipelines.models.runner import (
     DLT_STAGING,
     FINGERPRINT_TABLE,
-    REBUILD_MEMORY,
     apply_models,
     models_behind,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "FINGERPRINT_TABLE",
     "LAYERS",
     "PRUNE_COLUMN",
-    "REBUILD_MEMORY",
     "SQL_DIR",
     "UTC_DAY",
     "Incremental",

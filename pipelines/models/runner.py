@@ -1,7 +1,8 @@
 """Applies the SQL models in `sql/` to a warehouse, in dependency order, all or nothing.
 
-Everything runs in one transaction: a broken model changes nothing and is reported with its
-file name and DuckDB's message. A sync updates the tables for the runs it loaded instead of
+All or nothing: a broken model changes nothing and is reported with its file name and
+DuckDB's message. An update runs in one transaction; a full rebuild is staged in committed
+steps and swapped in by one (`staged.py`), so that its memory stays within budget. A sync updates the tables for the runs it loaded instead of
 rebuilding them: an incremental table (see `files.py`) is rebuilt only for the keys the changed
 runs' source rows hold, before and after the change (a run id, or a day and an account).
 A full rebuild (`recoup models`) gives the same tables.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,12 +25,12 @@ import duckdb
 from pipelines.models.checks import check_models
 from pipelines.models.comments import describe
 from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, load_models
-from pipelines.query import scalar
+from pipelines.models.staged import rebuild
+from pipelines.query import one_row, scalar
 from pipelines.recoup.settings import RAW_DATASET
 
 FINGERPRINT_TABLE = "intermediate.models_fingerprint"
 DLT_STAGING = f"{RAW_DATASET}_staging"
-REBUILD_MEMORY = "1GB"  # the second try of a build that ran out of the caller's budget
 
 
 def _fingerprint(models: list[Model]) -> str:
@@ -115,21 +117,23 @@ def apply_models(
     sql_dir: Path = SQL_DIR,
     unless_unchanged: bool = False,
     changed_since: datetime | None = None,
-    retry_out_of_memory: bool = True,
     own_transaction: bool = True,
 ) -> list[str]:
-    """Builds every model in one transaction; returns their names in build order.
+    """Builds every model, all or nothing; returns their names in build order.
 
     Args:
         unless_unchanged: skip the build when the models are the ones already built and
             cover every answer (the caller knows no data changed since); returns [] then.
         changed_since: update the tables only for the runs answered since then (a sync's
             start) or since the newest answer the last build covered, whichever is older,
-            when the models are the ones already built; otherwise rebuild everything.
-        retry_out_of_memory: roll back and build again with more memory when DuckDB runs out.
-        own_transaction: begin, commit and roll back a transaction of its own; False builds
-            inside the caller's (as the lake's one snapshot per sync does), with no retry,
-            leaving the commit or rollback to the caller.
+            when the models are the ones already built and the change is a small part of the
+            runs; otherwise rebuild everything.
+        own_transaction: build in transactions of its own (a full rebuild in committed steps,
+            see `staged.py`); False builds inside the caller's (as the lake's one snapshot per
+            sync does), leaving the commit or rollback to the caller.
+
+    Raises:
+        ModelError: a model or data test failed, or DuckDB ran out of its memory budget.
     """
     models = load_models(sql_dir)
     fingerprint = _fingerprint(models)
@@ -138,40 +142,47 @@ def apply_models(
     newest = newest_answer(con)
     if unless_unchanged and same and not _lags(through, newest):
         return []
-    budget = scalar(con.execute("select current_setting('memory_limit')"))
-    # DuckDB 1.5 cannot spill every aggregate: a build that runs out of the caller's budget is
-    # rolled back and tried once more with REBUILD_MEMORY (a full rebuild over two million runs
-    # needs between 256 MB and 512 MB), so small warehouses keep a small footprint.
     # An earlier build that failed left `through` before this sync: its runs are updated too.
     since = min(changed_since, through) if same and changed_since and through else None
-    if not own_transaction:
-        try:
-            _build(con, models, (fingerprint, newest), sql_dir, since)
-        except duckdb.OutOfMemoryException as exc:
-            raise ModelError(f"out of memory at {budget}: {str(exc).splitlines()[0]}") from None
-        return [m.name for m in models]
-    budgets = [budget, REBUILD_MEMORY] if retry_out_of_memory else [budget]
+    record = (fingerprint, newest)
     try:
-        for attempt, memory in enumerate(budgets):
-            con.execute(f"set memory_limit = '{memory}'")
+        if not own_transaction:
+            _build(con, models, record, sql_dir, since)
+        elif since is None or _mostly_changed(con, since):
+            rebuild(con, models, lambda: _finish(con, models, record, sql_dir), _model_error(sql_dir))
+        else:
             con.execute("begin transaction")
             try:
-                _build(con, models, (fingerprint, newest), sql_dir, since)
-            except duckdb.OutOfMemoryException:
-                con.execute("rollback")
-                if attempt + 1 == len(budgets):
-                    raise
-                continue
+                _build(con, models, record, sql_dir, since)
             except BaseException:
                 con.execute("rollback")
                 raise
             con.execute("commit")
-            return [m.name for m in models]
     except duckdb.OutOfMemoryException as exc:
-        raise ModelError(f"out of memory at {memory}: {str(exc).splitlines()[0]}") from None
-    finally:
-        con.execute(f"set memory_limit = '{budget}'")
-    raise AssertionError("unreachable")
+        budget = scalar(con.execute("select current_setting('memory_limit')"))
+        raise ModelError(
+            f"out of memory within {budget} (RECOUP_MEMORY_MB caps every step): {str(exc).splitlines()[0]}"
+        ) from None
+    return [m.name for m in models]
+
+
+def _mostly_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:
+    """True when the runs answered since `since` are a tenth of the runs or more.
+
+    Updating that many keys inside one transaction holds them all in memory; the staged
+    rebuild commits as it goes and costs little more than such an update.
+    """
+    changed, stored = one_row(con.execute(
+        "select count(*) filter (where seen_at >= $1), count(*) from raw.runs", [since]
+    ))  # fmt: skip
+    return changed * 10 >= stored
+
+
+def _model_error(sql_dir: Path) -> Callable[[Model, duckdb.Error], ModelError]:
+    def error(model: Model, exc: duckdb.Error) -> ModelError:
+        return ModelError(f"{model.path.relative_to(sql_dir.parent)}: {str(exc).splitlines()[0]}")
+
+    return error
 
 
 def _build(
@@ -186,7 +197,6 @@ def _build(
     `record` is what the build stores beside the models: their fingerprint and the newest
     answer they cover.
     """
-    fingerprint, newest = record
     for schema in {m.schema for m in models}:
         con.execute(f"create schema if not exists {schema}")
     current = None
@@ -203,14 +213,35 @@ def _build(
             for model in models:
                 current = str(model.path.relative_to(sql_dir.parent))
                 con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
-            current = "the comments"
             describe(con, models)
     except duckdb.OutOfMemoryException:
         raise
     except duckdb.Error as exc:
-        message = str(exc).splitlines()[0]
-        raise ModelError(f"{current}: {message}") from None
-    check_models(con, sql_dir)
+        raise ModelError(f"{current}: {str(exc).splitlines()[0]}") from None
+    _finish(con, models, record, sql_dir, updated=changed_since is not None)
+
+
+def _finish(
+    con: duckdb.DuckDBPyConnection,
+    models: list[Model],
+    record: tuple[str, datetime | None],
+    sql_dir: Path,
+    updated: bool | None = None,
+) -> None:
+    """What every build ends with, inside its transaction: comments, data tests, the record.
+
+    `updated` is None for the staged rebuild, whose comments are still to write; else the
+    build wrote them, and True means it updated the changed runs' rows only.
+    """
+    if updated is None:
+        try:
+            describe(con, models)
+        except duckdb.OutOfMemoryException:
+            raise
+        except duckdb.Error as exc:
+            raise ModelError(f"the comments: {str(exc).splitlines()[0]}") from None
+    check_models(con, sql_dir, updated=bool(updated))
+    fingerprint, newest = record
     con.execute(
         f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint, ?::timestamp as built_through",
         [fingerprint, None if newest is None else newest.replace(tzinfo=None)],

@@ -41,7 +41,7 @@ class FileStorage:
     def begin_work(self) -> duckdb.DuckDBPyConnection:
         """A private copy of the published file, opened once for the whole sync."""
         warehouse.start_work_copy(self.paths)
-        con = warehouse.connect(self.paths.work_db)
+        con = warehouse.connect(self.paths.work_db, warehouse.step_limits("load", self.settings.memory_mb))
         warehouse.create_sync_tables(con)
         return con
 
@@ -67,9 +67,7 @@ class FileStorage:
         large_bytes: int,
     ) -> Published:
         """Models for the changed runs, a checkpoint, then the atomic rename over RECOUP_DB."""
-        warehouse.use_limits(
-            con, {**warehouse.MODEL_LIMITS, "memory_limit": warehouse.memory_for(large_bytes)}
-        )
+        warehouse.use_limits(con, warehouse.step_limits("models", self.settings.memory_mb, large_bytes))
         log.info("building models")
         error = None
         try:
@@ -102,7 +100,9 @@ class FileStorage:
         wait = max(self.settings.lock_wait, MODELS_LOCK_WAIT)
         with warehouse.sync_lock(self.paths, wait), warehouse.discard_work(self.paths):
             warehouse.start_work_copy(self.paths)
-            with warehouse.connect(self.paths.work_db, warehouse.MODEL_LIMITS) as con:
+            with warehouse.connect(
+                self.paths.work_db, warehouse.step_limits("models", self.settings.memory_mb)
+            ) as con:
                 warehouse.create_sync_tables(con)
                 names = apply_models(con)
                 con.execute("checkpoint")

@@ -48,7 +48,7 @@ class LakeStorage:
         """An empty working file: dlt loads only this sync's changes there."""
         shutil.rmtree(self.paths.work, ignore_errors=True)
         self.paths.work.mkdir(parents=True)
-        con = warehouse.connect(self.paths.work_db)
+        con = warehouse.connect(self.paths.work_db, warehouse.step_limits("load", self.settings.memory_mb))
         warehouse.create_sync_tables(con)
         return con
 
@@ -103,5 +103,5 @@ class LakeStorage:
             lake.attach(con, settings)
             lake.ensure_tables(con)
             with lake.snapshot(con, lock):
-                lake.build_models(con)
+                lake.build_models(con, settings.memory_mb)
         return len(load_models())

@@ -6,7 +6,7 @@ limits · `raw_schema` the raw tables · `sync_state` what a sync starts from ·
 it records · `outcomes` how each sync ended, recorded by the next.
 """
 
-from pipelines.warehouse.connection import LOAD_LIMITS, MODEL_LIMITS, connect, memory_for, use_limits
+from pipelines.warehouse.connection import LOAD_LIMITS, MODEL_LIMITS, connect, step_limits, use_limits
 from pipelines.warehouse.lock import sync_lock
 from pipelines.warehouse.outcomes import forget_outcomes, note_outcome, pending_outcomes, record_outcomes
 from pipelines.warehouse.paths import Paths, prepare_folder
@@ -47,7 +47,6 @@ __all__ = [
     "drop_stand_ins",
     "forget_outcomes",
     "keep_recent_states",
-    "memory_for",
     "missing_raw_tables",
     "note_outcome",
     "pending_outcomes",
@@ -62,6 +61,7 @@ __all__ = [
     "side_table_columns",
     "space_margin",
     "start_work_copy",
+    "step_limits",
     "sync_lock",
     "use_limits",
 ]

@@ -8,26 +8,42 @@ from pathlib import Path
 
 import duckdb
 
-# DuckDB takes up to 80% of RAM by default. Both steps run within a small budget and spill
-# beyond it: the load on one thread (a second one needs more memory than it saves time) within
-# 128 MB (DuckDB 1.5 ran out of 64 MB merging the tags of a 95k-run first sync, and dlt retried
-# the job), the model updates on every core within 128 MB (an update at two million runs needs
-# more than 64 MB; a build that runs out is tried again with more, see pipelines/models/runner.py).
+# DuckDB takes up to 80% of RAM by default. Each step gets what it needs, within the cap
+# (RECOUP_MEMORY_MB, by default a quarter of the machine's memory), and spills beyond it into
+# DuckDB's temporary folder beside the file it works on (`<file>.tmp`, removed when it closes):
+# - the load, on one thread (a second one needs more memory than it saves time): 128 MB
+#   (DuckDB 1.5 ran out of 64 MB merging the tags of a 95 k-run first sync, and dlt retried
+#   the job), plus room for large JSON values (memory_for);
+# - the models, on every core: 128 MB (an update at two million runs needs more than 64 MB; a
+#   full rebuild commits as it goes to stay within it, see pipelines/models/staged.py);
+# - the lake's models, inside the lake's one transaction per sync: 1 GB;
+# - lake maintenance (`make maintain`), merging many small files into a few large ones: 256 MB.
+STEP_NEEDS_MB = {"load": 128, "models": 128, "lake models": 1024, "maintain": 256}
+STEP_THREADS = {"load": 1}
 LOAD_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": 1}
 MODEL_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": os.cpu_count() or 1}
 
 
-def memory_for(large_bytes: int) -> str:
-    """DuckDB's budget for a load holding `large_bytes` of large JSON values.
+def machine_share_mb() -> int:
+    """The default cap: a quarter of the machine's memory, in MB."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4 // 2**20
+
+
+def step_limits(step: str, cap_mb: int | None = None, large_bytes: int = 0) -> dict[str, str | int]:
+    """DuckDB's memory and threads for `step` (a key of STEP_NEEDS_MB), within `cap_mb`."""
+    need = STEP_NEEDS_MB[step] + (memory_for(large_bytes) if step in ("load", "models") else 0)
+    budget = min(need, cap_mb or machine_share_mb())
+    return {"memory_limit": f"{budget}MB", "threads": STEP_THREADS.get(step, os.cpu_count() or 1)}
+
+
+def memory_for(large_bytes: int) -> int:
+    """The MB a load holding `large_bytes` of large JSON values needs beyond its 128 MB.
 
     Rows of ordinary size spill to disk within 64 MB; large values do not (300 runs with 50 KB of
     metadata each failed the load at 64 MB, 300 with 200 KB failed at 128 MB and the checkpoint
-    after at 64 MB), so each byte of them gets five of budget beyond the load's 128 MB, up to a quarter of the
-    memory.
+    after at 64 MB), so each byte of them gets five of budget.
     """
-    ceiling = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-    budget = min(128 * 2**20 + 5 * large_bytes, ceiling)
-    return f"{budget // 2**20}MB"
+    return 5 * large_bytes // 2**20
 
 
 def use_limits(con: duckdb.DuckDBPyConnection, limits: Mapping[str, str | int]) -> None:

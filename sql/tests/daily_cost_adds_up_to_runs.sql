@@ -1,4 +1,5 @@
 -- analytics.daily_cost: its runs and cost add up, per account, to those of analytics.runs.
+-- on update: account_id
 with daily as (
     select account_id, sum(run_count) as runs, sum(total_cost_usd) as cost
     from analytics.daily_cost
