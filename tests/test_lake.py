@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -245,14 +246,16 @@ def test_control_a_commit_split_between_raw_and_models_is_seen_by_readers(
     build = lake_publish.build_models
     outputs = _reader_outputs(tmp_path)
 
-    def split_commit(con: duckdb.DuckDBPyConnection, changed: bool = True, changed_since=None) -> None:
+    def split_commit(
+        con: duckdb.DuckDBPyConnection, memory_mb: int, changed: bool = True, changed_since=None
+    ) -> None:
         con.execute("commit")
         if all(output.exists() for output in outputs):  # the readers are running: let each query twice
             asked = [len(json_lines(output)) for output in outputs]
             wait_until(lambda: all(len(json_lines(o)) >= n + 2 for o, n in zip(outputs, asked, strict=True)),
                        "the readers to query the state between the two commits")  # fmt: skip
         con.execute("begin transaction")
-        build(con, changed, changed_since)
+        build(con, memory_mb, changed, changed_since)
 
     monkeypatch.setattr(lake_publish, "build_models", split_commit)  # where the publish looks it up
     answers = _poll_during_syncs(world, lake_env, lake_sync, tmp_path, rounds=3)
@@ -419,7 +422,9 @@ def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
     shutil.copytree(models.SQL_DIR, broken)
     (broken / "marts" / "daily_cost.sql").write_text("select * from no_such_table")
 
-    def build_broken(con: duckdb.DuckDBPyConnection, changed: bool = True, changed_since=None) -> None:
+    def build_broken(
+        con: duckdb.DuckDBPyConnection, memory_mb: int, changed: bool = True, changed_since=None
+    ) -> None:
         con.execute(f"use {lake.ALIAS}")
         models.apply_models(con, sql_dir=broken, own_transaction=False)
 
@@ -684,3 +689,25 @@ def test_the_lake_setup_indexes_the_catalogs_column_statistics(lake_env: dict[st
         "ducklake_file_column_stats USING btree (table_id, column_id)"
     )
     assert lake_sync().exit_code == 0, "and a second sync finds it in place"
+
+
+@pytest.mark.slow
+def test_the_runs_of_a_lake_lie_in_one_folder_per_month_of_their_creation(
+    lake_env: dict[str, str], lake_sync
+) -> None:
+    assert lake_sync().exit_code == 0
+    done = run_cli(lake_env, "pipelines.cli", "maintain")  # flushes the rows the catalog inlined
+    assert done.returncode == 0, done.stderr
+    for table in ("runs", "run_details"):
+        months = {(year, month) for year, month in lake_query(
+            lake_env, f"select distinct year(created_at), month(created_at) from recoup.raw.{table}"
+        )}  # fmt: skip
+        files = [path for (path,) in lake_query(
+            lake_env, f"select data_file from ducklake_list_files('recoup', '{table}', schema => 'raw')"
+        )]  # fmt: skip
+        if table == "run_details" and not months:
+            continue  # no details fetched in this world
+        assert months and files, f"raw.{table} has runs in files"
+        found = [re.search(r"year=(\d+)/month=(\d+)/", path) for path in files]
+        folders = {(int(m[1]), int(m[2])) if m else None for m in found}
+        assert folders == months, f"raw.{table}: one folder per month of created_at"

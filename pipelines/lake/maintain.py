@@ -32,6 +32,7 @@ from pipelines import warehouse
 from pipelines.config import LakeSettings
 from pipelines.lake.connection import ALIAS, attach
 from pipelines.lake.lock import lake_lock
+from pipelines.lake.merge import partition_tables
 
 LOCK_WAIT = 300.0  # seconds; at least this long, or RECOUP_LOCK_WAIT when longer
 # Merging reads many small files and writes a few large ones (to S3 through part buffers, see
@@ -60,6 +61,9 @@ def maintain(settings: LakeSettings) -> list[tuple[str, float]]:
             con, {**warehouse.step_limits("maintain", settings.memory_mb), "temp_directory": spill}
         )
         attach(con, settings)
+        started = time.monotonic()
+        partition_tables(con)  # a lake made before its runs were partitioned: new files split by month
+        timings.append(("partition by month", time.monotonic() - started))
         for name, sql in steps:
             started = time.monotonic()
             con.execute(sql)

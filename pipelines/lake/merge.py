@@ -3,6 +3,12 @@
 DuckLake has no keys or ON CONFLICT, so the merge is explicit: the changed runs (and their tags
 and attempts) are deleted by id and inserted again, and `sync_log`, `lost_runs` and dlt's state
 are appended, inside the caller's transaction.
+
+The answers are partitioned by the month of `created_at`, and the deletes are bounded: the
+runs by `created_at`, their tags and attempts by the answer's `seen_at`. A run's stored
+row has the `created_at` of its new one, and every answer about a run was seen after the run
+was created (a day of margin for the API's clock). DuckLake skips every Parquet file whose
+range lies before the bound, so a sync reads the files of its runs' months, not the history.
 """
 
 from __future__ import annotations
@@ -22,6 +28,13 @@ from pipelines.recoup.tables import ROOTS
 log = logging.getLogger("recoup")
 
 ROW_GROUP_ROWS = 10_000
+CLOCK_MARGIN = "interval 1 day"  # how far the API's clock may run ahead of ours
+# The answers of runs are partitioned by the month of the run's creation. Their tags and attempts
+# are not: with them partitioned by the month of `seen_at`, readers during `make maintain` failed
+# inside the DuckLake extension pinned here ("INTERNAL Error: Attempted to access index 0 within
+# vector of size 0"); their deletes are still bounded by `seen_at`, which each sync's files hold
+# in a narrow range.
+PARTITIONS = {name: "created_at" for name in ROOTS.values()}
 # Tables the sync writes besides dlt's raw tables (described in pipelines/warehouse/raw_schema.py).
 SIDE_TABLES = {
     **{name: warehouse.side_table_columns(name) for name in warehouse.SIDE_TABLES},
@@ -46,6 +59,26 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> None:
               **SIDE_TABLES}  # fmt: skip
     for name, columns in tables.items():
         con.execute(f"create table if not exists {alias}.{RAW_DATASET}.{name} ({columns})")
+    partition_tables(con, alias)
+
+
+def partition_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> list[str]:
+    """Partitions each answer table by month, if it is not yet; returns the tables it partitioned.
+
+    Only files written afterwards are split by month: `make maintain` rewrites the older ones.
+    """
+    done = {name for (name,) in con.execute(f"""
+        select t.table_name from __ducklake_metadata_{alias}.ducklake_partition_info p
+        join __ducklake_metadata_{alias}.ducklake_table t using (table_id)
+        where p.end_snapshot is null and t.end_snapshot is null
+    """).fetchall()}  # fmt: skip
+    todo = [name for name in PARTITIONS if name not in done]
+    for name in todo:
+        column = PARTITIONS[name]
+        con.execute(
+            f"alter table {alias}.{RAW_DATASET}.{name} set partitioned by (year({column}), month({column}))"
+        )
+    return todo
 
 
 def raw_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str]:
@@ -65,6 +98,35 @@ def add_new_columns(con: duckdb.DuckDBPyConnection, work: str, table: str) -> No
     for name, kind in con.execute(columns, [work, RAW_DATASET, table]).fetchall():
         if name not in have:
             con.execute(f'alter table {ALIAS}.{RAW_DATASET}.{table} add column "{name}" {kind}')
+            if name == "seen_at" and "__" in table:  # a lake older than the children's answer time
+                _date_children(con, table)
+
+
+def _date_children(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Gives the stored tags or attempts of `table` their answer's `seen_at`, once, when it is added.
+
+    The merge's deletes are bounded by it (see the module's notes): a child row without it
+    would never be replaced.
+    """
+    lake = f"{ALIAS}.{RAW_DATASET}"
+    root = table.split("__")[0]
+    con.execute(f"""update {lake}.{table} as child set seen_at = answer.seen_at from {lake}.{root} as answer
+                    where answer.observation_id = child.observation_id""")  # fmt: skip
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return bool(scalar(con.execute(
+        "select count(*) from information_schema.columns where table_catalog = ? and table_schema = ?"
+        " and table_name = ? and column_name = ?", [ALIAS, RAW_DATASET, table, column]
+    )))  # fmt: skip
+
+
+def _oldest(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
+    """The earliest `created_at` of the changed runs, as a literal; None when one has none."""
+    nulls, oldest = con.execute(
+        f"select count(*) - count(created_at), min(created_at)::varchar from {table}"
+    ).fetchone() or (0, None)
+    return None if nulls or oldest is None else f"timestamptz '{oldest}'"
 
 
 def merge_changes(
@@ -82,15 +144,23 @@ def merge_changes(
             continue  # a stand-in view: dlt loaded nothing of this kind
         ids = f"select id from {raw}.{root}"
         answers = f"select observation_id from {raw}.{root}"
+        oldest = _oldest(con, f"{raw}.{root}")
+        children = [
+            f"{root}__{c}" for c in ("tags", "attempts") if tables.get(f"{root}__{c}") == "BASE TABLE"
+        ]
+        for child_table in children:  # first: the deletes are bounded by a column they may lack
+            add_new_columns(con, work, child_table)
         for child in ("tags", "attempts"):
-            con.execute(f"delete from {lake}.{root}__{child} where run_id in ({ids})")
-        deleted = scalar(con.execute(f"delete from {lake}.{root} where id in ({ids})"))
+            dated = oldest is not None and _has_column(con, f"{root}__{child}", "seen_at")
+            bound = f" and seen_at >= {oldest} - {CLOCK_MARGIN}" if dated else ""
+            con.execute(f"delete from {lake}.{root}__{child} where run_id in ({ids}){bound}")
+        bound = "" if oldest is None else f" and created_at >= {oldest}"
+        deleted = scalar(con.execute(f"delete from {lake}.{root} where id in ({ids}){bound}"))
         add_new_columns(con, work, root)
         inserted = scalar(con.execute(f"insert into {lake}.{root} by name select * from {raw}.{root}"))
         changed = changed or bool(deleted or inserted)
         for child in ("tags", "attempts"):
-            if tables.get(f"{root}__{child}") == "BASE TABLE":
-                add_new_columns(con, work, f"{root}__{child}")
+            if f"{root}__{child}" in children:
                 # Only the children of the answer that won (a run answered twice in one load).
                 con.execute(f"""insert into {lake}.{root}__{child} by name select * from {raw}.{root}__{child}
                                 where observation_id in ({answers})""")  # fmt: skip
