@@ -24,7 +24,7 @@ SETTINGS = {
     "base_url": defaults.BASE_URL, "db": defaults.DB, "reports_dir": defaults.REPORTS_DIR,
     "demo_dir": defaults.DEMO_DIR, "max_concurrency": defaults.MAX_CONCURRENCY, "max_rpm": defaults.MAX_RPM,
     "retry_attempts": defaults.RETRY_ATTEMPTS, "sync_seconds": defaults.SYNC_SECONDS,
-    "details": defaults.DETAILS, "store_payloads": defaults.STORE_PAYLOADS, "lock_wait": defaults.LOCK_WAIT,
+    "details": defaults.DETAILS, "store_payloads": defaults.STORE_PAYLOADS, "lock_wait": defaults.LOCK_WAIT, "memory_mb": defaults.MEMORY_MB,
     "request_timeout": defaults.REQUEST_TIMEOUT, "max_response_bytes": defaults.MAX_RESPONSE_BYTES,
     "max_run_bytes": defaults.MAX_RUN_BYTES, "max_field_bytes": defaults.MAX_FIELD_BYTES,
     "report_days": defaults.REPORT_DAYS, "lake_keep_days": defaults.LAKE_KEEP_DAYS,
@@ -143,3 +143,17 @@ def test_the_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None
     shown = " ".join(capsys.readouterr().out.split())
     for name in ("db", "max_concurrency", "max_rpm", "retry_attempts", "sync_seconds", "details"):
         assert f"RECOUP_{name.upper()} (default {SETTINGS[name]}" in shown, name
+
+
+def test_each_step_gets_its_need_within_recoup_memory_mb() -> None:
+    from pipelines.recoup.errors import ConfigError
+    from pipelines.warehouse import step_limits
+
+    assert step_limits("models")["memory_limit"] == "128MB"
+    assert step_limits("load", large_bytes=10 * 2**20)["memory_limit"] == "178MB"
+    assert step_limits("lake models")["memory_limit"] == "1024MB"
+    capped = load_settings({"RECOUP_API_KEY": "key", "RECOUP_MEMORY_MB": "300"}).storage.memory_mb
+    assert step_limits("lake models", capped)["memory_limit"] == "300MB"
+    assert step_limits("models", capped)["memory_limit"] == "128MB"
+    with pytest.raises(ConfigError, match=r"^RECOUP_MEMORY_MB must be at least 64, got 8$"):
+        load_settings({"RECOUP_API_KEY": "key", "RECOUP_MEMORY_MB": "8"})
