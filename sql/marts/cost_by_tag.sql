@@ -11,6 +11,7 @@ with runs as (
 
 tags as (
     select distinct run_id, tag_key, tag_value from analytics.run_tags
+    where run_id in (select run_id from analytics.runs_in_period)
 ),
 
 final as (

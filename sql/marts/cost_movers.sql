@@ -23,6 +23,13 @@ runs as (
         runs.day >= period.period_start as in_period
     from analytics.runs_in_scope as runs, period
     where runs.day between period.previous_start and period.period_end
+        -- bounded on created_at by constants too, so that older row groups are skipped (see runs_in_period)
+        and runs.created_at >= coalesce(
+            getvariable('period_start')::date
+                - (getvariable('period_end')::date - getvariable('period_start')::date)::integer - 2,
+            date '0001-01-01'
+        )
+        and runs.created_at < coalesce(getvariable('period_end')::date + 2, date '9999-12-31')
 ),
 
 by_name as (

@@ -23,6 +23,12 @@ runs as (
         runs.total_cost_usd
     from analytics.runs_in_scope as runs, period
     where runs.day between (period.month_start - interval 1 month)::date and period.period_end
+        -- bounded on created_at by constants too, so that older row groups are skipped (see runs_in_period)
+        and runs.created_at >= coalesce(
+            date_trunc('month', getvariable('period_end')::date) - interval 1 month - interval 1 day,
+            date '0001-01-01'
+        )
+        and runs.created_at < coalesce(getvariable('period_end')::date + 2, date '9999-12-31')
 ),
 
 final as (
