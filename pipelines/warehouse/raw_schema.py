@@ -6,6 +6,7 @@ from datetime import datetime
 
 import duckdb
 
+from pipelines.query import scalar
 from pipelines.recoup.settings import RAW_DATASET
 from pipelines.recoup.tables import RAW_TABLES, ROOTS
 
@@ -108,15 +109,27 @@ def date_child_rows(con: duckdb.DuckDBPyConnection, undated_too: bool = False) -
 def prune_answers(con: duckdb.DuckDBPyConnection, since: datetime) -> None:
     """Drops tags and attempts of answers that were replaced (their run's new answer had none).
 
-    Only runs answered since `since` (this sync) can have such rows, so only they are looked at.
+    Only runs answered since `since` (this sync) can have such rows, so only they are looked at:
+    their answers, new and replaced, were all seen after the run was created (a day of margin
+    for the API's clock), so the child rows are read from the oldest such creation on, and
+    DuckDB skips the row groups before it.
     """
     tables = table_kinds(con)
     for root in ROOTS.values():
+        if tables.get(root) != "BASE TABLE":
+            continue
+        changed = f"select id from {RAW_DATASET}.{root} where seen_at >= $since"
+        oldest = scalar(con.execute(  # none when a changed run has no creation time
+            f"""select if(count(*) = count(created_at), min(created_at) - interval 1 day, null)
+                from {RAW_DATASET}.{root} where seen_at >= ?""", [since]
+        ))  # fmt: skip
+        bound = "" if oldest is None else "and c.seen_at >= $oldest"
         for child in ("tags", "attempts"):
             if tables.get(f"{root}__{child}") != "BASE TABLE":
                 continue  # a stand-in: nothing of this kind was ever loaded
             con.execute(f"""
                 delete from {RAW_DATASET}.{root}__{child} c
-                where c.run_id in (select id from {RAW_DATASET}.{root} where seen_at >= ?)
-                  and not exists (select 1 from {RAW_DATASET}.{root} r where r.observation_id = c.observation_id)
-            """, [since])  # fmt: skip
+                where c.run_id in ({changed}) {bound}
+                  and not exists (select 1 from {RAW_DATASET}.{root} r
+                                  where r.seen_at >= $since and r.observation_id = c.observation_id)
+            """, {"since": since, **({"oldest": oldest} if bound else {})})  # fmt: skip
