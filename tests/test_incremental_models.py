@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines import warehouse
-from pipelines.models import apply_models, load_models
+from pipelines.models import SQL_DIR, ModelError, apply_models, load_models
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 STATUSES = ["COMPLETED", "FAILED", "EXECUTING", "QUEUED", "CANCELED", "CRASHED"]
@@ -117,3 +118,30 @@ def test_the_difference_check_sees_a_stale_table(tmp_path: Path) -> None:
         versions = next(m for m in load_models() if m.name == "intermediate.run_versions")
         con.execute(f"create or replace table {versions.name} as {versions.sql}")  # only this one
         assert _difference(con) == {"intermediate.run_versions": 0, "analytics.daily_cost": 1}
+
+
+def test_after_an_update_a_scoped_data_test_checks_the_changed_runs_alone(tmp_path: Path) -> None:
+    """A data test with `-- on update: run_id` reads only the changed runs after an update."""
+    sql = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql)
+    item = {"run": 1, "mode": "list", "account": "acct-a", "status": "COMPLETED", "created_hours": 0,
+            "cost": 3.0, "tags": [], "attempts": None, "error": None}  # fmt: skip
+    with duckdb.connect(str(tmp_path / "scoped.duckdb")) as con:
+        _create_raw(con)
+        _store(con, 1, item, START)
+        _store(con, 1, {**item, "run": 2}, START)
+        apply_models(con)
+        (sql / "tests" / "run_1_is_never_failed.sql").write_text(
+            "-- analytics.runs: run_1 never failed (a test this test breaks on purpose).\n"
+            "-- on update: run_id\n"
+            "select run_id from analytics.runs where run_id = 'run_1' and status = 'FAILED'\n"
+        )
+        # run_1 breaks the test in the built table, but is not among the next update's runs
+        con.execute("update intermediate.run_versions set status = 'FAILED' where run_id = 'run_1'")
+        _store(con, 2, {**item, "run": 2, "status": "FAILED"}, START + timedelta(days=1, seconds=1))
+        apply_models(con, sql, changed_since=START + timedelta(days=1))  # run_2 alone is checked
+        _store(con, 3, {**item, "status": "FAILED"}, START + timedelta(days=2, seconds=1))
+        with pytest.raises(ModelError, match=r"data test sql/tests/run_1_is_never_failed\.sql failed"):
+            apply_models(con, sql, changed_since=START + timedelta(days=2))
+        with pytest.raises(ModelError, match=r"run_1_is_never_failed\.sql failed"):
+            apply_models(con, sql)  # a full rebuild checks every run

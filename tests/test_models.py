@@ -169,6 +169,10 @@ def test_a_broken_model_names_its_file_and_keeps_the_previous_models(warehouse_c
     with pytest.raises(ModelError, match=r"sql/marts/daily_cost\.sql: Binder Error"):
         apply_models(warehouse_con, broken)
     assert warehouse_con.execute("select count(*) from analytics.daily_cost").fetchall() == before
+    staged = (
+        "select table_name from information_schema.tables where table_name like '%\\_\\_next' escape '\\'"
+    )
+    assert warehouse_con.execute(staged).fetchall() == [], "nothing staged is left behind"
 
 
 @pytest.mark.slow

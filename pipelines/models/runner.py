@@ -31,6 +31,7 @@ from pipelines.recoup.settings import RAW_DATASET
 
 FINGERPRINT_TABLE = "intermediate.models_fingerprint"
 DLT_STAGING = f"{RAW_DATASET}_staging"
+LARGE_CHANGE = 100_000  # changed runs from which a sync may rebuild the models whole (below)
 
 
 def _fingerprint(models: list[Model]) -> str:
@@ -167,7 +168,7 @@ def apply_models(
 
 
 def _mostly_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:
-    """True when the runs answered since `since` are a tenth of the runs or more.
+    """True when the runs answered since `since` are many, and a tenth of the runs or more.
 
     Updating that many keys inside one transaction holds them all in memory; the staged
     rebuild commits as it goes and costs little more than such an update.
@@ -175,7 +176,7 @@ def _mostly_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:
     changed, stored = one_row(con.execute(
         "select count(*) filter (where seen_at >= $1), count(*) from raw.runs", [since]
     ))  # fmt: skip
-    return changed * 10 >= stored
+    return changed >= LARGE_CHANGE and changed * 10 >= stored
 
 
 def _model_error(sql_dir: Path) -> Callable[[Model, duckdb.Error], ModelError]:
