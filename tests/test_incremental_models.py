@@ -128,7 +128,7 @@ def test_after_an_update_a_scoped_data_test_checks_the_changed_runs_alone(tmp_pa
             "cost": 3.0, "tags": [], "attempts": None, "error": None}  # fmt: skip
     with duckdb.connect(str(tmp_path / "scoped.duckdb")) as con:
         _create_raw(con)
-        _store(con, 1, item, START)
+        _store(con, 1, item, START - timedelta(hours=1))  # older than the newest answer the build covers
         _store(con, 1, {**item, "run": 2}, START)
         apply_models(con)
         (sql / "tests" / "run_1_is_never_failed.sql").write_text(
