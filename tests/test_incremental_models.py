@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines import warehouse
-from pipelines.models import SQL_DIR, ModelError, apply_models, load_models
+from pipelines.models import SQL_DIR, ModelError, apply_models, checks, load_models
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 STATUSES = ["COMPLETED", "FAILED", "EXECUTING", "QUEUED", "CANCELED", "CRASHED"]
@@ -120,8 +120,12 @@ def test_the_difference_check_sees_a_stale_table(tmp_path: Path) -> None:
         assert _difference(con) == {"intermediate.run_versions": 0, "analytics.daily_cost": 1}
 
 
-def test_after_an_update_a_scoped_data_test_checks_the_changed_runs_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("listed", [checks.LISTED, 0], ids=["keys-as-literals", "keys-in-a-table"])
+def test_after_an_update_a_scoped_data_test_checks_the_changed_runs_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: int
+) -> None:
     """A data test with `-- on update: run_id` reads only the changed runs after an update."""
+    monkeypatch.setattr(checks, "LISTED", listed)
     sql = tmp_path / "sql"
     shutil.copytree(SQL_DIR, sql)
     item = {"run": 1, "mode": "list", "account": "acct-a", "status": "COMPLETED", "created_hours": 0,

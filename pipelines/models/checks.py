@@ -23,6 +23,7 @@ from pipelines.models.files import CHANGED_RUNS, SQL_DIR, ModelError
 SHOWN = 3  # rows of a failing test quoted in its message
 ON_UPDATE = re.compile(r"^-- on update: (run_id|account_id)$", re.MULTILINE)
 ANALYTICS = re.compile(r"\banalytics\.(\w+)\b")
+LISTED = 2_000  # changed keys written into a scoped test as literals (see _scope_keys)
 # The keys the changed runs hold, for the tests an update runs over them alone.
 SCOPES = {
     "run_id": f"select run_id from {CHANGED_RUNS}",
@@ -35,27 +36,43 @@ def data_tests(sql_dir: Path = SQL_DIR) -> list[Path]:
     return sorted((sql_dir / "tests").glob("*.sql"))
 
 
-def scoped(sql: str) -> str:
-    """The test's SQL reading only the rows of the changed runs' keys, when it has a scope line."""
+def scoped(sql: str, keys: dict[str, str]) -> str:
+    """The test's SQL reading only the rows of the changed runs' keys, when it has a scope line.
+
+    `keys` holds, per scope column, what an `in (...)` lists: the keys themselves, or a query.
+    """
     found = ON_UPDATE.search(sql)
     if not found:
         return sql
     column = found.group(1)
-    keys = f"scope_{column}"
 
     def narrowed(line: str) -> str:
-        return (
-            line
-            if line.startswith("--")
-            else ANALYTICS.sub(
-                lambda name: (
-                    f"(select * from {name.group(0)} where {column} in (select {column} from {keys}))"
-                ),
-                line,
-            )
+        if line.startswith("--"):
+            return line
+        return ANALYTICS.sub(
+            lambda name: f"(select * from {name.group(0)} where {column} in ({keys[column]}))", line
         )
 
     return "\n".join(narrowed(line) for line in sql.splitlines())
+
+
+def _scope_keys(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """What each scope column's `in (...)` lists after an update.
+
+    Up to LISTED keys are written out as literals: DuckDB pushes a constant list down through
+    the joins of `analytics.run_tags` and `analytics.run_attempts` to the scans of the raw
+    tables (0.13 s at two million runs), where a subquery is applied after the whole join
+    (0.45 s). More keys are read from a temporary table.
+    """
+    keys = {}
+    for column, query in SCOPES.items():
+        values = [value for (value,) in con.execute(f"{query} limit {LISTED + 1}").fetchall()]
+        if len(values) <= LISTED:
+            keys[column] = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) or "null"
+        else:
+            con.execute(f"create or replace temp table scope_{column} as {query}")
+            keys[column] = f"select {column} from scope_{column}"
+    return keys
 
 
 def check_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, updated: bool = False) -> int:
@@ -68,13 +85,11 @@ def check_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, update
         ModelError: a test returned rows, or could not run; the message names the test.
     """
     tests = data_tests(sql_dir)
-    if updated:
-        for column, keys in SCOPES.items():
-            con.execute(f"create or replace temp table scope_{column} as {keys}")
+    keys = _scope_keys(con) if updated else {}
     for path in tests:
         name = str(path.relative_to(sql_dir.parent))
         sql = path.read_text().strip().rstrip(";")
-        sql = scoped(sql) if updated else sql
+        sql = scoped(sql, keys) if updated else sql
         try:
             result = con.execute(f"select * from (\n{sql}\n) limit {SHOWN + 1}")
             rows = result.fetchall()
