@@ -711,3 +711,26 @@ def test_the_runs_of_a_lake_lie_in_one_folder_per_month_of_their_creation(
         found = [re.search(r"year=(\d+)/month=(\d+)/", path) for path in files]
         folders = {(int(m[1]), int(m[2])) if m else None for m in found}
         assert folders == months, f"raw.{table}: one folder per month of created_at"
+
+
+@pytest.mark.slow
+def test_a_lake_whose_tags_predate_their_answer_time_gets_it_and_keeps_one_set_per_run(
+    world: World, lake_env: dict[str, str], lake_sync
+) -> None:
+    assert lake_sync().exit_code == 0
+    writer = duckdb.connect()
+    writer.execute(attach_sql(lake_env, read_only=False))
+    writer.execute("alter table recoup.raw.runs__tags drop column seen_at")  # as an older lake was
+    writer.close()
+    _upstream_moves_on(world, 0)  # one run's tags change: its stored ones must be replaced
+    assert lake_sync().exit_code == 0
+    undated, repeated = lake_query(lake_env, """
+        select (select count(*) from recoup.raw.runs__tags where seen_at is null),
+               (select count(*) from (select run_id, tag from recoup.analytics.run_tags group by all having count(*) > 1))
+    """)[0]  # fmt: skip
+    assert (undated, repeated) == (0, 0)
+    changed = world.visible(world.account_ids[0], 5)[-1]["id"]
+    tags = lake_query(
+        lake_env, "select value from recoup.raw.runs__tags where run_id = ? order by 1", changed
+    )
+    assert tags == [(f"account:{world.account_ids[0]}",), ("round:0",)]
