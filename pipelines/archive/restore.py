@@ -22,10 +22,6 @@ from pipelines.models import apply_models
 from pipelines.recoup.errors import RecoupError
 from pipelines.recoup.settings import RAW_DATASET
 
-# A restore is a one-off rebuild, not a cron step: it gets the model runner's second-try budget
-# (2 M runs ran out of 128 MB inserting the snapshot's runs) and spills beyond it.
-RESTORE_LIMITS: dict[str, str | int] = {**warehouse.MODEL_LIMITS, "memory_limit": "1GB"}
-
 
 class RestoreError(RecoupError):
     """The archive cannot give the asked-for warehouse."""
@@ -144,7 +140,7 @@ def restore(
         shutil.rmtree(staged.parent, ignore_errors=True)
         staged.parent.mkdir(parents=True)
         try:
-            with warehouse.connect(staged, RESTORE_LIMITS) as con:
+            with warehouse.connect(staged, warehouse.step_limits("restore")) as con:
                 if settings.on_s3:
                     Store(con, settings)  # the same S3 access on the connection that reads the files
                 con.execute(f"create schema if not exists {RAW_DATASET}")

@@ -45,11 +45,21 @@ SIDE_TABLES = {
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> None:
-    """Creates every raw table the sync and the models use, empty, if the lake lacks it."""
-    have = {name for (name,) in con.execute(
-        "select table_name from duckdb_tables() where database_name = ? and schema_name = ?", [alias, RAW_DATASET]
-    ).fetchall()}  # fmt: skip
-    if have >= {*warehouse.RAW_TABLES, *SIDE_TABLES}:
+    """Creates every raw table the sync and the models use, empty, if the lake lacks it.
+
+    A lake made before the tags and attempts carried their answer's `seen_at` gets the column,
+    filled once: the merge's deletes are bounded by it (see the module's notes), and a child
+    row without it would never be replaced.
+    """
+    have: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        "select table_name, column_name from duckdb_columns() where database_name = ? and schema_name = ?",
+        [alias, RAW_DATASET],
+    ).fetchall():
+        have.setdefault(table, set()).add(column)
+    if set(have) >= {*warehouse.RAW_TABLES, *SIDE_TABLES}:
+        for child in (t for t in warehouse.RAW_TABLES if "__" in t and "seen_at" not in have[t]):
+            _date_children(con, alias, child)
         return
     # DuckLake holds a whole Parquet row group in memory while it writes one, and cannot spill
     # it: 10,000 rows keep a first sync of ~100k runs within the 64 MB the sync allows itself.
@@ -62,8 +72,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> None:
     partition_tables(con, alias)
 
 
-def partition_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> list[str]:
-    """Partitions each answer table by month, if it is not yet; returns the tables it partitioned.
+def partition_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> None:
+    """Partitions each answer table by month, if it is not yet.
 
     Only files written afterwards are split by month: `make maintain` rewrites the older ones.
     """
@@ -72,13 +82,11 @@ def partition_tables(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> list
         join __ducklake_metadata_{alias}.ducklake_table t using (table_id)
         where p.end_snapshot is null and t.end_snapshot is null
     """).fetchall()}  # fmt: skip
-    todo = [name for name in PARTITIONS if name not in done]
-    for name in todo:
-        column = PARTITIONS[name]
-        con.execute(
-            f"alter table {alias}.{RAW_DATASET}.{name} set partitioned by (year({column}), month({column}))"
-        )
-    return todo
+    for name, column in PARTITIONS.items():
+        if name not in done:
+            con.execute(
+                f"alter table {alias}.{RAW_DATASET}.{name} set partitioned by (year({column}), month({column}))"
+            )
 
 
 def raw_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str]:
@@ -98,27 +106,15 @@ def add_new_columns(con: duckdb.DuckDBPyConnection, work: str, table: str) -> No
     for name, kind in con.execute(columns, [work, RAW_DATASET, table]).fetchall():
         if name not in have:
             con.execute(f'alter table {ALIAS}.{RAW_DATASET}.{table} add column "{name}" {kind}')
-            if name == "seen_at" and "__" in table:  # a lake older than the children's answer time
-                _date_children(con, table)
 
 
-def _date_children(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Gives the stored tags or attempts of `table` their answer's `seen_at`, once, when it is added.
-
-    The merge's deletes are bounded by it (see the module's notes): a child row without it
-    would never be replaced.
-    """
-    lake = f"{ALIAS}.{RAW_DATASET}"
-    root = table.split("__")[0]
-    con.execute(f"""update {lake}.{table} as child set seen_at = answer.seen_at from {lake}.{root} as answer
+def _date_children(con: duckdb.DuckDBPyConnection, alias: str, table: str) -> None:
+    """Adds `seen_at` to the stored tags or attempts of `table`, each row its answer's."""
+    lake = f"{alias}.{RAW_DATASET}"
+    con.execute(f'alter table {lake}.{table} add column "seen_at" {warehouse.RAW_TABLES[table]["seen_at"]}')
+    con.execute(f"""update {lake}.{table} as child set seen_at = answer.seen_at
+                    from {lake}.{table.split("__")[0]} as answer
                     where answer.observation_id = child.observation_id""")  # fmt: skip
-
-
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    return bool(scalar(con.execute(
-        "select count(*) from information_schema.columns where table_catalog = ? and table_schema = ?"
-        " and table_name = ? and column_name = ?", [ALIAS, RAW_DATASET, table, column]
-    )))  # fmt: skip
 
 
 def _oldest(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
@@ -145,14 +141,8 @@ def merge_changes(
         ids = f"select id from {raw}.{root}"
         answers = f"select observation_id from {raw}.{root}"
         oldest = _oldest(con, f"{raw}.{root}")
-        children = [
-            f"{root}__{c}" for c in ("tags", "attempts") if tables.get(f"{root}__{c}") == "BASE TABLE"
-        ]
-        for child_table in children:  # first: the deletes are bounded by a column they may lack
-            add_new_columns(con, work, child_table)
         for child in ("tags", "attempts"):
-            dated = oldest is not None and _has_column(con, f"{root}__{child}", "seen_at")
-            bound = f" and seen_at >= {oldest} - {CLOCK_MARGIN}" if dated else ""
+            bound = "" if oldest is None else f" and seen_at >= {oldest} - {CLOCK_MARGIN}"
             con.execute(f"delete from {lake}.{root}__{child} where run_id in ({ids}){bound}")
         bound = "" if oldest is None else f" and created_at >= {oldest}"
         deleted = scalar(con.execute(f"delete from {lake}.{root} where id in ({ids}){bound}"))
@@ -160,7 +150,8 @@ def merge_changes(
         inserted = scalar(con.execute(f"insert into {lake}.{root} by name select * from {raw}.{root}"))
         changed = changed or bool(deleted or inserted)
         for child in ("tags", "attempts"):
-            if f"{root}__{child}" in children:
+            if tables.get(f"{root}__{child}") == "BASE TABLE":
+                add_new_columns(con, work, f"{root}__{child}")
                 # Only the children of the answer that won (a run answered twice in one load).
                 con.execute(f"""insert into {lake}.{root}__{child} by name select * from {raw}.{root}__{child}
                                 where observation_id in ({answers})""")  # fmt: skip

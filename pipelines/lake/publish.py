@@ -59,9 +59,8 @@ def build_models(
     ones already built.
     """
     con.execute(f"use {ALIAS}")
-    warehouse.use_limits(
-        con, warehouse.step_limits("lake models", memory_mb)
-    )  # within the lake's transaction
+    # The whole build is inside the lake's one transaction per sync: no staged rebuild here.
+    warehouse.use_limits(con, warehouse.step_limits("lake models", memory_mb))
     apply_models(con, unless_unchanged=not changed, changed_since=changed_since, own_transaction=False)
 
 

@@ -62,7 +62,7 @@ def _scope_keys(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     Up to LISTED keys are written out as literals: DuckDB pushes a constant list down through
     the joins of `analytics.run_tags` and `analytics.run_attempts` to the scans of the raw
     tables (0.13 s at two million runs), where a subquery is applied after the whole join
-    (0.45 s). More keys are read from a temporary table.
+    (0.43 s). More keys are read from a temporary table.
     """
     keys = {}
     for column, query in SCOPES.items():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -150,7 +149,12 @@ def apply_models(
         if not own_transaction:
             _build(con, models, record, sql_dir, since)
         elif since is None or _mostly_changed(con, since):
-            rebuild(con, models, lambda: _finish(con, models, record, sql_dir), _model_error(sql_dir))
+
+            def swap_in() -> None:  # inside the swap's transaction, before it commits
+                _describe(con, models)
+                _finish(con, models, record, sql_dir, updated=False)
+
+            rebuild(con, models, sql_dir, swap_in)
         else:
             con.execute("begin transaction")
             try:
@@ -179,11 +183,14 @@ def _mostly_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:
     return changed >= LARGE_CHANGE and changed * 10 >= stored
 
 
-def _model_error(sql_dir: Path) -> Callable[[Model, duckdb.Error], ModelError]:
-    def error(model: Model, exc: duckdb.Error) -> ModelError:
-        return ModelError(f"{model.path.relative_to(sql_dir.parent)}: {str(exc).splitlines()[0]}")
-
-    return error
+def _describe(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
+    """The comments of every model; a failure is a ModelError naming them."""
+    try:
+        describe(con, models)
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as exc:
+        raise ModelError(f"the comments: {str(exc).splitlines()[0]}") from None
 
 
 def _build(
@@ -214,11 +221,12 @@ def _build(
             for model in models:
                 current = str(model.path.relative_to(sql_dir.parent))
                 con.execute(f"create or replace {model.kind} {model.name} as\n{model.sql}")
-            describe(con, models)
     except duckdb.OutOfMemoryException:
         raise
     except duckdb.Error as exc:
         raise ModelError(f"{current}: {str(exc).splitlines()[0]}") from None
+    if changed_since is None:
+        _describe(con, models)  # an update described the tables it rebuilt
     _finish(con, models, record, sql_dir, updated=changed_since is not None)
 
 
@@ -227,21 +235,13 @@ def _finish(
     models: list[Model],
     record: tuple[str, datetime | None],
     sql_dir: Path,
-    updated: bool | None = None,
+    updated: bool,
 ) -> None:
-    """What every build ends with, inside its transaction: comments, data tests, the record.
+    """What every build ends with, inside its transaction: the data tests, then the record.
 
-    `updated` is None for the staged rebuild, whose comments are still to write; else the
-    build wrote them, and True means it updated the changed runs' rows only.
+    `updated`: the build updated the changed runs' rows only (the scoped tests check those).
     """
-    if updated is None:
-        try:
-            describe(con, models)
-        except duckdb.OutOfMemoryException:
-            raise
-        except duckdb.Error as exc:
-            raise ModelError(f"the comments: {str(exc).splitlines()[0]}") from None
-    check_models(con, sql_dir, updated=bool(updated))
+    check_models(con, sql_dir, updated=updated)
     fingerprint, newest = record
     con.execute(
         f"create or replace table {FINGERPRINT_TABLE} as select ? as fingerprint, ?::timestamp as built_through",

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
 
-from pipelines.models.files import Model
+from pipelines.models.files import Model, ModelError
 
 STAGED = "__next"
 
@@ -45,15 +46,13 @@ def _drop_staged(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def rebuild(
-    con: duckdb.DuckDBPyConnection,
-    models: list[Model],
-    before_commit: Callable[[], None],
-    on_error: Callable[[Model, duckdb.Error], Exception],
+    con: duckdb.DuckDBPyConnection, models: list[Model], sql_dir: Path, before_commit: Callable[[], None]
 ) -> None:
     """Builds every model staged, then swaps them in; `before_commit` runs inside the swap.
 
-    Raises what `on_error(model, error)` returns when a model's statement fails, and whatever
-    `before_commit` raises; in both cases the previous models stand and nothing staged is left.
+    Raises:
+        ModelError: a model's statement failed (named by its file); or whatever `before_commit`
+            raises. Either way the previous models stand and nothing staged is left.
     """
     staged = _staged_sql(models)
     for schema in {m.schema for m in models}:
@@ -66,16 +65,16 @@ def rebuild(
             except duckdb.OutOfMemoryException:
                 raise
             except duckdb.Error as exc:
-                raise on_error(model, exc) from None
+                name = model.path.relative_to(sql_dir.parent)
+                raise ModelError(f"{name}: {str(exc).splitlines()[0]}") from None
         existing = _existing(con)
         con.execute("begin transaction")
         try:
             for model in models:
-                schema, table = model.name.split(".")
                 if model.kind == "table":
                     if model.name in existing:
                         con.execute(f"drop {existing[model.name]} {model.name}")
-                    con.execute(f"alter table {model.name}{STAGED} rename to {table}")
+                    con.execute(f"alter table {model.name}{STAGED} rename to {model.path.stem}")
                 else:
                     if existing.get(model.name) == "table":
                         con.execute(f"drop table {model.name}")

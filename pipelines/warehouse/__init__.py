@@ -6,7 +6,7 @@ limits · `raw_schema` the raw tables · `sync_state` what a sync starts from ·
 it records · `outcomes` how each sync ended, recorded by the next.
 """
 
-from pipelines.warehouse.connection import LOAD_LIMITS, MODEL_LIMITS, connect, step_limits, use_limits
+from pipelines.warehouse.connection import connect, step_limits, use_limits
 from pipelines.warehouse.lock import sync_lock
 from pipelines.warehouse.outcomes import forget_outcomes, note_outcome, pending_outcomes, record_outcomes
 from pipelines.warehouse.paths import Paths, prepare_folder
@@ -32,8 +32,6 @@ from pipelines.warehouse.working_copy import (
 )
 
 __all__ = [
-    "LOAD_LIMITS",
-    "MODEL_LIMITS",
     "RAW_TABLES",
     "SIDE_TABLES",
     "SPACE_MARGIN",

@@ -17,11 +17,11 @@ import duckdb
 # - the models, on every core: 128 MB (an update at two million runs needs more than 64 MB; a
 #   full rebuild commits as it goes to stay within it, see pipelines/models/staged.py);
 # - the lake's models, inside the lake's one transaction per sync: 1 GB;
-# - lake maintenance (`make maintain`), merging many small files into a few large ones: 256 MB.
-STEP_NEEDS_MB = {"load": 128, "models": 128, "lake models": 1024, "maintain": 256}
+# - lake maintenance (`make maintain`), merging many small files into a few large ones: 256 MB;
+# - `recoup restore`, replaying an archive's points (2 M runs ran out of 128 MB inserting the
+#   snapshot's runs): 1 GB.
+STEP_NEEDS_MB = {"load": 128, "models": 128, "lake models": 1024, "maintain": 256, "restore": 1024}
 STEP_THREADS = {"load": 1}
-LOAD_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": 1}
-MODEL_LIMITS: dict[str, str | int] = {"memory_limit": "128MB", "threads": os.cpu_count() or 1}
 
 
 def machine_share_mb() -> int:
@@ -52,6 +52,8 @@ def use_limits(con: duckdb.DuckDBPyConnection, limits: Mapping[str, str | int]) 
         con.execute(f"set {name} = '{value}'")
 
 
-def connect(path: Path, limits: Mapping[str, str | int] = LOAD_LIMITS) -> duckdb.DuckDBPyConnection:
-    """A read-write connection with bounded memory: large work spills to disk instead."""
-    return duckdb.connect(str(path), config={**limits, "preserve_insertion_order": False})
+def connect(path: Path, limits: Mapping[str, str | int] | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-write connection with bounded memory (by default the load's): large work spills to disk."""
+    return duckdb.connect(
+        str(path), config={**(limits or step_limits("load")), "preserve_insertion_order": False}
+    )

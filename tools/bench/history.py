@@ -134,7 +134,7 @@ def case_analytics(work: Path, db: Path, rows: list[Row], repeat: int) -> None:
     env = {**os.environ, "RECOUP_DB": str(db), "RECOUP_REPORTS_DIR": str(work / "reports")}
     builds, reports = [], []
     for _ in range(repeat):
-        with warehouse.connect(db, warehouse.MODEL_LIMITS) as con:  # as `make models` does
+        with warehouse.connect(db, warehouse.step_limits("models")) as con:  # as `make models` does
             builds.append(timed(apply_models, con)[0])
             check(
                 first_row(con, "select count(*) from analytics.runs")[0] == runs,
