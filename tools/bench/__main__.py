@@ -15,6 +15,7 @@ from typing import Any
 from tools.bench.archive import case_archive
 from tools.bench.harness import DOC, REPEAT, ROOT, Row, write_doc
 from tools.bench.history import case_analytics, case_history
+from tools.bench.huge_lake import case_huge_lake
 from tools.bench.pace import case_drain, case_pace
 from tools.bench.scale import case_latency, case_memory
 from tools.bench.throughput import cases_throughput
@@ -23,9 +24,10 @@ from tools.bench.throughput import cases_throughput
 def main() -> int:
     """Runs every case (or those CASES names), prints the results; writes the doc after a full run."""
     quick = os.environ.get("QUICK", "") not in ("", "0")
-    sizes = {"accounts": 40, "latency": 40, "memory": 50, "pace": 60, "drain": 5, "history": 40, "big": 20_000} if quick \
+    sizes = {"accounts": 40, "latency": 40, "memory": 50, "pace": 60, "drain": 5, "history": 40, "big": 20_000,
+             "huge": 40_000, "day": 4} if quick \
         else {"accounts": 1000, "latency": 1000, "memory": 5000, "pace": 1000, "drain": 50, "history": 1000,
-              "big": 2_000_000}  # fmt: skip
+              "big": 2_000_000, "huge": 20_000_000, "day": 288}  # fmt: skip
     repeat = 1 if quick else REPEAT
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="recoup-bench-"))
@@ -38,6 +40,7 @@ def main() -> int:
             ("pace", lambda: case_pace(work, sizes["pace"], rows, repeat, 3 if quick else 20)),
             ("backlog", lambda: case_drain(work, sizes["drain"], rows, 2 if quick else 10)),
             ("archive", lambda: case_archive(work, sizes["history"], rows, repeat, sizes["big"])),
+            ("lake20m", lambda: case_huge_lake(work, sizes["history"], rows, repeat, sizes["huge"], sizes["day"])),
         ]
         chosen = set(filter(None, os.environ.get("CASES", "").split(","))) or None  # e.g. CASES=pace,history
         for name, case in cases:

@@ -201,7 +201,7 @@ class Row:
         """`yes` or `NO` against the target; empty for a row without one."""
         if self.ratio is None:
             return ""
-        op, bound = self.target[:2], float(self.target[2:].rstrip("x MBs"))
+        op, bound = self.target[:2], float(self.target[2:].rstrip("x MBs%"))
         return "yes" if (self.ratio <= bound if op == "<=" else self.ratio >= bound) else "NO"
 
 

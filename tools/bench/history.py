@@ -35,7 +35,7 @@ _TIMES = ("created_at", "updated_at", "started_at", "finished_at", "delayed_unti
           "seen_at")  # fmt: skip
 
 
-def _recount_page_marks(con: duckdb.DuckDBPyConnection) -> None:
+def recount_page_marks(con: duckdb.DuckDBPyConnection) -> None:
     """Gives each account's page mark, in dlt's latest stored state, the grown count of runs."""
     state_id, packed = first_row(con, "select _dlt_id, state from raw._dlt_pipeline_state"
                                       " order by created_at desc, version desc limit 1")  # fmt: skip
@@ -49,34 +49,48 @@ def _recount_page_marks(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def shifted(table: str, names: list[str], copy: str, star: str = "*") -> str:
+    """`select * replace (...)` of a raw run table (`star` names it in a join): the row as copy `copy`.
+
+    Its ids get the suffix `~copy` and its times move `14 * copy` days back; runs that old have
+    finished long ago.
+    """
+    finished = tuple(status for status, group in GROUP_OF_STATUS.items() if group in TERMINAL_GROUPS)
+    columns = [f"{c} || '~' || {copy} as {c}" for c in names if c in _TEXT_KEYS]
+    columns += [f"{c} - to_days((14 * {copy})::integer) as {c}" for c in names if c in _TIMES]
+    if table in ("runs", "run_details"):
+        columns.append(f"case when status in {finished} then status else 'COMPLETED' end as status")
+    return f"{star} replace ({', '.join(columns)})"
+
+
+def run_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, list[str]]:
+    """The raw tables of runs and their answers' tags and attempts, with their columns."""
+    tables: dict[str, list[str]] = {}
+    for table, column in con.execute(
+        "select table_name, column_name from duckdb_columns() where database_name = ? and schema_name = 'raw'"
+        " and table_name like 'run%' and table_name in (select table_name from duckdb_tables()"
+        " where database_name = ? and schema_name = 'raw')",
+        [catalog, catalog],
+    ).fetchall():
+        tables.setdefault(table, []).append(column)
+    return tables
+
+
 def grow_history(db: Path, target: int) -> int:
     """Copies the synced runs back in time until the warehouse holds `target` runs.
 
     Every copy keeps the real rows' shape (tags, attempts, metadata, list and details answers)
     and moves them two weeks further back per copy, as an older history would be.
     """
-    finished = [status for status, group in GROUP_OF_STATUS.items() if group in TERMINAL_GROUPS]
     with duckdb.connect(str(db), config={"memory_limit": "4GB"}) as con:  # setting up, not measured
         base = first_row(con, "select count(*) from raw.runs")[0]
-        tables = [t for (t,) in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw' and table_name like 'run%'"
-            " and table_type = 'BASE TABLE'"
-        ).fetchall()]  # fmt: skip
+        tables = run_tables(con, first_row(con, "select current_database()")[0])
         for copy in range(1, -(-target // base)):
-            for table in tables:
-                names = [c for (c,) in con.execute(
-                    "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?",
-                    [table]).fetchall()]  # fmt: skip
-                shifted = [f"{c} || '~{copy}' as {c}" for c in names if c in _TEXT_KEYS]
-                shifted += [f"{c} - interval {14 * copy} day as {c}" for c in names if c in _TIMES]
-                if table in ("runs", "run_details"):  # runs that old have finished long ago
-                    shifted.append(
-                        f"case when status in {tuple(finished)} then status else 'COMPLETED' end as status"
-                    )
-                con.execute(f"insert into raw.{table} select * replace ({', '.join(shifted)}) from raw.{table}"
+            for table, names in tables.items():
+                con.execute(f"insert into raw.{table} select {shifted(table, names, str(copy))} from raw.{table}"
                             f" where {'id' if 'id' in names else 'run_id'} not like '%~%'")  # fmt: skip
         # The accounts hold more runs now: their last pages stay known, as they would have.
-        _recount_page_marks(con)
+        recount_page_marks(con)
         warehouse.create_sync_tables(con)
         apply_models(con)
         con.execute("checkpoint")
