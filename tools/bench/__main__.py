@@ -27,7 +27,7 @@ def main() -> int:
     sizes = {"accounts": 40, "latency": 40, "memory": 50, "pace": 60, "drain": 5, "history": 40, "big": 20_000,
              "huge": 40_000, "day": 4} if quick \
         else {"accounts": 1000, "latency": 1000, "memory": 5000, "pace": 1000, "drain": 50, "history": 1000,
-              "big": 2_000_000, "huge": 20_000_000, "day": 288}  # fmt: skip
+              "big": 2_000_000, "huge": 20_000_000, "day": 24}  # fmt: skip
     repeat = 1 if quick else REPEAT
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="recoup-bench-"))
