@@ -40,7 +40,10 @@ def main() -> int:
             ("pace", lambda: case_pace(work, sizes["pace"], rows, repeat, 3 if quick else 20)),
             ("backlog", lambda: case_drain(work, sizes["drain"], rows, 2 if quick else 10)),
             ("archive", lambda: case_archive(work, sizes["history"], rows, repeat, sizes["big"])),
-            ("lake20m", lambda: case_huge_lake(work, sizes["history"], rows, repeat, sizes["huge"], sizes["day"])),
+            (
+                "lake20m",
+                lambda: case_huge_lake(work, sizes["history"], rows, repeat, sizes["huge"], sizes["day"]),
+            ),
         ]
         chosen = set(filter(None, os.environ.get("CASES", "").split(","))) or None  # e.g. CASES=pace,history
         for name, case in cases:

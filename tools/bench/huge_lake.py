@@ -111,7 +111,14 @@ def case_huge_lake(work: Path, accounts: int, rows: list[Row], repeat: int, targ
             envs[name] = {"RECOUP_LAKE": f"postgres:{cluster.conninfo(database)}", "PGPASSWORD": PG_PASSWORD,
                           "RECOUP_LAKE_DATA": str(work / f"lake11-{name}") + "/"}  # fmt: skip
         dbs = {name: work / f"lake11-{name}-work" / "recoup.duckdb" for name in envs}
-        settings = {name: load({**sync_env(emu, dbs[name]), **envs[name]}).lake for name in envs}
+        settings: dict[str, LakeSettings] = {}
+        for name in envs:
+            lake = load({**sync_env(emu, dbs[name]), **envs[name]}).lake
+            if lake is None:
+                raise SystemExit(
+                    f"bench: correctness check failed: RECOUP_LAKE does not name the {name} lake"
+                )
+            settings[name] = lake
         for name in envs:  # setting up: each lake's first sync
             check(sync_process(emu, dbs[name], **envs[name])[1] == 0, f"first sync into the {name} lake")
         grown, stored = timed(grow_lake, settings["huge"], target)
