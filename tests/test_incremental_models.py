@@ -149,3 +149,44 @@ def test_after_an_update_a_scoped_data_test_checks_the_changed_runs_alone(
             apply_models(con, sql, changed_since=START + timedelta(days=2))
         with pytest.raises(ModelError, match=r"run_1_is_never_failed\.sql failed"):
             apply_models(con, sql)  # a full rebuild checks every run
+
+
+def test_a_scoped_data_test_reads_from_a_day_before_the_oldest_changed_run(tmp_path: Path) -> None:
+    """After an update, a scoped test's relations are bounded in time, and no changed row falls outside.
+
+    The bound (a constant) lets DuckDB skip the row groups, and a lake the files, of older runs;
+    a run created days before the others and answered now is still checked.
+    """
+    sql = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql)
+    item = {"run": 1, "mode": "list", "account": "acct-a", "status": "COMPLETED", "created_hours": 0,
+            "cost": 3.0, "tags": ["plain"], "attempts": 1, "error": None}  # fmt: skip
+    old = {**item, "created_hours": -24 * 6}  # run_1 was created six days before run_2
+    with duckdb.connect(str(tmp_path / "bounded.duckdb")) as con:
+        _create_raw(con)
+        _store(con, 1, old, START - timedelta(hours=1))  # older than the newest answer the build covers
+        _store(con, 1, {**item, "run": 2}, START)
+        apply_models(con)
+        _store(con, 2, {**item, "run": 2, "status": "FAILED"}, START + timedelta(days=1, seconds=1))
+        apply_models(con, sql, changed_since=START + timedelta(days=1))  # run_2 alone changed
+        oldest = con.execute("select (timestamptz '2026-11-01 00:00:00+00')::varchar").fetchone()[0]
+        bound = f"timestamptz '{oldest}' - interval 1 day"  # run_2's creation, as the session writes it
+        bounds = checks.time_bounds(con)
+        assert {name: bounds.get(name) for name in ("runs", "run_tags", "run_attempts")} == {
+            "runs": f"created_at >= {bound}",
+            "run_tags": f"answered_at >= {bound}",
+            "run_attempts": f"answered_at >= {bound}",
+        }
+        test = "-- on update: run_id\nselect run_id from analytics.run_tags where tag = 'bad'"
+        assert f"and answered_at >= {bound})" in checks.scoped(
+            test, {"run_id": "'run_2'"}, checks.time_bounds(con)
+        )
+
+        (sql / "tests" / "no_tag_is_bad.sql").write_text(
+            "-- analytics.run_tags: no run is tagged 'bad' (a test this test breaks on purpose).\n"
+            + test
+            + "\n"
+        )
+        _store(con, 3, {**old, "tags": ["bad"]}, START + timedelta(days=2, seconds=1))
+        with pytest.raises(ModelError, match=r"no_tag_is_bad\.sql failed"):
+            apply_models(con, sql, changed_since=START + timedelta(days=2))  # old run_1, answered now

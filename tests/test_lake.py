@@ -121,6 +121,7 @@ SYNC_TIMES = (
     "finished_at",
     "ended_at",
     "duration_seconds",
+    "answered_at",
 )  # when each sync ran
 
 

@@ -22,13 +22,12 @@ from pipelines import warehouse
 from pipelines.lake.connection import ALIAS
 from pipelines.query import scalar
 from pipelines.recoup.options import FetchOptions
-from pipelines.recoup.settings import RAW_DATASET
+from pipelines.recoup.settings import CLOCK_MARGIN, RAW_DATASET
 from pipelines.recoup.tables import ROOTS
 
 log = logging.getLogger("recoup")
 
 ROW_GROUP_ROWS = 10_000
-CLOCK_MARGIN = "interval 1 day"  # how far the API's clock may run ahead of ours
 # The answers of runs are partitioned by the month of the run's creation. Their tags and attempts
 # are not: with them partitioned by the month of `seen_at`, readers during `make maintain` failed
 # inside the DuckLake extension pinned here ("INTERNAL Error: Attempted to access index 0 within

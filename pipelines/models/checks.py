@@ -8,7 +8,11 @@ build's transaction, so the previous models stay.
 After an update for a sync's changed runs, a test with an `-- on update: <column>` line reads
 only the rows of the `analytics` relations whose column (a run id, or an account id) the
 changed runs hold: what the update could have broken, at a cost that follows the change
-instead of the history. A full rebuild runs every test over every row.
+instead of the history. Scoped by run id, a relation is also bounded in time, by constants that
+let DuckDB (and DuckLake) skip the row groups and files of older runs: `answered_at` (when the
+answer behind a tag or attempt was read) or else `created_at`, from a day before the oldest
+changed run's creation, as the lake's merge bounds its deletes. A full rebuild runs every test
+over every row.
 """
 
 from __future__ import annotations
@@ -19,11 +23,17 @@ from pathlib import Path
 import duckdb
 
 from pipelines.models.files import CHANGED_RUNS, SQL_DIR, ModelError
+from pipelines.query import one_row
+from pipelines.recoup.settings import CLOCK_MARGIN
 
 SHOWN = 3  # rows of a failing test quoted in its message
 ON_UPDATE = re.compile(r"^-- on update: (run_id|account_id)$", re.MULTILINE)
 ANALYTICS = re.compile(r"\banalytics\.(\w+)\b")
 LISTED = 2_000  # changed keys written into a scoped test as literals (see _scope_keys)
+# The column a relation scoped by run id is bounded by, the first it has; every row of a changed
+# run lies at or after the bound (a run's answers arrive after its creation, a day of margin for
+# the API's clock).
+TIME_BOUNDS = ("answered_at", "created_at")
 # The keys the changed runs hold, for the tests an update runs over them alone.
 SCOPES = {
     "run_id": f"select run_id from {CHANGED_RUNS}",
@@ -36,21 +46,28 @@ def data_tests(sql_dir: Path = SQL_DIR) -> list[Path]:
     return sorted((sql_dir / "tests").glob("*.sql"))
 
 
-def scoped(sql: str, keys: dict[str, str]) -> str:
+def scoped(sql: str, keys: dict[str, str], bounds: dict[str, str] | None = None) -> str:
     """The test's SQL reading only the rows of the changed runs' keys, when it has a scope line.
 
     `keys` holds, per scope column, what an `in (...)` lists: the keys themselves, or a query.
+    `bounds` holds, per analytics relation, a condition in time that every row of a changed
+    run meets; it is added where the scope is by run id.
     """
     found = ON_UPDATE.search(sql)
     if not found:
         return sql
     column = found.group(1)
+    bounds = (bounds or {}) if column == "run_id" else {}
 
     def narrowed(line: str) -> str:
         if line.startswith("--"):
             return line
         return ANALYTICS.sub(
-            lambda name: f"(select * from {name.group(0)} where {column} in ({keys[column]}))", line
+            lambda name: (
+                f"(select * from {name.group(0)} where {column} in ({keys[column]})"
+                + (f" and {bounds[name.group(1)]})" if name.group(1) in bounds else ")")
+            ),
+            line,
         )
 
     return "\n".join(narrowed(line) for line in sql.splitlines())
@@ -75,6 +92,31 @@ def _scope_keys(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return keys
 
 
+def time_bounds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Per analytics relation, `column >= constant` that every row of a changed run meets.
+
+    None at all when a changed run has no `created_at` (nothing bounds its rows then).
+    """
+    undated, oldest = one_row(
+        con.execute(f"select bool_or(undated), min(created_at)::varchar from {CHANGED_RUNS}")
+    )
+    if undated or oldest is None:
+        return {}
+    columns: dict[str, set[str]] = {}
+    for relation, name in con.execute(
+        "select table_name, column_name from duckdb_columns()"
+        " where database_name = current_database() and schema_name = 'analytics'"
+    ).fetchall():
+        columns.setdefault(relation, set()).add(name)
+    bound = f"timestamptz '{oldest}' - {CLOCK_MARGIN}"
+    return {
+        relation: f"{column} >= {bound}"
+        for relation, have in columns.items()
+        for column in [next((c for c in TIME_BOUNDS if c in have), None)]
+        if column
+    }
+
+
 def check_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, updated: bool = False) -> int:
     """Runs every data test on `con`; returns how many ran.
 
@@ -85,11 +127,11 @@ def check_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, update
         ModelError: a test returned rows, or could not run; the message names the test.
     """
     tests = data_tests(sql_dir)
-    keys = _scope_keys(con) if updated else {}
+    keys, bounds = (_scope_keys(con), time_bounds(con)) if updated else ({}, {})
     for path in tests:
         name = str(path.relative_to(sql_dir.parent))
         sql = path.read_text().strip().rstrip(";")
-        sql = scoped(sql, keys) if updated else sql
+        sql = scoped(sql, keys, bounds) if updated else sql
         try:
             result = con.execute(f"select * from (\n{sql}\n) limit {SHOWN + 1}")
             rows = result.fetchall()

@@ -33,7 +33,7 @@ LAYERS = {
     "marts": ("analytics", "view"),
 }
 
-CHANGED_RUNS = "changed_runs"  # a temp table of the run ids a sync loaded
+CHANGED_RUNS = "changed_runs"  # a temp table of the runs a sync loaded: run_id, created_at, undated
 PRUNE_COLUMN = "created_at"  # every incremental source has it; runs are stored roughly in its order
 UTC_DAY = f"({PRUNE_COLUMN} at time zone 'UTC')::date"  # a key that bounds PRUNE_COLUMN by itself
 

@@ -213,8 +213,10 @@ def _build(
             current = "the changed runs"
             con.execute(f"""
                 create or replace temp table {CHANGED_RUNS} as
-                select id as run_id from raw.runs where seen_at >= $1
-                union select id from raw.run_details where seen_at >= $1
+                select id as run_id, min(created_at) as created_at, bool_or(created_at is null) as undated
+                from (select id, created_at from raw.runs where seen_at >= $1
+                      union all select id, created_at from raw.run_details where seen_at >= $1)
+                group by id
             """, [changed_since])  # fmt: skip
             _update(con, models, _built(con))
         else:

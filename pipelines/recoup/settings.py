@@ -3,6 +3,9 @@
 RUNS_PATH = "/api/tasks/runs"
 ACCOUNT_PATH = "/api/accounts/id"
 LIST_LIMIT = 100  # the most one list call returns; there is no cursor beyond it
+# How far the API's clock may run ahead of ours: a run's answers are stamped (`seen_at`) at or
+# after its `created_at` less this, which bounds in time what a changed run can touch.
+CLOCK_MARGIN = "interval 1 day"
 
 PIPELINE_NAME = "recoup"
 RAW_DATASET = "raw"  # must differ from the DuckDB file's own name

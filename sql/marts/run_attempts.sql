@@ -10,6 +10,7 @@
 --   started_at: when it started executing (UTC)
 --   completed_at: when it ended (UTC); null while it runs
 --   error_message: the attempt's error message; null when it had none
+--   answered_at: when the sync read the answer the attempt came from (UTC)
 with versions as (
     select * from intermediate.run_versions
 ),
@@ -27,7 +28,8 @@ final as (
         attempts.created_at,
         attempts.started_at,
         attempts.completed_at,
-        attempts.error_message
+        attempts.error_message,
+        attempts.answered_at
     from versions
     inner join attempts
         on attempts.observation_id = case versions.attempts_from

@@ -14,7 +14,8 @@ renamed as (
         created_at,
         started_at,
         completed_at,
-        error_message
+        error_message,
+        seen_at as answered_at
     from source
 )
 

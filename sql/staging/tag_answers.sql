@@ -9,7 +9,8 @@ renamed as (
     select
         observation_id,
         tag_index::integer as tag_index,
-        value as tag
+        value as tag,
+        seen_at as answered_at
     from source
 )
 
