@@ -37,6 +37,7 @@ from pipelines.lake.publish import (
     build_models,
     publish_to_lake,
     read_index,
+    rebuild_models,
     start_work,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "publish_to_lake",
     "raw_tables",
     "read_index",
+    "rebuild_models",
     "snapshot",
     "sql_text",
     "start_work",

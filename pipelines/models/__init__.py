@@ -22,6 +22,7 @@ from pipelines.models.runner import (
     FINGERPRINT_TABLE,
     apply_models,
     models_behind,
+    needs_rebuild,
 )
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "describe",
     "load_models",
     "models_behind",
+    "needs_rebuild",
 ]
