@@ -169,16 +169,15 @@ def test_a_scoped_data_test_reads_from_a_day_before_the_oldest_changed_run(tmp_p
         apply_models(con)
         _store(con, 2, {**item, "run": 2, "status": "FAILED"}, START + timedelta(days=1, seconds=1))
         apply_models(con, sql, changed_since=START + timedelta(days=1))  # run_2 alone changed
-        oldest = con.execute("select (timestamptz '2026-11-01 00:00:00+00')::varchar").fetchone()[0]
-        bound = f"timestamptz '{oldest}' - interval 1 day"  # run_2's creation, as the session writes it
+        bound = "timestamptz '2026-10-31T00:00:00+00:00'"  # a day before run_2's creation
         bounds = checks.time_bounds(con)
         assert {name: bounds.get(name) for name in ("runs", "run_tags", "run_attempts")} == {
             "runs": f"created_at >= {bound}",
-            "run_tags": f"answered_at >= {bound}",
-            "run_attempts": f"answered_at >= {bound}",
+            "run_tags": f"answered_at >= {bound} and run_created_at >= {bound}",
+            "run_attempts": f"answered_at >= {bound} and run_created_at >= {bound}",
         }
         test = "-- on update: run_id\nselect run_id from analytics.run_tags where tag = 'bad'"
-        assert f"and answered_at >= {bound})" in checks.scoped(
+        assert f"and answered_at >= {bound} and run_created_at >= {bound})" in checks.scoped(
             test, {"run_id": "'run_2'"}, checks.time_bounds(con)
         )
 

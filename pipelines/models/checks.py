@@ -10,8 +10,9 @@ only the rows of the `analytics` relations whose column (a run id, or an account
 changed runs hold: what the update could have broken, at a cost that follows the change
 instead of the history. Scoped by run id, a relation is also bounded in time, by constants that
 let DuckDB (and DuckLake) skip the row groups and files of older runs: `answered_at` (when the
-answer behind a tag or attempt was read) or else `created_at`, from a day before the oldest
-changed run's creation, as the lake's merge bounds its deletes. A full rebuild runs every test
+answer behind a tag or attempt was read) and `run_created_at` (the run's creation), or else
+`created_at`, from a day before the oldest changed run's creation, as the lake's merge bounds
+its deletes. A full rebuild runs every test
 over every row.
 """
 
@@ -22,22 +23,22 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.models.files import CHANGED_RUNS, SQL_DIR, ModelError
-from pipelines.query import one_row
-from pipelines.recoup.settings import CLOCK_MARGIN
+from pipelines.models.files import CHANGED_RUNS, SQL_DIR, ModelError, changed_since
 
 SHOWN = 3  # rows of a failing test quoted in its message
 ON_UPDATE = re.compile(r"^-- on update: (run_id|account_id)$", re.MULTILINE)
 ANALYTICS = re.compile(r"\banalytics\.(\w+)\b")
 LISTED = 2_000  # changed keys written into a scoped test as literals (see _scope_keys)
-# The column a relation scoped by run id is bounded by, the first it has; every row of a changed
-# run lies at or after the bound (a run's answers arrive after its creation, a day of margin for
-# the API's clock).
-TIME_BOUNDS = ("answered_at", "created_at")
+# The columns a relation scoped by run id is bounded by: every one of BOUNDED_BY it has, or else
+# `created_at`. Every row of a changed run lies at or after the bound: a run's answers arrive
+# after its creation, with a day of margin for the API's clock. (The attempts' own `created_at`
+# may be null: it bounds nothing.)
+BOUNDED_BY = ("answered_at", "run_created_at")
 # The keys the changed runs hold, for the tests an update runs over them alone.
 SCOPES = {
     "run_id": f"select run_id from {CHANGED_RUNS}",
-    "account_id": f"select distinct account_id from intermediate.run_versions semi join {CHANGED_RUNS} using (run_id)",
+    "account_id": f"select distinct account_id from intermediate.run_versions semi join {CHANGED_RUNS} using (run_id)"
+    " where {bound}",  # the changed runs' versions only, by their time too
 }
 
 
@@ -82,7 +83,9 @@ def _scope_keys(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     (0.43 s). More keys are read from a temporary table.
     """
     keys = {}
-    for column, query in SCOPES.items():
+    bound = _oldest_bound(con)
+    for column, template in SCOPES.items():
+        query = template.format(bound="true" if bound is None else f"created_at >= {bound}")
         values = [value for (value,) in con.execute(f"{query} limit {LISTED + 1}").fetchall()]
         if len(values) <= LISTED:
             keys[column] = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) or "null"
@@ -92,15 +95,19 @@ def _scope_keys(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return keys
 
 
+def _oldest_bound(con: duckdb.DuckDBPyConnection) -> str | None:
+    """`changed_since` as a SQL constant; None when a changed run has no `created_at`."""
+    since = changed_since(con)
+    return None if since is None else f"timestamptz '{since.isoformat()}'"
+
+
 def time_bounds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """Per analytics relation, `column >= constant` that every row of a changed run meets.
 
     None at all when a changed run has no `created_at` (nothing bounds its rows then).
     """
-    undated, oldest = one_row(
-        con.execute(f"select bool_or(undated), min(created_at)::varchar from {CHANGED_RUNS}")
-    )
-    if undated or oldest is None:
+    bound = _oldest_bound(con)
+    if bound is None:
         return {}
     columns: dict[str, set[str]] = {}
     for relation, name in con.execute(
@@ -108,13 +115,12 @@ def time_bounds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         " where database_name = current_database() and schema_name = 'analytics'"
     ).fetchall():
         columns.setdefault(relation, set()).add(name)
-    bound = f"timestamptz '{oldest}' - {CLOCK_MARGIN}"
-    return {
-        relation: f"{column} >= {bound}"
-        for relation, have in columns.items()
-        for column in [next((c for c in TIME_BOUNDS if c in have), None)]
-        if column
-    }
+    bounds = {}
+    for relation, have in columns.items():
+        bounded = [c for c in BOUNDED_BY if c in have] or [c for c in ("created_at",) if c in have]
+        if bounded:
+            bounds[relation] = " and ".join(f"{column} >= {bound}" for column in bounded)
+    return bounds
 
 
 def check_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, updated: bool = False) -> int:

@@ -10,6 +10,7 @@ line can be updated for the keys of the changed runs alone (see `runner.py`).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -23,6 +24,7 @@ from sqlglot import exp
 
 from pipelines.query import one_row, scalar
 from pipelines.recoup.errors import RecoupError
+from pipelines.recoup.settings import CLOCK_MARGIN
 
 # `sql/` beside the package in a checkout; `pipelines/sql/` in an installed package (pyproject.toml).
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -38,7 +40,8 @@ PRUNE_COLUMN = "created_at"  # every incremental source has it; runs are stored 
 UTC_DAY = f"({PRUNE_COLUMN} at time zone 'UTC')::date"  # a key that bounds PRUNE_COLUMN by itself
 
 
-def relations_read(sql: str) -> set[str]:
+@functools.lru_cache(maxsize=512)  # parsing takes milliseconds; a build asks hundreds of times
+def relations_read(sql: str) -> frozenset[str]:
     """The schema-qualified tables and views a statement reads, as `schema.name` in lower case.
 
     Raises:
@@ -48,7 +51,24 @@ def relations_read(sql: str) -> set[str]:
         tree = sqlglot.parse_one(sql, dialect="duckdb")
     except sqlglot.errors.ParseError as exc:
         raise ModelError(f"cannot parse: {str(exc).splitlines()[0][:200]}") from None
-    return {f"{t.db}.{t.name}".lower() for t in tree.find_all(exp.Table) if t.db}
+    return frozenset(f"{t.db}.{t.name}".lower() for t in tree.find_all(exp.Table) if t.db)
+
+
+def changed_since(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """A day before the oldest changed run's creation; None when a changed run has no `created_at`.
+
+    Every row of a changed run in `analytics` lies at or after it: the run as its latest answer
+    has it, and every answer about it, which arrives after its creation (a day of margin for the
+    API's clock). A constant, it lets DuckDB skip the row groups, and DuckLake the files, of
+    older runs.
+    """
+    return _utc(scalar(con.execute(
+        f"select case when bool_or(undated) then null else min(created_at) - {CLOCK_MARGIN} end from {CHANGED_RUNS}"
+    )))  # fmt: skip
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
 
 
 class ModelError(RecoupError):
@@ -70,7 +90,7 @@ class Model:
         return f"{self.schema}.{self.path.stem}"
 
     @property
-    def reads(self) -> set[str]:
+    def reads(self) -> frozenset[str]:
         """The relations (`schema.name`) its SQL reads, its own common table expressions left out."""
         return relations_read(self.sql)
 

@@ -11,6 +11,7 @@
 --   completed_at: when it ended (UTC); null while it runs
 --   error_message: the attempt's error message; null when it had none
 --   answered_at: when the sync read the answer the attempt came from (UTC)
+--   run_created_at: when the run was created (UTC), as analytics.runs.created_at
 with versions as (
     select * from intermediate.run_versions
 ),
@@ -29,7 +30,8 @@ final as (
         attempts.started_at,
         attempts.completed_at,
         attempts.error_message,
-        attempts.answered_at
+        attempts.answered_at,
+        versions.created_at as run_created_at
     from versions
     inner join attempts
         on attempts.observation_id = case versions.attempts_from
