@@ -14,7 +14,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -334,9 +334,9 @@ def test_one_run_dated_in_the_future_does_not_make_every_stored_run_new(world: W
     sync()
     item = orjson.loads(orjson.dumps(to_list_item(world.visible(a, 1)[0], world.profile)))
     item["id"] = "run_from_the_future"
-    item["createdAt"] = item["updatedAt"] = (
-        (world.now + timedelta(days=16)).isoformat().replace("+00:00", "Z")
-    )
+    # ahead of the emulator's clock and of the sync's (the wall clock stamps each answer)
+    ahead = max(world.now, datetime.now(UTC)) + timedelta(days=16)
+    item["createdAt"] = item["updatedAt"] = ahead.isoformat().replace("+00:00", "Z")
     world.extra_items[a] = [item]
     stored = query("select count(*) from raw.runs")[0][0]
     for round_ in range(2):

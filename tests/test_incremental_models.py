@@ -189,27 +189,3 @@ def test_a_scoped_data_test_reads_from_a_day_before_the_oldest_changed_run(tmp_p
         _store(con, 3, {**old, "tags": ["bad"]}, START + timedelta(days=2, seconds=1))
         with pytest.raises(ModelError, match=r"no_tag_is_bad\.sql failed"):
             apply_models(con, sql, changed_since=START + timedelta(days=2))  # old run_1, answered now
-
-
-def test_a_rebuild_is_due_when_the_models_changed_or_most_runs_did(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What tells a lake's sync to rebuild in steps after its snapshot instead of updating in it."""
-    from pipelines.models import needs_rebuild, runner
-
-    monkeypatch.setattr(runner, "LARGE_CHANGE", 3)  # from three changed runs, if a tenth of them
-    item = {"run": 1, "mode": "list", "account": "acct-a", "status": "COMPLETED", "created_hours": 0,
-            "cost": 3.0, "tags": [], "attempts": None, "error": None}  # fmt: skip
-    with duckdb.connect(str(tmp_path / "due.duckdb")) as con:
-        _create_raw(con)
-        assert needs_rebuild(con, START), "never built"
-        for run in range(20):  # the newest answer the build covers is run 19's, counted again below
-            _store(con, 1, {**item, "run": run}, START - timedelta(hours=2 if run < 19 else 1))
-        apply_models(con)
-        since = START
-        _store(con, 2, {**item, "run": 1, "status": "FAILED"}, since + timedelta(seconds=1))
-        assert not needs_rebuild(con, since), "two runs of twenty answered since: an update"
-        _store(con, 2, {**item, "run": 2, "status": "FAILED"}, since + timedelta(seconds=1))
-        assert needs_rebuild(con, since), "three answered since, a tenth of the runs or more"
-        con.execute(f"update {runner.FINGERPRINT_TABLE} set fingerprint = 'other sql'")
-        assert needs_rebuild(con, since - timedelta(days=1)), "the models changed"

@@ -447,36 +447,6 @@ def test_a_broken_model_commits_the_raw_changes_alone_and_fails_the_sync(
 
 
 @pytest.mark.slow
-def test_after_the_models_change_a_lake_sync_rebuilds_them_in_steps_after_its_raw_snapshot(
-    world: World, lake_env: dict[str, str], lake_sync
-) -> None:
-    """New SQL (an upgrade): the raw changes commit first, then the models are rebuilt staged.
-
-    Built inside the sync's one transaction, the models of a 20 M-run lake ran out of memory
-    and the sync failed; committed table by table, then swapped in, they fit.
-    """
-    from pipelines import models
-
-    assert lake_sync().exit_code == 0
-    with duckdb.connect() as con:  # the record of the last build no longer matches sql/
-        con.execute(attach_sql(lake_env, read_only=False))
-        con.execute(f"update recoup.{models.FINGERPRINT_TABLE} set fingerprint = 'before the upgrade'")
-    (before,) = lake_query(lake_env, "select max(snapshot_id) from ducklake_snapshots('recoup')")[0]
-    _upstream_moves_on(world, 0)
-    summary = lake_sync()
-    assert summary.exit_code == 0 and summary.model_error is None
-    raw, modelled, fingerprint = lake_query(lake_env, f"""
-        select (select count(*) from raw.runs), (select count(*) from analytics.runs),
-               (select fingerprint from {models.FINGERPRINT_TABLE})""")[0]  # fmt: skip
-    assert modelled == raw and fingerprint != "before the upgrade", "every run modelled by the new SQL"
-    new = lake_query(
-        lake_env, "select count(*) from ducklake_snapshots('recoup') where snapshot_id > ?", before
-    )
-    tables = [m for m in models.load_models() if m.kind == "table"]
-    assert new[0][0] >= 2 + len(tables), "the raw snapshot, one per staged table, the swap"
-
-
-@pytest.mark.slow
 def test_a_password_from_dlt_secrets_reaches_the_catalog_and_is_stored_nowhere(
     world: World,
     emulator: EmulatorServer,

@@ -37,7 +37,6 @@ from pipelines.lake.publish import (
     build_models,
     publish_to_lake,
     read_index,
-    rebuild_models,
     start_work,
 )
 
@@ -60,7 +59,6 @@ __all__ = [
     "publish_to_lake",
     "raw_tables",
     "read_index",
-    "rebuild_models",
     "snapshot",
     "sql_text",
     "start_work",

@@ -13,12 +13,12 @@ from pipelines.lake import (
     SIDE_TABLES,
     add_new_columns,
     attach,
+    build_models,
     describe,
     ensure_tables,
     lake_lock,
     load_extensions,
     raw_tables,
-    rebuild_models,
     snapshot,
     sql_text,
 )
@@ -59,7 +59,7 @@ def migrate(settings: LakeSettings, source: Path) -> dict[str, int]:
                                 f"select * from source.{RAW_DATASET}.{table}")  # fmt: skip
                 count = f"select count(*) from {ALIAS}.{RAW_DATASET}.{table}"
                 counts[table] = scalar(con.execute(count))
-        rebuild_models(con, settings.memory_mb)  # in steps: a large history's would not fit one
+            build_models(con, settings.memory_mb)
         return counts
 
 

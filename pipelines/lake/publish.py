@@ -3,9 +3,7 @@
 A sync loads this sync's changes with dlt into a private, empty DuckDB working file, as the
 file warehouse does; then one lake transaction merges them (`merge.py`), updates the models
 for the keys those runs touch and commits. Readers see the previous snapshot or the new one,
-never a mix, and the commit writes what changed, not the history. When the models need a full
-rebuild (new SQL, or most runs changed), the snapshot holds the raw changes alone and the
-rebuild follows in committed steps, swapped in by one more snapshot.
+never a mix, and the commit writes what changed, not the history.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from pipelines.config import LakeSettings
 from pipelines.lake.connection import ALIAS, attach
 from pipelines.lake.lock import LakeLock
 from pipelines.lake.merge import ensure_tables, merge_changes
-from pipelines.models import ModelError, apply_models, needs_rebuild
+from pipelines.models import ModelError, apply_models
 from pipelines.query import scalar
 from pipelines.recoup.index import Index
 from pipelines.recoup.options import FetchOptions
@@ -53,34 +51,21 @@ def build_models(
     memory_mb: int,
     changed: bool = True,
     changed_since: datetime | None = None,
-) -> bool:
-    """Updates the models of `sql/` for a sync's runs, inside the caller's transaction.
+) -> None:
+    """Builds the models of `sql/` in the lake, inside the caller's transaction.
 
     `pipelines.models.apply_models` runs with the lake as the current database, so that `raw.*`
     and the models' names resolve there. Skipped when no run changed and the models are the
-    ones already built. Returns False, building nothing, when the models need a full rebuild
-    instead (they changed, or most runs did): `rebuild_models` does it after the commit.
+    ones already built.
     """
     con.execute(f"use {ALIAS}")
+    # The whole build is inside the lake's one transaction per sync: no staged rebuild here.
+    # Tables built staged and renamed into place broke readers during `make maintain` inside the
+    # DuckLake extension pinned here ("INTERNAL Error: Attempted to access index 0 within vector
+    # of size 0"); at 20 M runs a full rebuild does not fit this transaction's 1 GB (see
+    # docs/benchmarks.md, case 11).
     warehouse.use_limits(con, warehouse.step_limits("lake models", memory_mb))
-    if needs_rebuild(con, changed_since):
-        return False
     apply_models(con, unless_unchanged=not changed, changed_since=changed_since, own_transaction=False)
-    return True
-
-
-def rebuild_models(con: duckdb.DuckDBPyConnection, memory_mb: int) -> None:
-    """Every model rebuilt in committed steps, swapped in by one lake snapshot (`models/staged.py`).
-
-    Built inside one transaction, the models of a 20 M-run lake ran out of their 1 GB; staged,
-    each table is written (and its memory freed) before the next. The caller holds the lock.
-
-    Raises:
-        ModelError: a model or data test failed; the previous models stand.
-    """
-    con.execute(f"use {ALIAS}")
-    warehouse.use_limits(con, warehouse.step_limits("lake models", memory_mb))
-    apply_models(con)
 
 
 def publish_to_lake(
@@ -110,35 +95,19 @@ def publish_to_lake(
             work_con.execute("begin transaction")
             try:
                 changed, pending = merge_changes(work_con, work, options)
-                # only the keys this sync's runs touch, as in the file; or nothing yet
-                updated = with_models and build_models(
-                    work_con, lake.memory_mb, changed, changed_since=synced_at
-                )
+                if with_models:  # only the keys this sync's runs touch, as in the file
+                    build_models(work_con, lake.memory_mb, changed, changed_since=synced_at)
                 lock.check()
                 work_con.execute("commit")
+                return error, pending
             except ModelError as exc:
                 work_con.execute("rollback")
                 error = str(exc)
-                continue
             except BaseException:
                 work_con.execute("rollback")
                 raise
             finally:
                 work_con.execute(f"use {work}")
-            if with_models and not updated:
-                error = _rebuild_after(work_con, lake.memory_mb, work)
-            return error, pending
         raise AssertionError("unreachable")  # the second pass builds no model
     finally:
         work_con.execute(f"detach {ALIAS}")
-
-
-def _rebuild_after(con: duckdb.DuckDBPyConnection, memory_mb: int, work: str) -> str | None:
-    """The full rebuild a sync's snapshot left to do; its failure, as a build's, is returned."""
-    try:
-        rebuild_models(con, memory_mb)
-        return None
-    except ModelError as exc:
-        return str(exc)
-    finally:
-        con.execute(f"use {work}")

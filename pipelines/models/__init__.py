@@ -22,7 +22,6 @@ from pipelines.models.runner import (
     FINGERPRINT_TABLE,
     apply_models,
     models_behind,
-    needs_rebuild,
 )
 
 __all__ = [
@@ -40,5 +39,4 @@ __all__ = [
     "describe",
     "load_models",
     "models_behind",
-    "needs_rebuild",
 ]

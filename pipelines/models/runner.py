@@ -138,10 +138,12 @@ def apply_models(
     models = load_models(sql_dir)
     fingerprint = _fingerprint(models)
     stored, through = _stored(con)
+    same = stored == fingerprint
     newest = newest_answer(con)
-    if unless_unchanged and stored == fingerprint and not _lags(through, newest):
+    if unless_unchanged and same and not _lags(through, newest):
         return []
-    since = _update_since(con, models, changed_since)
+    # An earlier build that failed left `through` before this sync: its runs are updated too.
+    since = min(changed_since, through) if same and changed_since and through else None
     record = (fingerprint, newest)
     try:
         if not own_transaction:
@@ -167,31 +169,6 @@ def apply_models(
             f"out of memory within {budget} (RECOUP_MEMORY_MB caps every step): {str(exc).splitlines()[0]}"
         ) from None
     return [m.name for m in models]
-
-
-def _update_since(
-    con: duckdb.DuckDBPyConnection, models: list[Model], changed_since: datetime | None
-) -> datetime | None:
-    """Since when the runs an update covers were answered; None when a full rebuild is due.
-
-    An earlier build that failed left its record before this sync: its runs are updated too.
-    """
-    stored, through = _stored(con)
-    if stored != _fingerprint(models) or changed_since is None or through is None:
-        return None
-    return min(changed_since, through)
-
-
-def needs_rebuild(
-    con: duckdb.DuckDBPyConnection, changed_since: datetime | None, sql_dir: Path = SQL_DIR
-) -> bool:
-    """True when `apply_models(con, changed_since=...)` would rebuild every model, not update some.
-
-    That is when the models changed or were never built, or when most runs changed; a lake
-    then rebuilds them in committed steps after its sync's snapshot (`pipelines.lake.publish`).
-    """
-    since = _update_since(con, load_models(sql_dir), changed_since)
-    return since is None or _mostly_changed(con, since)
 
 
 def _mostly_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:

@@ -97,10 +97,11 @@ class LakeStorage:
             self._reader = None
 
     def rebuild_models(self) -> int:
-        """Every model rebuilt in committed steps, swapped in by one lake snapshot, under the lake's lock."""
+        """Every model rebuilt in one lake snapshot, under the lake's lock."""
         settings = self.settings.waiting(MODELS_LOCK_WAIT)
-        with lake.lake_lock(settings), duckdb.connect() as con:
+        with lake.lake_lock(settings) as lock, duckdb.connect() as con:
             lake.attach(con, settings)
             lake.ensure_tables(con)
-            lake.rebuild_models(con, settings.memory_mb)
+            with lake.snapshot(con, lock):
+                lake.build_models(con, settings.memory_mb)
         return len(load_models())
