@@ -178,7 +178,7 @@ def test_a_scoped_data_test_reads_from_a_day_before_the_oldest_changed_run(tmp_p
         }
         test = "-- on update: run_id\nselect run_id from analytics.run_tags where tag = 'bad'"
         assert f"and answered_at >= {bound} and run_created_at >= {bound})" in checks.scoped(
-            test, {"run_id": "'run_2'"}, checks.time_bounds(con)
+            test, {"run_id": "'run_2'"}, bounds
         )
 
         (sql / "tests" / "no_tag_is_bad.sql").write_text(

@@ -12,8 +12,7 @@ instead of the history. Scoped by run id, a relation is also bounded in time, by
 let DuckDB (and DuckLake) skip the row groups and files of older runs: `answered_at` (when the
 answer behind a tag or attempt was read) and `run_created_at` (the run's creation), or else
 `created_at`, from a day before the oldest changed run's creation, as the lake's merge bounds
-its deletes. A full rebuild runs every test
-over every row.
+its deletes. A full rebuild runs every test over every row.
 """
 
 from __future__ import annotations
@@ -34,12 +33,17 @@ LISTED = 2_000  # changed keys written into a scoped test as literals (see _scop
 # after its creation, with a day of margin for the API's clock. (The attempts' own `created_at`
 # may be null: it bounds nothing.)
 BOUNDED_BY = ("answered_at", "run_created_at")
+
+
 # The keys the changed runs hold, for the tests an update runs over them alone.
-SCOPES = {
-    "run_id": f"select run_id from {CHANGED_RUNS}",
-    "account_id": f"select distinct account_id from intermediate.run_versions semi join {CHANGED_RUNS} using (run_id)"
-    " where {bound}",  # the changed runs' versions only, by their time too
-}
+def _scopes(bound: str | None) -> dict[str, str]:
+    """Per scope column, the query of the keys the changed runs hold (their versions read by time too)."""
+    dated = "" if bound is None else f" where created_at >= {bound}"
+    return {
+        "run_id": f"select run_id from {CHANGED_RUNS}",
+        "account_id": "select distinct account_id from intermediate.run_versions"
+        f" semi join {CHANGED_RUNS} using (run_id){dated}",
+    }
 
 
 def data_tests(sql_dir: Path = SQL_DIR) -> list[Path]:
@@ -74,7 +78,7 @@ def scoped(sql: str, keys: dict[str, str], bounds: dict[str, str] | None = None)
     return "\n".join(narrowed(line) for line in sql.splitlines())
 
 
-def _scope_keys(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def _scope_keys(con: duckdb.DuckDBPyConnection, bound: str | None) -> dict[str, str]:
     """What each scope column's `in (...)` lists after an update.
 
     Up to LISTED keys are written out as literals: DuckDB pushes a constant list down through
@@ -83,9 +87,7 @@ def _scope_keys(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     (0.43 s). More keys are read from a temporary table.
     """
     keys = {}
-    bound = _oldest_bound(con)
-    for column, template in SCOPES.items():
-        query = template.format(bound="true" if bound is None else f"created_at >= {bound}")
+    for column, query in _scopes(bound).items():
         values = [value for (value,) in con.execute(f"{query} limit {LISTED + 1}").fetchall()]
         if len(values) <= LISTED:
             keys[column] = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) or "null"
@@ -101,12 +103,13 @@ def _oldest_bound(con: duckdb.DuckDBPyConnection) -> str | None:
     return None if since is None else f"timestamptz '{since.isoformat()}'"
 
 
-def time_bounds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Per analytics relation, `column >= constant` that every row of a changed run meets.
+def time_bounds(con: duckdb.DuckDBPyConnection, bound: str | None = None) -> dict[str, str]:
+    """Per analytics relation, `column >= bound` that every row of a changed run meets.
 
-    None at all when a changed run has no `created_at` (nothing bounds its rows then).
+    `bound` is `_oldest_bound` (read when not given). None at all when a changed run has no
+    `created_at` (nothing bounds its rows then).
     """
-    bound = _oldest_bound(con)
+    bound = bound or _oldest_bound(con)
     if bound is None:
         return {}
     columns: dict[str, set[str]] = {}
@@ -117,7 +120,7 @@ def time_bounds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         columns.setdefault(relation, set()).add(name)
     bounds = {}
     for relation, have in columns.items():
-        bounded = [c for c in BOUNDED_BY if c in have] or [c for c in ("created_at",) if c in have]
+        bounded = [c for c in BOUNDED_BY if c in have] or (["created_at"] if "created_at" in have else [])
         if bounded:
             bounds[relation] = " and ".join(f"{column} >= {bound}" for column in bounded)
     return bounds
@@ -133,7 +136,10 @@ def check_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, update
         ModelError: a test returned rows, or could not run; the message names the test.
     """
     tests = data_tests(sql_dir)
-    keys, bounds = (_scope_keys(con), time_bounds(con)) if updated else ({}, {})
+    keys, bounds = {}, {}
+    if updated:
+        bound = _oldest_bound(con)
+        keys, bounds = _scope_keys(con, bound), (time_bounds(con, bound) if bound else {})
     for path in tests:
         name = str(path.relative_to(sql_dir.parent))
         sql = path.read_text().strip().rstrip(";")

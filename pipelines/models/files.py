@@ -62,13 +62,20 @@ def changed_since(con: duckdb.DuckDBPyConnection) -> datetime | None:
     API's clock). A constant, it lets DuckDB skip the row groups, and DuckLake the files, of
     older runs.
     """
-    return _utc(scalar(con.execute(
+    return utc(scalar(con.execute(
         f"select case when bool_or(undated) then null else min(created_at) - {CLOCK_MARGIN} end from {CHANGED_RUNS}"
     )))  # fmt: skip
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC)
+def utc(moment: datetime | None) -> datetime | None:
+    """`moment` in UTC.
+
+    DuckDB hands back `timestamp` columns naive (the sync writes them in UTC) and `timestamptz`
+    ones in the session's zone.
+    """
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class ModelError(RecoupError):

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from pipelines.models.checks import check_models
 from pipelines.models.comments import describe
-from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, load_models
+from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, load_models, utc
 from pipelines.models.staged import rebuild
 from pipelines.query import one_row, scalar
 from pipelines.recoup.settings import RAW_DATASET
@@ -37,24 +37,19 @@ def _fingerprint(models: list[Model]) -> str:
     return hashlib.sha256("\n".join(f"{m.name}\n{m.kind}\n{m.sql}" for m in models).encode()).hexdigest()
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """DuckDB hands back `timestamp` columns naive; the sync writes them in UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def _stored(con: duckdb.DuckDBPyConnection) -> tuple[str | None, datetime | None]:
     """The fingerprint of the models built and the newest answer that build covered."""
     try:
         row = con.execute(f"select fingerprint, built_through from {FINGERPRINT_TABLE}").fetchone()
     except (duckdb.CatalogException, duckdb.BinderException):  # never built, or before this record
         return None, None
-    return (row[0], _utc(row[1])) if row else (None, None)
+    return (row[0], utc(row[1])) if row else (None, None)
 
 
 def newest_answer(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """When the newest answer in the raw tables arrived; None before the first load."""
     try:
-        return _utc(scalar(con.execute(
+        return utc(scalar(con.execute(
             "select greatest((select max(seen_at) from raw.runs), (select max(seen_at) from raw.run_details))"
         )))  # fmt: skip
     except duckdb.CatalogException:
