@@ -176,7 +176,7 @@ def run_sync(
                         recoup(
                             itertools.chain(ahead, stream),
                             size,
-                            lambda: known.page_book.after(fetched.logs()),
+                            lambda: known.state_after(fetched.logs()),
                             create,
                         ),
                         con,

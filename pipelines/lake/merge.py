@@ -161,7 +161,7 @@ def merge_changes(
                     where synced_at not in (select synced_at from {lake}.sync_outcomes)""")  # fmt: skip
     # The backlog is the lake's, not the working file's (which holds only this sync's runs).
     con.execute(f"use {ALIAS}")
-    pending = warehouse.details_pending(con, options.details)
+    pending = warehouse.details_pending(con, options)
     con.execute(f"use {work}")
     con.register("pending_rows", pa.table({"account_id": list(pending), "n": list(pending.values())}))
     con.execute(f"""insert into {lake}.sync_log by name

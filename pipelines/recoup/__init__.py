@@ -20,7 +20,7 @@ from dlt.extract.hints import make_hints
 
 from pipelines.recoup.assemble import assemble
 from pipelines.recoup.columnar import CheckedPage
-from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY
+from pipelines.recoup.pages import SOURCE_NAME
 from pipelines.recoup.tables import JSON_COLUMNS, ROOTS, TABLES, Answers, dlt_columns, rows_to_answers
 
 BATCH_RUNS = 5_000  # runs per Arrow batch: large enough for parquet, small enough for memory
@@ -127,7 +127,7 @@ def _empty_tables(names: Iterable[str]) -> Iterator[Any]:
 def recoup(
     results: Iterable[Any],
     size: LoadSize | None = None,
-    marks_after: Callable[[], dict[str, dict[str, Any]]] | None = None,
+    state_after: Callable[[], dict[str, Any]] | None = None,
     materialize: Iterable[str] = (),
 ) -> Any:
     """The runs of every account, merged on `id` into the raw tables.
@@ -136,8 +136,9 @@ def recoup(
         results: what the lists and the fetches by id produced (only new or changed runs carry
             rows), consumed as it arrives so that memory stays bounded.
         size: counts the large JSON values handed over, for the load's memory budget.
-        marks_after: the page marks once every result has passed (the sync folds what it
-            fetched), written into the source's state for dlt to store with the load.
+        state_after: the entries of the source's state once every result has passed (the
+            page marks, folded from what the sync fetched, and the open-runs mark), for dlt to
+            store with the load.
         materialize: raw tables the warehouse lacks: dlt creates them, empty if no rows come.
     """
 
@@ -146,7 +147,7 @@ def recoup(
     def runs() -> Iterator[Any]:
         yield from _empty_tables(materialize)
         yield from to_tables(results, size=size)
-        if marks_after is not None:
-            dlt.current.source_state()[STATE_KEY] = marks_after()
+        if state_after is not None:
+            dlt.current.source_state().update(state_after())
 
     return runs

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
-from pipelines.recoup.pages import PageBook
+from pipelines.recoup.outcomes import AccountLog
+from pipelines.recoup.pages import OPEN_KEY, STATE_KEY, PageBook
 from pipelines.recoup.stored import Job, PageMark, StoredRun
 
 __all__ = ["Index", "Job", "StoredRun"]
@@ -29,6 +31,7 @@ class Index:
     backlog: dict[str, list[Job]] = field(default_factory=dict)  # by account: finished runs awaiting details
     stored_runs: dict[str, int] = field(default_factory=dict)  # by account: how many runs are stored
     page_book: PageBook = field(default_factory=PageBook)  # the page marks this sync starts from
+    open_mark: dict[str, str] | None = None  # no older run is recent, in flight or awaiting details
     _runs: dict[str, tuple] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _claims: dict[str, str] = field(default_factory=dict)  # new runs: the account that listed each first
@@ -47,6 +50,10 @@ class Index:
                     ids, *known = columns or [[]] * 5
                     self._runs = dict(zip(ids, zip(*known, strict=True), strict=True))
         return self._runs
+
+    def state_after(self, results: Iterable[AccountLog]) -> dict[str, Any]:
+        """The source state dlt stores with this sync's load: the page marks and the open-runs mark."""
+        return {STATE_KEY: self.page_book.after(results), OPEN_KEY: self.open_mark}
 
     def stored(self, run_id: str) -> StoredRun | None:
         """What the warehouse holds of `run_id`, or None for a run it does not hold."""

@@ -15,6 +15,7 @@ from pipelines.recoup.stored import PageMark
 
 SOURCE_NAME = "recoup"  # the dlt source, whose state holds the marks
 STATE_KEY = "pages"  # in `dlt.current.source_state()`
+OPEN_KEY = "open_runs"  # beside it: the oldest creation a sync must still read (warehouse.sync_state)
 
 
 @dataclass(frozen=True)

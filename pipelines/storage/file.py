@@ -55,7 +55,7 @@ class FileStorage:
 
     def backlog(self, con: duckdb.DuckDBPyConnection, options: FetchOptions) -> dict[str, int]:
         """Counted in the working copy, which holds this sync's answers; the publish reports it too."""
-        self._pending = warehouse.details_pending(con, options.details)
+        self._pending = warehouse.details_pending(con, options)
         return self._pending
 
     def publish(

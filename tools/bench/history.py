@@ -15,7 +15,7 @@ from dlt.common.versioned_state import TVersionedState, compress_state, decompre
 
 from pipelines import warehouse
 from pipelines.models import apply_models
-from pipelines.recoup.pages import SOURCE_NAME, STATE_KEY
+from pipelines.recoup.pages import OPEN_KEY, SOURCE_NAME, STATE_KEY
 from pipelines.recoup.settings import GROUP_OF_STATUS, TERMINAL_GROUPS
 from tools.bench.harness import (
     ROOT,
@@ -36,13 +36,18 @@ _TIMES = ("created_at", "updated_at", "started_at", "finished_at", "delayed_unti
 
 
 def recount_page_marks(con: duckdb.DuckDBPyConnection) -> None:
-    """Gives each account's page mark, in dlt's latest stored state, the grown count of runs."""
+    """Gives each account's page mark, in dlt's latest stored state, the grown count of runs.
+
+    The open-runs mark is dropped, so the next sync looks at every stored run once.
+    """
     state_id, packed = first_row(con, "select _dlt_id, state from raw._dlt_pipeline_state"
                                       " order by created_at desc, version desc limit 1")  # fmt: skip
     state = decompress_state(packed)
     counts = dict(con.execute("select account_id, count(*) from raw.runs group by 1").fetchall())
-    for account, mark in state["sources"][SOURCE_NAME][STATE_KEY].items():
+    source = state["sources"][SOURCE_NAME]
+    for account, mark in source[STATE_KEY].items():
         mark["stored"] = counts.get(account, mark["stored"])
+    source.pop(OPEN_KEY, None)  # the copies are older than the open-runs mark: read them all once
     con.execute(
         "update raw._dlt_pipeline_state set state = ? where _dlt_id = ?",
         [compress_state(cast(TVersionedState, state)), state_id],
