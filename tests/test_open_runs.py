@@ -85,12 +85,17 @@ def test_the_mark_finds_an_old_run_a_sync_must_follow(old: str, world: World, sy
     assert bounded == everything
 
 
-def test_a_mark_read_under_other_options_is_not_used(sync, db_path: Path) -> None:
+def test_a_mark_read_under_other_options_or_damaged_is_not_used(sync, db_path: Path) -> None:
     assert sync().exit_code == 0
     with duckdb.connect(str(db_path)) as con:
         stored = con.execute("select count(*) from raw.runs").fetchone()[0]
     future = datetime.now(UTC) + timedelta(days=400)  # a mark no stored run passes
     mark = {"since": future.isoformat(), "through": future.isoformat(), "options": str(OPTIONS)}
     assert _read(db_path, mark)[1][2] == set(), "the mark bounds the read"
-    other = {**mark, "options": str(FetchOptions(details="failed"))}
-    assert len(_read(db_path, other)[1][2]) == stored
+    for unusable in (
+        {**mark, "options": str(FetchOptions(details="failed"))},
+        {**mark, "since": "next week"},
+        {**mark, "through": future.replace(tzinfo=None).isoformat()},
+        {"options": str(OPTIONS)},
+    ):
+        assert len(_read(db_path, unusable)[1][2]) == stored, unusable

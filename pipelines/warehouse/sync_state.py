@@ -84,6 +84,8 @@ def open_since(con: duckdb.DuckDBPyConnection, state: dict[str, Any], options: F
         since, through = datetime.fromisoformat(mark["since"]), datetime.fromisoformat(mark["through"])
     except (KeyError, TypeError, ValueError):
         return None
+    if since.tzinfo is None or through.tzinfo is None:
+        return None
     answered = scalar(con.execute(f"""
         select least((select min(created_at) from {RAW_DATASET}.runs where seen_at >= $1 - {CLOCK_MARGIN}),
                      (select min(created_at) from {RAW_DATASET}.run_details where seen_at >= $1 - {CLOCK_MARGIN}))
