@@ -1,8 +1,9 @@
-"""The one row of a query that always returns one: a count, an aggregate, a setting."""
+"""The one row of a query that always returns one (a count, an aggregate, a setting), and a moment as SQL."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol, overload
 
 
 class _Fetched(Protocol):
@@ -26,3 +27,23 @@ def one_row(result: _Fetched) -> tuple[Any, ...]:
 def scalar(result: _Fetched) -> Any:
     """The first value of the first row of `result` (see `one_row`)."""
     return one_row(result)[0]
+
+
+@overload
+def utc(moment: datetime) -> datetime: ...
+@overload
+def utc(moment: None) -> None: ...
+def utc(moment: datetime | None) -> datetime | None:
+    """`moment` in UTC.
+
+    DuckDB hands back `timestamp` columns naive (the sync writes them in UTC) and `timestamptz`
+    ones in the session's zone.
+    """
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def timestamptz(moment: datetime) -> str:
+    """`moment` (naive: UTC) as a SQL constant, which lets DuckDB and DuckLake skip what it excludes."""
+    return f"timestamptz '{utc(moment).isoformat()}'"

@@ -170,7 +170,7 @@ def test_a_scoped_data_test_reads_from_a_day_before_the_oldest_changed_run(tmp_p
         _store(con, 2, {**item, "run": 2, "status": "FAILED"}, START + timedelta(days=1, seconds=1))
         apply_models(con, sql, changed_since=START + timedelta(days=1))  # run_2 alone changed
         bound = "timestamptz '2026-10-31T00:00:00+00:00'"  # a day before run_2's creation
-        bounds = checks.time_bounds(con)
+        bounds = checks.time_bounds(con, checks._oldest_bound(con))
         assert {name: bounds.get(name) for name in ("runs", "run_tags", "run_attempts")} == {
             "runs": f"created_at >= {bound}",
             "run_tags": f"answered_at >= {bound} and run_created_at >= {bound}",

@@ -64,7 +64,7 @@ def test_the_mark_finds_an_old_run_a_sync_must_follow(old: str, world: World, sy
     with duckdb.connect(str(db_path)) as con:
         (finished,) = con.execute(
             "select min(id) from raw.runs where id in (select id from raw.run_details) and status = 'COMPLETED'"
-        ).fetchone() or (None,)
+        ).fetchall()[0]
         run_id = flying["id"] if old == "in flight" else finished
         _age(con, run_id, 60)  # as if it had sat in the warehouse for two months
         if old == "awaiting details":
@@ -83,6 +83,20 @@ def test_the_mark_finds_an_old_run_a_sync_must_follow(old: str, world: World, sy
     in_flight, backlog = everything[0], {r for ids in everything[1].values() for r in ids}
     assert run_id in (in_flight[account] if old == "in flight" else backlog)
     assert bounded == everything
+
+
+def test_the_mark_keeps_every_recent_run_when_no_open_run_is_old(world: World, sync, db_path: Path) -> None:
+    account = world.account_ids[0]
+    world.add_run(account, created_at=world.now - timedelta(minutes=5), status="EXECUTING")
+    assert sync().exit_code == 0
+    with duckdb.connect(str(db_path)) as con:  # answered two days ago: the mark alone bounds the read
+        for table in ("runs", "run_details"):
+            con.execute(f"update raw.{table} set seen_at = seen_at - interval 2 day")
+        (stored,) = con.execute("select count(*) from raw.runs").fetchall()[0]
+    marked, everything = _read(db_path, None)
+    assert marked.open_mark is not None and everything[0][account]
+    assert len(everything[2]) == stored
+    assert _read(db_path, marked.open_mark)[1] == everything
 
 
 def test_a_mark_read_under_other_options_or_damaged_is_not_used(sync, db_path: Path) -> None:

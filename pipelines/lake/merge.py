@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pipelines import warehouse
 from pipelines.lake.connection import ALIAS
-from pipelines.query import scalar
+from pipelines.query import scalar, timestamptz
 from pipelines.recoup.options import FetchOptions
 from pipelines.recoup.settings import CLOCK_MARGIN, RAW_DATASET
 from pipelines.recoup.tables import ROOTS
@@ -119,9 +119,9 @@ def _date_children(con: duckdb.DuckDBPyConnection, alias: str, table: str) -> No
 def _oldest(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
     """The earliest `created_at` of the changed runs, as a literal; None when one has none."""
     nulls, oldest = con.execute(
-        f"select count(*) - count(created_at), min(created_at)::varchar from {table}"
+        f"select count(*) - count(created_at), min(created_at) from {table}"
     ).fetchone() or (0, None)
-    return None if nulls or oldest is None else f"timestamptz '{oldest}'"
+    return None if nulls or oldest is None else timestamptz(oldest)
 
 
 def merge_changes(

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.models.files import CHANGED_RUNS, SQL_DIR, ModelError, changed_since
+from pipelines.query import timestamptz
 
 SHOWN = 3  # rows of a failing test quoted in its message
 ON_UPDATE = re.compile(r"^-- on update: (run_id|account_id)$", re.MULTILINE)
@@ -100,16 +101,14 @@ def _scope_keys(con: duckdb.DuckDBPyConnection, bound: str | None) -> dict[str, 
 def _oldest_bound(con: duckdb.DuckDBPyConnection) -> str | None:
     """`changed_since` as a SQL constant; None when a changed run has no `created_at`."""
     since = changed_since(con)
-    return None if since is None else f"timestamptz '{since.isoformat()}'"
+    return None if since is None else timestamptz(since)
 
 
-def time_bounds(con: duckdb.DuckDBPyConnection, bound: str | None = None) -> dict[str, str]:
+def time_bounds(con: duckdb.DuckDBPyConnection, bound: str | None) -> dict[str, str]:
     """Per analytics relation, `column >= bound` that every row of a changed run meets.
 
-    `bound` is `_oldest_bound` (read when not given). None at all when a changed run has no
-    `created_at` (nothing bounds its rows then).
+    `bound` is `_oldest_bound`'s; None (a changed run has no `created_at`) bounds nothing.
     """
-    bound = bound or _oldest_bound(con)
     if bound is None:
         return {}
     columns: dict[str, set[str]] = {}
@@ -139,7 +138,7 @@ def check_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, update
     keys, bounds = {}, {}
     if updated:
         bound = _oldest_bound(con)
-        keys, bounds = _scope_keys(con, bound), (time_bounds(con, bound) if bound else {})
+        keys, bounds = _scope_keys(con, bound), time_bounds(con, bound)
     for path in tests:
         name = str(path.relative_to(sql_dir.parent))
         sql = path.read_text().strip().rstrip(";")

@@ -22,7 +22,7 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from pipelines.query import one_row, scalar
+from pipelines.query import one_row, scalar, timestamptz, utc
 from pipelines.recoup.errors import RecoupError
 from pipelines.recoup.settings import CLOCK_MARGIN
 
@@ -65,17 +65,6 @@ def changed_since(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return utc(scalar(con.execute(
         f"select case when bool_or(undated) then null else min(created_at) - {CLOCK_MARGIN} end from {CHANGED_RUNS}"
     )))  # fmt: skip
-
-
-def utc(moment: datetime | None) -> datetime | None:
-    """`moment` in UTC.
-
-    DuckDB hands back `timestamp` columns naive (the sync writes them in UTC) and `timestamptz`
-    ones in the session's zone.
-    """
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class ModelError(RecoupError):
@@ -169,7 +158,7 @@ class Incremental:
         if since is not None:
             # A constant bound on created_at lets DuckDB skip the row groups (and DuckLake the
             # Parquet files) of older runs by their min/max, instead of probing every run.
-            where = f"{PRUNE_COLUMN} >= '{since.isoformat()}'::timestamptz and {where}"
+            where = f"{PRUNE_COLUMN} >= {timestamptz(since)} and {where}"
         return f"(select * from {self.source} where {where})"
 
     def oldest(self, con: duckdb.DuckDBPyConnection, keys: str) -> datetime | None:

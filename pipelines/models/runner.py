@@ -23,9 +23,9 @@ import duckdb
 
 from pipelines.models.checks import check_models
 from pipelines.models.comments import describe
-from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, load_models, utc
+from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, load_models
 from pipelines.models.staged import rebuild
-from pipelines.query import one_row, scalar
+from pipelines.query import one_row, scalar, utc
 from pipelines.recoup.settings import RAW_DATASET
 
 FINGERPRINT_TABLE = "intermediate.models_fingerprint"

@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 from dlt.common.versioned_state import decompress_state
 
-from pipelines.query import scalar
+from pipelines.query import scalar, timestamptz
 from pipelines.recoup.index import Index, Job
 from pipelines.recoup.options import FetchOptions
 from pipelines.recoup.pages import OPEN_KEY, SOURCE_NAME, STATE_KEY, PageBook
@@ -64,10 +64,6 @@ def _backlog_sql(since: str | None = None) -> str:
     """
 
 
-def _literal(moment: datetime) -> str:
-    return f"'{moment.astimezone(UTC).isoformat()}'::timestamptz"
-
-
 def open_since(con: duckdb.DuckDBPyConnection, state: dict[str, Any], options: FetchOptions) -> str | None:
     """A creation time before which no stored run is recent, in flight or awaiting details; None: unknown.
 
@@ -90,7 +86,7 @@ def open_since(con: duckdb.DuckDBPyConnection, state: dict[str, Any], options: F
         select least((select min(created_at) from {RAW_DATASET}.runs where seen_at >= $1 - {CLOCK_MARGIN}),
                      (select min(created_at) from {RAW_DATASET}.run_details where seen_at >= $1 - {CLOCK_MARGIN}))
     """, [through]))  # fmt: skip
-    return _literal(since if answered is None else min(since, answered))
+    return timestamptz(since if answered is None else min(since, answered))
 
 
 def _detail_statuses(details: str) -> list[str]:
@@ -122,7 +118,7 @@ def read_index(con: duckdb.DuckDBPyConnection, options: FetchOptions, database: 
     recent = in_flight
     if newest is not None:
         horizon = newest - timedelta(days=INDEX_HORIZON_DAYS)
-        recent = f"created_at >= {_literal(horizon)} or {in_flight}"
+        recent = f"created_at >= {timestamptz(horizon)} or {in_flight}"
     latest = (
         f"select id, account_id, status, updated_us, detailed_us from ({_stored_runs_sql(recent, since)})"
     )
