@@ -106,6 +106,32 @@ def test_incremental_models_equal_a_full_rebuild(tmp_path: Path, steps: list[lis
     path.unlink()
 
 
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=history)
+def test_an_update_bounded_by_fixed_creation_times_equals_a_full_rebuild(
+    tmp_path: Path, steps: list[list[dict]]
+) -> None:
+    """The lake's update: every answer about a run gives its one creation time, as the API's do."""
+    path = tmp_path / "fixed.duckdb"
+    path.unlink(missing_ok=True)
+    with duckdb.connect(str(path)) as con:
+        _create_raw(con)
+        apply_models(con)
+        for step, answers in enumerate(steps, start=1):
+            synced_at = START + timedelta(days=step)
+            for item in answers:  # runs created up to 30 hours apart, across UTC days
+                _store(
+                    con,
+                    step,
+                    {**item, "created_hours": item["run"] * 5 - 30},
+                    synced_at + timedelta(seconds=1),
+                )
+            apply_models(con, changed_since=synced_at, fixed_creation=True)
+            assert _difference(con) == {"intermediate.run_versions": 0, "analytics.daily_cost": 0}
+    path.unlink()
+
+
 def test_the_difference_check_sees_a_stale_table(tmp_path: Path) -> None:
     """The comparison above can fail: a change that skips the model update is caught."""
     with duckdb.connect(str(tmp_path / "stale.duckdb")) as con:

@@ -65,7 +65,13 @@ def build_models(
     # of size 0"); at 20 M runs a full rebuild does not fit this transaction's 1 GB (see
     # docs/benchmarks.md, case 11).
     warehouse.use_limits(con, warehouse.step_limits("lake models", memory_mb))
-    apply_models(con, unless_unchanged=not changed, changed_since=changed_since, own_transaction=False)
+    apply_models(
+        con,
+        unless_unchanged=not changed,
+        changed_since=changed_since,
+        own_transaction=False,
+        fixed_creation=True,
+    )
 
 
 def publish_to_lake(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.models.files import CHANGED_RUNS, SQL_DIR, ModelError, changed_since
+from pipelines.models.files import CHANGED_RUNS, SQL_DIR, ModelError, creation_bound
 from pipelines.query import timestamptz
 
 SHOWN = 3  # rows of a failing test quoted in its message
@@ -99,8 +99,8 @@ def _scope_keys(con: duckdb.DuckDBPyConnection, bound: str | None) -> dict[str, 
 
 
 def _oldest_bound(con: duckdb.DuckDBPyConnection) -> str | None:
-    """`changed_since` as a SQL constant; None when a changed run has no `created_at`."""
-    since = changed_since(con)
+    """`creation_bound` as a SQL constant; None when a changed run has no `created_at`."""
+    since = creation_bound(con)
     return None if since is None else timestamptz(since)
 
 

@@ -54,7 +54,7 @@ def relations_read(sql: str) -> frozenset[str]:
     return frozenset(f"{t.db}.{t.name}".lower() for t in tree.find_all(exp.Table) if t.db)
 
 
-def changed_since(con: duckdb.DuckDBPyConnection) -> datetime | None:
+def creation_bound(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """A day before the oldest changed run's creation; None when a changed run has no `created_at`.
 
     Every row of a changed run in `analytics` lies at or after it: the run as its latest answer
@@ -142,14 +142,27 @@ class Incremental:
         """The table's key columns as a SQL select list."""
         return ", ".join(column for _, column in self.keys)
 
-    def touched(self) -> str:
-        """The keys that the changed runs' source rows hold now."""
+    def touched(self, since: datetime | None = None) -> str:
+        """The keys that the changed runs' source rows hold now, among those created from `since`."""
         if self.keys == [("run_id", "run_id")]:
             return f"select run_id from {CHANGED_RUNS}"  # no need to look
         select = ", ".join(f"{expression} as {column}" for expression, column in self.keys)
-        return (
-            f"select distinct {select} from {self.source} where run_id in (select run_id from {CHANGED_RUNS})"
-        )
+        dated = "" if since is None else f"{PRUNE_COLUMN} >= {timestamptz(since)} and "
+        return f"select distinct {select} from {self.source} where {dated}run_id in (select run_id from {CHANGED_RUNS})"
+
+    def stored(self, keys: str, since: datetime | None = None) -> str:
+        """The condition on the table's rows of `keys`, none created before `since`.
+
+        A key of a UTC day bounds the table's rows by that day; a table by run id has the
+        run's `created_at`.
+        """
+        where = f"({self.columns}) in (select {self.columns} from {keys})"
+        if since is None:
+            return where
+        for expression, column in self.keys:
+            if expression == UTC_DAY:
+                return f"{column} >= date '{utc(since).date()}' and {where}"
+        return f"{PRUNE_COLUMN} >= {timestamptz(since)} and {where}"
 
     def matching(self, keys: str, since: datetime | None = None) -> str:
         """The source rows whose keys are in the table `keys`, none created before `since`."""

@@ -23,7 +23,7 @@ import duckdb
 
 from pipelines.models.checks import check_models
 from pipelines.models.comments import describe
-from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, load_models
+from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, creation_bound, load_models
 from pipelines.models.staged import rebuild
 from pipelines.query import one_row, scalar, utc
 from pipelines.recoup.settings import RAW_DATASET
@@ -71,19 +71,23 @@ def _lags(through: datetime | None, newest: datetime | None) -> bool:
     return through is not None and newest is not None and newest > through
 
 
-def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]) -> None:
+def _update(
+    con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str], since: datetime | None = None
+) -> None:
     """Brings table models up to date for the runs in CHANGED_RUNS; views need nothing.
 
     For each incremental table: the keys the changed runs held before anything moved and the
     keys they hold now; the rows of those keys are deleted and built again from the source
-    rows of those keys only.
+    rows of those keys only. `since`, when given, is a time before which no row of a changed
+    run lies, stored or new (see `apply_models`' `fixed_creation`); otherwise those rows are
+    found by key among every row.
     """
     tables = [m for m in models if m.kind == "table"]
     rebuilt: set[str] = set()
     for model in tables:
         if model.incremental and model.name in built:
             con.execute(
-                f"create or replace temp table keys_{model.path.stem} as {model.incremental.touched()}"
+                f"create or replace temp table keys_{model.path.stem} as {model.incremental.touched(since)}"
             )
     for model in tables:
         plan = model.incremental
@@ -93,9 +97,10 @@ def _update(con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str]
             continue
         keys = f"keys_{model.path.stem}"
         if plan.keys != [("run_id", "run_id")]:  # a run's id does not change; other keys may
-            con.execute(f"insert into {keys} {plan.touched()}")
-        con.execute(f"delete from {model.name} where ({plan.columns}) in (select {plan.columns} from {keys})")
-        sql = re.sub(rf"\b{re.escape(plan.source)}\b", plan.matching(keys, plan.oldest(con, keys)), model.sql)
+            con.execute(f"insert into {keys} {plan.touched(since)}")
+        con.execute(f"delete from {model.name} where {plan.stored(keys, since)}")
+        oldest = plan.oldest(con, keys) if since is None else since
+        sql = re.sub(rf"\b{re.escape(plan.source)}\b", plan.matching(keys, oldest), model.sql)
         con.execute(f"insert into {model.name} {sql}")
     describe(con, models, only=rebuilt)
 
@@ -113,6 +118,7 @@ def apply_models(
     unless_unchanged: bool = False,
     changed_since: datetime | None = None,
     own_transaction: bool = True,
+    fixed_creation: bool = False,
 ) -> list[str]:
     """Builds every model, all or nothing; returns their names in build order.
 
@@ -126,6 +132,10 @@ def apply_models(
         own_transaction: build in transactions of its own (a full rebuild in committed steps,
             see `staged.py`); False builds inside the caller's (as the lake's one snapshot per
             sync does), leaving the commit or rollback to the caller.
+        fixed_creation: every answer about a run gives the same `created_at`, as the lake's
+            merge also relies on (Trigger.dev sets it once). An update then reads the stored
+            rows of the changed runs from a day before the oldest changed run's creation, as
+            the data tests do, instead of looking them up by run id among every run.
 
     Raises:
         ModelError: a model or data test failed, or DuckDB ran out of its memory budget.
@@ -142,7 +152,7 @@ def apply_models(
     record = (fingerprint, newest)
     try:
         if not own_transaction:
-            _build(con, models, record, sql_dir, since)
+            _build(con, models, record, sql_dir, since, fixed_creation)
         elif since is None or _mostly_changed(con, since):
 
             def swap_in() -> None:  # inside the swap's transaction, before it commits
@@ -153,7 +163,7 @@ def apply_models(
         else:
             con.execute("begin transaction")
             try:
-                _build(con, models, record, sql_dir, since)
+                _build(con, models, record, sql_dir, since, fixed_creation)
             except BaseException:
                 con.execute("rollback")
                 raise
@@ -199,6 +209,7 @@ def _build(
     record: tuple[str, datetime | None],
     sql_dir: Path,
     changed_since: datetime | None,
+    fixed_creation: bool = False,
 ) -> None:
     """The statements of one build, inside the caller's transaction.
 
@@ -218,7 +229,7 @@ def _build(
                       union all select id, created_at from raw.run_details where seen_at >= $1)
                 group by id
             """, [changed_since])  # fmt: skip
-            _update(con, models, _built(con))
+            _update(con, models, _built(con), creation_bound(con) if fixed_creation else None)
         else:
             for model in models:
                 current = str(model.path.relative_to(sql_dir.parent))
