@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipelines import warehouse
@@ -88,11 +88,8 @@ def _difference(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return differences
 
 
-@pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=history)
-def test_incremental_models_equal_a_full_rebuild(tmp_path: Path, steps: list[list[dict]]) -> None:
-    path = tmp_path / "models.duckdb"
+def _each_update_equals_a_rebuild(path: Path, steps: list[list[dict]], fixed_creation: bool) -> None:
+    """Stores each step's answers, updates the models for them, and compares with a rebuild."""
     path.unlink(missing_ok=True)  # a failing example leaves its file behind; hypothesis replays it
     with duckdb.connect(str(path)) as con:
         _create_raw(con)
@@ -100,36 +97,37 @@ def test_incremental_models_equal_a_full_rebuild(tmp_path: Path, steps: list[lis
         for step, answers in enumerate(steps, start=1):
             synced_at = START + timedelta(days=step)
             for item in answers:
+                if fixed_creation:  # one creation per run, runs up to 55 hours apart across UTC days
+                    item = {**item, "created_hours": item["run"] * 5 - 30}
                 _store(con, step, item, synced_at + timedelta(seconds=1))
-            apply_models(con, changed_since=synced_at)
+            apply_models(con, changed_since=synced_at, fixed_creation=fixed_creation)
             assert _difference(con) == {"intermediate.run_versions": 0, "analytics.daily_cost": 0}
     path.unlink()
+
+
+def _listed(run: int) -> dict:
+    return {"run": run, "mode": "list", "account": "acct-a", "status": "COMPLETED", "created_hours": 0,
+            "cost": 2.0, "tags": [], "attempts": None, "error": None}  # fmt: skip
 
 
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=history)
+def test_incremental_models_equal_a_full_rebuild(tmp_path: Path, steps: list[list[dict]]) -> None:
+    _each_update_equals_a_rebuild(tmp_path / "models.duckdb", steps, fixed_creation=False)
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=history)
+# A day's cost is rebuilt from runs of that day that this update did not change: created at
+# midnight (run 6), two steps before the run created at 20:00 (run 10) that it changes.
+@example(steps=[[_listed(6)], [_listed(10)], [_listed(10)]])
 def test_an_update_bounded_by_fixed_creation_times_equals_a_full_rebuild(
     tmp_path: Path, steps: list[list[dict]]
 ) -> None:
-    """The lake's update: every answer about a run gives its one creation time, as the API's do."""
-    path = tmp_path / "fixed.duckdb"
-    path.unlink(missing_ok=True)
-    with duckdb.connect(str(path)) as con:
-        _create_raw(con)
-        apply_models(con)
-        for step, answers in enumerate(steps, start=1):
-            synced_at = START + timedelta(days=step)
-            for item in answers:  # runs created up to 30 hours apart, across UTC days
-                _store(
-                    con,
-                    step,
-                    {**item, "created_hours": item["run"] * 5 - 30},
-                    synced_at + timedelta(seconds=1),
-                )
-            apply_models(con, changed_since=synced_at, fixed_creation=True)
-            assert _difference(con) == {"intermediate.run_versions": 0, "analytics.daily_cost": 0}
-    path.unlink()
+    """The lake's update: every answer about a run gives it the same creation time, as the API's do."""
+    _each_update_equals_a_rebuild(tmp_path / "fixed.duckdb", steps, fixed_creation=True)
 
 
 def test_the_difference_check_sees_a_stale_table(tmp_path: Path) -> None:

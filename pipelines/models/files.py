@@ -59,8 +59,9 @@ def creation_bound(con: duckdb.DuckDBPyConnection) -> datetime | None:
 
     Every row of a changed run in `analytics` lies at or after it: the run as its latest answer
     has it, and every answer about it, which arrives after its creation (a day of margin for the
-    API's clock). A constant, it lets DuckDB skip the row groups, and DuckLake the files, of
-    older runs.
+    API's clock). Its stored rows from before the change lie after it only when every answer
+    gives a run the same `created_at` (`apply_models`' `fixed_creation`). A constant, it lets
+    DuckDB skip the row groups, and DuckLake the files, of older runs.
     """
     return utc(scalar(con.execute(
         f"select case when bool_or(undated) then null else min(created_at) - {CLOCK_MARGIN} end from {CHANGED_RUNS}"
@@ -142,26 +143,31 @@ class Incremental:
         """The table's key columns as a SQL select list."""
         return ", ".join(column for _, column in self.keys)
 
+    @property
+    def day(self) -> str | None:
+        """The table's column of a UTC day key (a run's day of creation), if it has one."""
+        return next((column for expression, column in self.keys if expression == UTC_DAY), None)
+
     def touched(self, since: datetime | None = None) -> str:
         """The keys that the changed runs' source rows hold now, among those created from `since`."""
         if self.keys == [("run_id", "run_id")]:
             return f"select run_id from {CHANGED_RUNS}"  # no need to look
         select = ", ".join(f"{expression} as {column}" for expression, column in self.keys)
         dated = "" if since is None else f"{PRUNE_COLUMN} >= {timestamptz(since)} and "
-        return f"select distinct {select} from {self.source} where {dated}run_id in (select run_id from {CHANGED_RUNS})"
+        changed = f"run_id in (select run_id from {CHANGED_RUNS})"
+        return f"select distinct {select} from {self.source} where {dated}{changed}"
 
     def stored(self, keys: str, since: datetime | None = None) -> str:
         """The condition on the table's rows of `keys`, none created before `since`.
 
-        A key of a UTC day bounds the table's rows by that day; a table by run id has the
-        run's `created_at`.
+        A table keyed by a UTC day is bounded by the day of `since`; one keyed by run id by
+        the run's `created_at`.
         """
         where = f"({self.columns}) in (select {self.columns} from {keys})"
         if since is None:
             return where
-        for expression, column in self.keys:
-            if expression == UTC_DAY:
-                return f"{column} >= date '{utc(since).date()}' and {where}"
+        if self.day:
+            return f"{self.day} >= date '{utc(since).date()}' and {where}"
         return f"{PRUNE_COLUMN} >= {timestamptz(since)} and {where}"
 
     def matching(self, keys: str, since: datetime | None = None) -> str:
@@ -174,17 +180,22 @@ class Incremental:
             where = f"{PRUNE_COLUMN} >= {timestamptz(since)} and {where}"
         return f"(select * from {self.source} where {where})"
 
-    def oldest(self, con: duckdb.DuckDBPyConnection, keys: str) -> datetime | None:
+    def oldest(
+        self, con: duckdb.DuckDBPyConnection, keys: str, since: datetime | None = None
+    ) -> datetime | None:
         """A lower bound of created_at over the source rows of `keys`; None when there is none.
 
-        A UTC day among the keys bounds it by that day's midnight. Otherwise the earliest
-        created_at of the matching rows is read: two columns, a fraction of reading every
-        column of every run. Either way every matching row is at or after the bound.
+        A UTC day among the keys bounds it by that day's midnight: the rows of a day include
+        unchanged runs created before any changed one. Otherwise `since`, when the caller
+        knows that no row of a changed run lies before it; else the earliest created_at of the
+        matching rows is read: two columns, a fraction of reading every column of every run.
+        Every matching row is at or after the bound.
         """
-        for expression, column in self.keys:
-            if expression == UTC_DAY:  # a row of a day is created no earlier than its midnight
-                day = scalar(con.execute(f"select min({column}) from {keys}"))
-                return None if day is None else datetime.combine(day, time(), UTC)
+        if self.day:  # a row of a day is created no earlier than its midnight
+            day = scalar(con.execute(f"select min({self.day}) from {keys}"))
+            return None if day is None else datetime.combine(day, time(), UTC)
+        if since is not None:
+            return since
         query = f"""select min({PRUNE_COLUMN}), count(*) filter (where {PRUNE_COLUMN} is null)
                     from {self.matching(keys)}"""  # fmt: skip
         oldest, undated = one_row(con.execute(query))

@@ -80,7 +80,8 @@ def _update(
     keys they hold now; the rows of those keys are deleted and built again from the source
     rows of those keys only. `since`, when given, is a time before which no row of a changed
     run lies, stored or new (see `apply_models`' `fixed_creation`); otherwise those rows are
-    found by key among every row.
+    found by key among every row. A table keyed by a UTC day reads its keys' source rows from
+    that day's midnight either way: they include unchanged runs created before any changed one.
     """
     tables = [m for m in models if m.kind == "table"]
     rebuilt: set[str] = set()
@@ -99,7 +100,7 @@ def _update(
         if plan.keys != [("run_id", "run_id")]:  # a run's id does not change; other keys may
             con.execute(f"insert into {keys} {plan.touched(since)}")
         con.execute(f"delete from {model.name} where {plan.stored(keys, since)}")
-        oldest = plan.oldest(con, keys) if since is None else since
+        oldest = plan.oldest(con, keys, since)
         sql = re.sub(rf"\b{re.escape(plan.source)}\b", plan.matching(keys, oldest), model.sql)
         con.execute(f"insert into {model.name} {sql}")
     describe(con, models, only=rebuilt)
