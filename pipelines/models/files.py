@@ -68,6 +68,15 @@ def creation_bound(con: duckdb.DuckDBPyConnection) -> datetime | None:
     )))  # fmt: skip
 
 
+def _created_from(since: datetime | None) -> str:
+    """`created_at >= <since> and ` as SQL; nothing without `since`.
+
+    A constant bound on created_at lets DuckDB skip the row groups (and DuckLake the Parquet
+    files) of older runs by their min/max, instead of probing every run.
+    """
+    return "" if since is None else f"{PRUNE_COLUMN} >= {timestamptz(since)} and "
+
+
 class ModelError(RecoupError):
     """A model could not be built; the previous models are still in place."""
 
@@ -153,9 +162,8 @@ class Incremental:
         if self.keys == [("run_id", "run_id")]:
             return f"select run_id from {CHANGED_RUNS}"  # no need to look
         select = ", ".join(f"{expression} as {column}" for expression, column in self.keys)
-        dated = "" if since is None else f"{PRUNE_COLUMN} >= {timestamptz(since)} and "
         changed = f"run_id in (select run_id from {CHANGED_RUNS})"
-        return f"select distinct {select} from {self.source} where {dated}{changed}"
+        return f"select distinct {select} from {self.source} where {_created_from(since)}{changed}"
 
     def stored(self, keys: str, since: datetime | None = None) -> str:
         """The condition on the table's rows of `keys`, none created before `since`.
@@ -164,21 +172,15 @@ class Incremental:
         the run's `created_at`.
         """
         where = f"({self.columns}) in (select {self.columns} from {keys})"
-        if since is None:
-            return where
-        if self.day:
+        if since is not None and self.day:
             return f"{self.day} >= date '{utc(since).date()}' and {where}"
-        return f"{PRUNE_COLUMN} >= {timestamptz(since)} and {where}"
+        return f"{_created_from(since)}{where}"
 
     def matching(self, keys: str, since: datetime | None = None) -> str:
         """The source rows whose keys are in the table `keys`, none created before `since`."""
         expressions = ", ".join(expression for expression, _ in self.keys)
         where = f"({expressions}) in (select {self.columns} from {keys})"
-        if since is not None:
-            # A constant bound on created_at lets DuckDB skip the row groups (and DuckLake the
-            # Parquet files) of older runs by their min/max, instead of probing every run.
-            where = f"{PRUNE_COLUMN} >= {timestamptz(since)} and {where}"
-        return f"(select * from {self.source} where {where})"
+        return f"(select * from {self.source} where {_created_from(since)}{where})"
 
     def oldest(
         self, con: duckdb.DuckDBPyConnection, keys: str, since: datetime | None = None

@@ -72,7 +72,7 @@ def _lags(through: datetime | None, newest: datetime | None) -> bool:
 
 
 def _update(
-    con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str], since: datetime | None = None
+    con: duckdb.DuckDBPyConnection, models: list[Model], built: set[str], since: datetime | None
 ) -> None:
     """Brings table models up to date for the runs in CHANGED_RUNS; views need nothing.
 
@@ -210,7 +210,7 @@ def _build(
     record: tuple[str, datetime | None],
     sql_dir: Path,
     changed_since: datetime | None,
-    fixed_creation: bool = False,
+    fixed_creation: bool,
 ) -> None:
     """The statements of one build, inside the caller's transaction.
 
