@@ -1,7 +1,12 @@
-"""The one row of a query that always returns one (a count, an aggregate, a setting), and a moment as SQL."""
+"""Small helpers of every query: the one row of a query that returns one, a moment as SQL, settings.
+
+The one row is a count, an aggregate or a setting; the settings are DuckDB's, changed on an
+open connection.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, overload
 
@@ -47,3 +52,15 @@ def utc(moment: datetime | None) -> datetime | None:
 def timestamptz(moment: datetime) -> str:
     """`moment` (naive: UTC) as a SQL constant, which lets DuckDB and DuckLake skip what it excludes."""
     return f"timestamptz '{utc(moment).isoformat()}'"
+
+
+class _Executes(Protocol):
+    """A DuckDB connection."""
+
+    def execute(self, query: str, parameters: object = None) -> Any: ...
+
+
+def use_settings(con: _Executes, settings: Mapping[str, str | int]) -> None:
+    """Sets each of DuckDB's `settings` (`memory_limit`, `threads`...) on an open connection."""
+    for name, value in settings.items():
+        con.execute(f"set {name} = '{value}'")

@@ -152,6 +152,8 @@ def test_each_step_gets_its_need_within_recoup_memory_mb() -> None:
     assert step_limits("models")["memory_limit"] == "128MB"
     assert step_limits("load", large_bytes=10 * 2**20)["memory_limit"] == "178MB"
     assert step_limits("lake models")["memory_limit"] == "1024MB"
+    assert step_limits("rebuild", runs=2_000_000)["memory_limit"] == "640MB"  # 128 + 256 per million runs
+    assert step_limits("rebuild", 300, runs=2_000_000)["memory_limit"] == "300MB"
     capped = load_settings({"RECOUP_API_KEY": "key", "RECOUP_MEMORY_MB": "300"}).storage.memory_mb
     assert step_limits("lake models", capped)["memory_limit"] == "300MB"
     assert step_limits("models", capped)["memory_limit"] == "128MB"

@@ -176,6 +176,32 @@ def test_a_broken_model_names_its_file_and_keeps_the_previous_models(warehouse_c
 
 
 @pytest.mark.slow
+def test_a_full_rebuild_runs_within_the_memory_sized_for_the_stored_runs(
+    warehouse_con, tmp_path: Path
+) -> None:
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    (sql_dir / "marts" / "build_memory.sql").write_text(
+        "-- One row: DuckDB's memory limit while the build ran.\n-- materialized: table\n-- Columns:\n"
+        "--   memory_limit: the limit, as DuckDB shows it\nselect current_setting('memory_limit') as memory_limit"
+    )
+    warehouse_con.execute("set memory_limit = '200MB'")
+    asked: list[int] = []
+
+    def limits(runs: int) -> dict[str, str | int]:
+        asked.append(runs)
+        return {"memory_limit": "300MB"}
+
+    apply_models(warehouse_con, sql_dir, rebuild_limits=limits)
+    stored = warehouse_con.execute("select count(*) from raw.runs").fetchone()[0]
+    assert asked == [stored]
+    built = warehouse_con.execute("select memory_limit from analytics.build_memory").fetchone()[0]
+    assert built == "286.1 MiB", "the rebuild ran within 300 MB, not the connection's 200 MB"
+    apply_models(warehouse_con, sql_dir, changed_since=T0, rebuild_limits=limits)
+    assert asked == [stored], "an update keeps the connection's limits"
+
+
+@pytest.mark.slow
 def test_the_runs_a_failed_build_left_out_reach_analytics_at_the_next_sync(
     world, sync, query, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

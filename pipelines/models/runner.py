@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from pipelines.models.checks import check_models
 from pipelines.models.comments import describe
 from pipelines.models.files import CHANGED_RUNS, SQL_DIR, Model, ModelError, creation_bound, load_models
 from pipelines.models.staged import rebuild
-from pipelines.query import one_row, scalar, utc
+from pipelines.query import one_row, scalar, use_settings, utc
 from pipelines.recoup.settings import RAW_DATASET
 
 FINGERPRINT_TABLE = "intermediate.models_fingerprint"
@@ -120,6 +121,7 @@ def apply_models(
     changed_since: datetime | None = None,
     own_transaction: bool = True,
     fixed_creation: bool = False,
+    rebuild_limits: Callable[[int], Mapping[str, str | int]] | None = None,
 ) -> list[str]:
     """Builds every model, all or nothing; returns their names in build order.
 
@@ -137,6 +139,9 @@ def apply_models(
             merge also relies on (Trigger.dev sets it once). An update then reads the stored
             rows of the changed runs from a day before the oldest changed run's creation, as
             the data tests do, instead of looking them up by run id among every run.
+        rebuild_limits: DuckDB's settings for a full rebuild in committed steps, given the
+            stored runs (its joins over every run spill less with more memory); the connection
+            keeps them after the build. None keeps the connection's own.
 
     Raises:
         ModelError: a model or data test failed, or DuckDB ran out of its memory budget.
@@ -160,6 +165,8 @@ def apply_models(
                 _describe(con, models)
                 _finish(con, models, record, sql_dir, updated=False)
 
+            if rebuild_limits:
+                use_settings(con, rebuild_limits(_stored_runs(con)))
             rebuild(con, models, sql_dir, swap_in)
         else:
             con.execute("begin transaction")
@@ -175,6 +182,13 @@ def apply_models(
             f"out of memory within {budget} (RECOUP_MEMORY_MB caps every step): {str(exc).splitlines()[0]}"
         ) from None
     return [m.name for m in models]
+
+
+def _stored_runs(con: duckdb.DuckDBPyConnection) -> int:
+    try:
+        return int(scalar(con.execute("select count(*) from raw.runs")))
+    except duckdb.CatalogException:
+        return 0
 
 
 def _mostly_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:

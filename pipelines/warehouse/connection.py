@@ -8,19 +8,32 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.query import use_settings
+
 # DuckDB takes up to 80% of RAM by default. Each step gets what it needs, within the cap
 # (RECOUP_MEMORY_MB, by default a quarter of the machine's memory), and spills beyond it into
 # DuckDB's temporary folder beside the file it works on (`<file>.tmp`, removed when it closes):
 # - the load, on one thread (a second one needs more memory than it saves time): 128 MB
 #   (DuckDB 1.5 ran out of 64 MB merging the tags of a 95 k-run first sync, and dlt retried
 #   the job), plus room for large JSON values (memory_for);
-# - the models, on every core: 128 MB (an update at two million runs needs more than 64 MB; a
-#   full rebuild commits as it goes to stay within it, see pipelines/models/staged.py);
+# - the models, on every core: 128 MB (an update at two million runs needs more than 64 MB);
+# - a full rebuild of the models (pipelines/models/staged.py commits it step by step, so it
+#   fits any budget): 128 MB plus 256 MB per million stored runs, for its joins over every
+#   run to spill less (2.09 M runs rebuilt in 14.5 s within 128 MB, 9.6 s within 512 MB and
+#   7.8 s within 768 MB);
 # - the lake's models, inside the lake's one transaction per sync: 1 GB;
 # - lake maintenance (`make maintain`), merging many small files into a few large ones: 256 MB;
 # - `recoup restore`, replaying an archive's points (2 M runs ran out of 128 MB inserting the
 #   snapshot's runs): 1 GB.
-STEP_NEEDS_MB = {"load": 128, "models": 128, "lake models": 1024, "maintain": 256, "restore": 1024}
+STEP_NEEDS_MB = {
+    "load": 128,
+    "models": 128,
+    "rebuild": 128,
+    "lake models": 1024,
+    "maintain": 256,
+    "restore": 1024,
+}
+REBUILD_MB_PER_MILLION_RUNS = 256
 STEP_THREADS = {"load": 1}
 
 
@@ -29,9 +42,17 @@ def machine_share_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4 // 2**20
 
 
-def step_limits(step: str, cap_mb: int | None = None, large_bytes: int = 0) -> dict[str, str | int]:
-    """DuckDB's memory and threads for `step` (a key of STEP_NEEDS_MB), within `cap_mb`."""
-    need = STEP_NEEDS_MB[step] + (memory_for(large_bytes) if step in ("load", "models") else 0)
+def step_limits(
+    step: str, cap_mb: int | None = None, large_bytes: int = 0, runs: int = 0
+) -> dict[str, str | int]:
+    """DuckDB's memory and threads for `step` (a key of STEP_NEEDS_MB), within `cap_mb`.
+
+    `large_bytes` of large JSON values weigh on the load and the models; `runs`, the stored
+    runs, on a full rebuild.
+    """
+    need = STEP_NEEDS_MB[step] + (memory_for(large_bytes) if step in ("load", "models", "rebuild") else 0)
+    if step == "rebuild":
+        need += REBUILD_MB_PER_MILLION_RUNS * runs // 1_000_000
     budget = min(need, cap_mb or machine_share_mb())
     return {"memory_limit": f"{budget}MB", "threads": STEP_THREADS.get(step, os.cpu_count() or 1)}
 
@@ -48,8 +69,7 @@ def memory_for(large_bytes: int) -> int:
 
 def use_limits(con: duckdb.DuckDBPyConnection, limits: Mapping[str, str | int]) -> None:
     """Moves an open connection to other limits (the load's budget, then the models')."""
-    for name, value in limits.items():
-        con.execute(f"set {name} = '{value}'")
+    use_settings(con, limits)
 
 
 def connect(path: Path, limits: Mapping[str, str | int] | None = None) -> duckdb.DuckDBPyConnection:

@@ -44,7 +44,7 @@ paired as (
     left join retrieved using (run_id)
 ),
 
-final as (
+reconciled as (
     select
         run_id,
         retrieved_is_latest,
@@ -92,6 +92,15 @@ final as (
         coalesce(latest.expired_at, earlier.expired_at) as expired_at,
         coalesce(latest.ttl, earlier.ttl) as ttl
     from paired
+),
+
+final as (
+    select
+        *,
+        -- the run's cost in US dollars, kept here so that no report query computes it per run
+        -- (times 0.01, not / 100: DuckDB divides decimals as doubles)
+        ((coalesce(cost_cents, 0) + coalesce(base_cost_cents, 0)) * 0.01)::decimal(20, 8) as total_cost_usd
+    from reconciled
 )
 
 select * from final

@@ -12,6 +12,10 @@ with runs as (
 tags as (
     select distinct run_id, tag_key, tag_value from analytics.run_tags
     where run_id in (select run_id from analytics.runs_in_period)
+        -- the period's bound on created_at (analytics.runs_in_period), so that DuckDB skips the
+        -- row groups of older runs instead of joining every tag of the history
+        and run_created_at >= coalesce(getvariable('period_start')::date - 1, date '0001-01-01')
+        and run_created_at < coalesce(getvariable('period_end')::date + 2, date '9999-12-31')
 ),
 
 final as (

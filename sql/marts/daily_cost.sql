@@ -10,14 +10,14 @@
 --     exactly (DECIMAL)
 --
 -- A sync rebuilds only the days and accounts of the runs it changed:
--- incremental: (created_at at time zone 'UTC')::date as day, account_id from analytics.runs
+-- incremental: make_timestamp(epoch_us(created_at))::date as day, account_id from analytics.runs
 with runs as (
     select * from analytics.runs
 ),
 
 final as (
     select
-        (created_at at time zone 'UTC')::date as day,
+        make_timestamp(epoch_us(created_at))::date as day,
         account_id,
         task_identifier,
         env_name,

@@ -67,9 +67,7 @@ final as (
         versions.duration_ms,
         versions.cost_cents,
         versions.base_cost_cents,
-        -- times 0.01, not / 100: DuckDB divides decimals as doubles
-        ((coalesce(versions.cost_cents, 0) + coalesce(versions.base_cost_cents, 0)) * 0.01)::decimal(20, 8)
-            as total_cost_usd,
+        versions.total_cost_usd,
         coalesce(versions.attempts_listed, versions.reported_attempt_count)::integer as attempt_count,
         versions.error_message,
         versions.version,

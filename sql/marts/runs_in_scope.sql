@@ -15,7 +15,8 @@ period as (
 final as (
     select
         runs.*,
-        (runs.created_at at time zone 'UTC')::date as day
+        -- the UTC day in any session TimeZone, with no time zone conversion per run
+        make_timestamp(epoch_us(runs.created_at))::date as day
     from runs, period
     where (period.include_test_runs or not coalesce(runs.is_test, false))
         and (period.include_in_flight_runs or not runs.is_in_flight)
