@@ -26,4 +26,4 @@ def test_quick_bench_runs_every_case() -> None:
         lake = False
     expected = ["1", "2", "3", "4", "5", "6", "7", "8", "10"] + (["9", "11"] if lake else [])
     assert sorted(set(cases), key=int) == sorted(expected, key=int)
-    assert json.loads(done.stdout.splitlines()[-1]) == {"rows": 22 if lake else 17}
+    assert json.loads(done.stdout.splitlines()[-1]) == {"rows": 23 if lake else 18}

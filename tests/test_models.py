@@ -474,6 +474,14 @@ def test_cost_anomalies_against_the_trailing_7_day_median(raw_con) -> None:
         "select day, account_id, total_cost_usd, trailing_median_usd, ratio from analytics.cost_anomalies"
     ).fetchall()
     assert rows == [(date(2026, 11, 17), ACCOUNT_A, 5.0, 1.0, 5.0)]
+    # The report's period bounds what is read: a period from that day still sees its 7 days before.
+    _period(raw_con, date(2026, 11, 17), date(2026, 11, 30))
+    assert raw_con.execute("select day, ratio from analytics.cost_anomalies").fetchall() == [
+        (date(2026, 11, 17), 5.0)
+    ]
+    _period(raw_con, date(2026, 11, 18), date(2026, 11, 30))
+    assert raw_con.execute("select count(*) from analytics.cost_anomalies").fetchall() == [(0,)]
+    raw_con.execute("reset variable period_start")
     raw_con.execute("set variable anomaly_multiple = 6")
     assert raw_con.execute("select count(*) from analytics.cost_anomalies").fetchall() == [(0,)]
 

@@ -6,16 +6,32 @@
 --   total_cost_usd: the account's cost that day in US dollars
 --   trailing_median_usd: the median of the account's daily cost over the 7 days before
 --   ratio: total_cost_usd / trailing_median_usd; null when the median is 0
-with daily as (
+-- With the report's period set (`set variable period_start = ...`), only the days from its
+-- start on: the same rows for those days, reading a week before them instead of the history.
+with first_days as (
+    select account_id, min(day) as first_day
+    from analytics.daily_cost
+    group by account_id
+),
+
+daily as (
     select day, account_id, sum(total_cost_usd) as total_cost_usd
     from analytics.daily_cost
+    where day >= coalesce(getvariable('period_start')::date - 7, date '0001-01-01')
     group by all
 ),
 
 calendar as (
-    select account_id, unnest(generate_series(min(day), max(day), interval 1 day))::date as day
+    select
+        daily.account_id,
+        unnest(generate_series(
+            greatest(first_days.first_day, coalesce(getvariable('period_start')::date - 7, date '0001-01-01')),
+            max(daily.day),
+            interval 1 day
+        ))::date as day
     from daily
-    group by account_id
+    inner join first_days using (account_id)
+    group by daily.account_id, first_days.first_day
 ),
 
 filled as (
@@ -45,6 +61,7 @@ final as (
     from windowed
     where trailing_days = 7
         and total_cost_usd > coalesce(getvariable('anomaly_multiple'), 3) * trailing_median_usd
+        and day >= coalesce(getvariable('period_start')::date, date '0001-01-01')
 )
 
 select * from final
