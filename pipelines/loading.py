@@ -13,9 +13,9 @@ import pyarrow as pa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import warehouse
+from pipelines.recoup import LoadSize
 from pipelines.recoup.errors import RecoupError
 from pipelines.recoup.settings import PIPELINE_NAME, RAW_DATASET
-from pipelines.recoup.source import LoadSize
 
 log = logging.getLogger("recoup")
 

@@ -19,6 +19,7 @@ import httpx
 
 from pipelines.config import ApiSettings, Config
 from pipelines.loading import load, open_pipeline, release_freed_memory
+from pipelines.recoup import LoadSize, recoup
 from pipelines.recoup.client import RecoupClient, RetryPolicy
 from pipelines.recoup.errors import ApiError, NothingListed
 from pipelines.recoup.fan_out import list_all
@@ -34,7 +35,6 @@ from pipelines.recoup.outcomes import (
     Listed,
     fold,
 )
-from pipelines.recoup.source import LoadSize, recoup
 from pipelines.recoup.stored import Job
 from pipelines.stopping import stop_on_signals
 from pipelines.storage import open_storage

@@ -202,6 +202,34 @@ def test_a_full_rebuild_runs_within_the_memory_sized_for_the_stored_runs(
 
 
 @pytest.mark.slow
+def test_make_models_rebuilds_within_memory_for_the_stored_runs_and_a_sync_within_the_models_own(
+    sync, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.config import load_settings
+    from pipelines.models import runner
+    from pipelines.storage import open_storage
+    from pipelines.warehouse import connection
+
+    limits: list[str] = []
+    staged_rebuild = runner.rebuild
+
+    def watched(con, *args) -> None:
+        limits.append(con.execute("select current_setting('memory_limit')").fetchone()[0])
+        staged_rebuild(con, *args)
+
+    monkeypatch.setattr(runner, "rebuild", watched)
+    monkeypatch.setattr(
+        connection, "REBUILD_MB_PER_MILLION_RUNS", 10**12
+    )  # more than the cap, whatever the runs
+    assert sync(RECOUP_MEMORY_MB="300").exit_code == 0  # a first sync rebuilds the models whole
+    storage = load_settings(
+        {"RECOUP_API_KEY": "key", "RECOUP_DB": str(db_path), "RECOUP_MEMORY_MB": "300"}
+    ).storage
+    open_storage(storage).rebuild_models()  # what `make models` runs
+    assert limits == ["122.0 MiB", "286.1 MiB"], "the sync within 128 MB; make models within the 300 MB cap"
+
+
+@pytest.mark.slow
 def test_the_runs_a_failed_build_left_out_reach_analytics_at_the_next_sync(
     world, sync, query, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -474,16 +502,30 @@ def test_cost_anomalies_against_the_trailing_7_day_median(raw_con) -> None:
         "select day, account_id, total_cost_usd, trailing_median_usd, ratio from analytics.cost_anomalies"
     ).fetchall()
     assert rows == [(date(2026, 11, 17), ACCOUNT_A, 5.0, 1.0, 5.0)]
-    # The report's period bounds what is read: a period from that day still sees its 7 days before.
-    _period(raw_con, date(2026, 11, 17), date(2026, 11, 30))
-    assert raw_con.execute("select day, ratio from analytics.cost_anomalies").fetchall() == [
-        (date(2026, 11, 17), 5.0)
-    ]
-    _period(raw_con, date(2026, 11, 18), date(2026, 11, 30))
-    assert raw_con.execute("select count(*) from analytics.cost_anomalies").fetchall() == [(0,)]
-    raw_con.execute("reset variable period_start")
     raw_con.execute("set variable anomaly_multiple = 6")
     assert raw_con.execute("select count(*) from analytics.cost_anomalies").fetchall() == [(0,)]
+
+
+def test_cost_anomalies_within_a_period_are_the_same_rows_for_its_days(raw_con) -> None:
+    for day in range(8):  # $1 a day for a week, then $5
+        _insert_run(raw_con, f"a{day}", ACCOUNT_A, "render", "COMPLETED", T0 + timedelta(days=day),
+                    cost=100.0 if day < 7 else 500.0)  # fmt: skip
+    # A run on day 0, then nothing until day 10: seven days of nothing before it, read or not.
+    for day in (0, 10):
+        _insert_run(
+            raw_con, f"b{day}", ACCOUNT_B, "render", "COMPLETED", T0 + timedelta(days=day), cost=100.0
+        )
+    apply_models(raw_con)
+    query = "select day, account_id, total_cost_usd, trailing_median_usd, ratio from analytics.cost_anomalies"
+    everything = raw_con.execute(f"{query} order by all").fetchall()
+    assert [(day, account) for day, account, *_ in everything] == [
+        (date(2026, 11, 17), ACCOUNT_A),
+        (date(2026, 11, 20), ACCOUNT_B),
+    ]
+    for start in range(4, 12):
+        _period(raw_con, (T0 + timedelta(days=start)).date(), date(2026, 11, 30))
+        within = [row for row in everything if row[0] >= (T0 + timedelta(days=start)).date()]
+        assert raw_con.execute(f"{query} order by all").fetchall() == within, start
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -71,12 +71,7 @@ class FileStorage:
         log.info("building models")
         error = None
         try:
-            apply_models(
-                con,
-                unless_unchanged=not changed,
-                changed_since=synced_at,
-                rebuild_limits=self._rebuild_limits(large_bytes),
-            )
+            apply_models(con, unless_unchanged=not changed, changed_since=synced_at)
         except ModelError as exc:
             error = str(exc)
         con.execute("checkpoint")
@@ -84,10 +79,6 @@ class FileStorage:
         log.info("publishing %s", self.paths.db)
         warehouse.publish(self.paths)
         return Published(error, self._pending)
-
-    def _rebuild_limits(self, large_bytes: int = 0) -> Callable[[int], dict[str, str | int]]:
-        """DuckDB's limits for a full rebuild over some number of stored runs."""
-        return lambda runs: warehouse.step_limits("rebuild", self.settings.memory_mb, large_bytes, runs)
 
     def needs_dlt_folder(self) -> bool:
         """Dlt's folder travels with the published file; a wiped one is rebuilt from the warehouse."""
@@ -102,6 +93,9 @@ class FileStorage:
     def close(self) -> None:
         """Nothing is held open besides the working copy's connection."""
 
+    def _rebuild_limits(self, runs: int) -> dict[str, str | int]:
+        return warehouse.step_limits("rebuild", self.settings.memory_mb, runs=runs)
+
     def rebuild_models(self) -> int:
         """Every model rebuilt in a working copy, published by rename like a sync."""
         if not self.paths.db.is_file():
@@ -113,7 +107,9 @@ class FileStorage:
                 self.paths.work_db, warehouse.step_limits("models", self.settings.memory_mb)
             ) as con:
                 warehouse.create_sync_tables(con)
-                names = apply_models(con, rebuild_limits=self._rebuild_limits())
+                # Sized for the stored runs, as the sync's own rebuilds are not: a sync keeps its
+                # peak memory where cron expects it (see docs/warehouse.md#memory).
+                names = apply_models(con, rebuild_limits=self._rebuild_limits)
                 con.execute("checkpoint")
             warehouse.publish(self.paths)
         return len(names)

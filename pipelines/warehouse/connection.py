@@ -17,10 +17,12 @@ from pipelines.query import use_settings
 #   (DuckDB 1.5 ran out of 64 MB merging the tags of a 95 k-run first sync, and dlt retried
 #   the job), plus room for large JSON values (memory_for);
 # - the models, on every core: 128 MB (an update at two million runs needs more than 64 MB);
-# - a full rebuild of the models (pipelines/models/staged.py commits it step by step, so it
-#   fits any budget): 128 MB plus 256 MB per million stored runs, for its joins over every
-#   run to spill less (2.09 M runs rebuilt in 14.5 s within 128 MB, 9.6 s within 512 MB and
-#   7.8 s within 768 MB);
+# - `recoup models`, a full rebuild (committed step by step, pipelines/models/staged.py, so
+#   that 128 MB is enough at two million runs): 128 MB plus 256 MB per million stored runs, for
+#   its joins over every run to spill less (2.09 M runs rebuilt in 14.5 s within 128 MB, 9.6 s
+#   within 512 MB, 7.8 s within 768 MB). A sync's own full rebuild keeps the models' 128 MB, so
+#   that its peak memory does not grow with the history (a first sync of 476 k runs peaked at
+#   584 MB with it, 505 MB without);
 # - the lake's models, inside the lake's one transaction per sync: 1 GB;
 # - lake maintenance (`make maintain`), merging many small files into a few large ones: 256 MB;
 # - `recoup restore`, replaying an archive's points (2 M runs ran out of 128 MB inserting the

@@ -1,34 +1,35 @@
 -- One row per account and UTC day whose cost exceeds a multiple (default 3, or
 -- `set variable anomaly_multiple = 5`) of that account's median daily cost over the 7 days
--- before it. Days with no runs count as zero. For spotting runaway spend.
+-- before it. Days with no runs count as zero. For spotting runaway spend. With a period set
+-- (`set variable period_start = ...`, as the report does), only the days from its start on:
+-- the same rows for those days, with the costs read from a week before it.
 -- Columns:
 --   day: the UTC day that cost too much
 --   total_cost_usd: the account's cost that day in US dollars
 --   trailing_median_usd: the median of the account's daily cost over the 7 days before
 --   ratio: total_cost_usd / trailing_median_usd; null when the median is 0
--- With the report's period set (`set variable period_start = ...`), only the days from its
--- start on: the same rows for those days, reading a week before them instead of the history.
-with first_days as (
-    select account_id, min(day) as first_day
-    from analytics.daily_cost
+with bound as (
+    select coalesce(getvariable('period_start')::date - 7, date '0001-01-01') as read_from
+),
+
+first_days as (
+    -- an account's calendar starts at its first day, or a week before the period
+    select account_id, greatest(min(day), any_value(bound.read_from)) as first_day
+    from analytics.daily_cost, bound
     group by account_id
 ),
 
 daily as (
     select day, account_id, sum(total_cost_usd) as total_cost_usd
-    from analytics.daily_cost
-    where day >= coalesce(getvariable('period_start')::date - 7, date '0001-01-01')
+    from analytics.daily_cost, bound
+    where day >= bound.read_from
     group by all
 ),
 
 calendar as (
     select
         daily.account_id,
-        unnest(generate_series(
-            greatest(first_days.first_day, coalesce(getvariable('period_start')::date - 7, date '0001-01-01')),
-            max(daily.day),
-            interval 1 day
-        ))::date as day
+        unnest(generate_series(first_days.first_day, max(daily.day), interval 1 day))::date as day
     from daily
     inner join first_days using (account_id)
     group by daily.account_id, first_days.first_day

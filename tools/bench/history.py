@@ -146,6 +146,10 @@ def case_history(work: Path, accounts: int, rows: list[Row], repeat: int, big: i
         emu.stop()
 
 
+def _rebuild_limits(runs: int) -> dict[str, str | int]:
+    return warehouse.step_limits("rebuild", runs=runs)  # as `make models` does
+
+
 def case_analytics(work: Path, db: Path, rows: list[Row], repeat: int) -> None:
     """`make models` (a full rebuild) and the report over the large synced history."""
     with duckdb.connect(str(db), read_only=True) as con:
@@ -154,8 +158,7 @@ def case_analytics(work: Path, db: Path, rows: list[Row], repeat: int) -> None:
     builds, reports = [], []
     for _ in range(repeat):
         with warehouse.connect(db, warehouse.step_limits("models")) as con:  # as `make models` does
-            rebuild = lambda stored: warehouse.step_limits("rebuild", runs=stored)  # noqa: E731
-            builds.append(timed(apply_models, con, rebuild_limits=rebuild)[0])
+            builds.append(timed(apply_models, con, rebuild_limits=_rebuild_limits)[0])
             check(
                 first_row(con, "select count(*) from analytics.runs")[0] == runs,
                 "analytics row count",
