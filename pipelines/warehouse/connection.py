@@ -10,6 +10,9 @@ import duckdb
 
 from pipelines.query import use_settings
 
+# Moves an open connection to other limits (the load's budget, then the models').
+use_limits = use_settings
+
 # DuckDB takes up to 80% of RAM by default. Each step gets what it needs, within the cap
 # (RECOUP_MEMORY_MB, by default a quarter of the machine's memory), and spills beyond it into
 # DuckDB's temporary folder beside the file it works on (`<file>.tmp`, removed when it closes):
@@ -35,7 +38,7 @@ STEP_NEEDS_MB = {
     "maintain": 256,
     "restore": 1024,
 }
-REBUILD_MB_PER_MILLION_RUNS = 256
+REBUILD_MB_PER_MILLION_RUNS = 256  # what a full rebuild asks for beyond STEP_NEEDS_MB, per stored run
 STEP_THREADS = {"load": 1}
 
 
@@ -52,7 +55,9 @@ def step_limits(
     `large_bytes` of large JSON values weigh on the load and the models; `runs`, the stored
     runs, on a full rebuild.
     """
-    need = STEP_NEEDS_MB[step] + (memory_for(large_bytes) if step in ("load", "models", "rebuild") else 0)
+    need = STEP_NEEDS_MB[step]
+    if step in ("load", "models", "rebuild"):
+        need += memory_for(large_bytes)
     if step == "rebuild":
         need += REBUILD_MB_PER_MILLION_RUNS * runs // 1_000_000
     budget = min(need, cap_mb or machine_share_mb())
@@ -67,11 +72,6 @@ def memory_for(large_bytes: int) -> int:
     after at 64 MB), so each byte of them gets five of budget.
     """
     return 5 * large_bytes // 2**20
-
-
-def use_limits(con: duckdb.DuckDBPyConnection, limits: Mapping[str, str | int]) -> None:
-    """Moves an open connection to other limits (the load's budget, then the models')."""
-    use_settings(con, limits)
 
 
 def connect(path: Path, limits: Mapping[str, str | int] | None = None) -> duckdb.DuckDBPyConnection:

@@ -9,7 +9,9 @@
 --   trailing_median_usd: the median of the account's daily cost over the 7 days before
 --   ratio: total_cost_usd / trailing_median_usd; null when the median is 0
 with bound as (
-    select coalesce(getvariable('period_start')::date - 7, date '0001-01-01') as read_from
+    select
+        coalesce(getvariable('period_start')::date, date '0001-01-08') as shown_from,
+        shown_from - 7 as read_from
 ),
 
 first_days as (
@@ -59,10 +61,10 @@ final as (
         total_cost_usd,
         trailing_median_usd,
         total_cost_usd / nullif(trailing_median_usd, 0) as ratio
-    from windowed
+    from windowed, bound
     where trailing_days = 7
         and total_cost_usd > coalesce(getvariable('anomaly_multiple'), 3) * trailing_median_usd
-        and day >= coalesce(getvariable('period_start')::date, date '0001-01-01')
+        and day >= bound.shown_from
 )
 
 select * from final
